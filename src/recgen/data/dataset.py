@@ -1,0 +1,465 @@
+"""The data contract: ``Vocabulary`` (external id <-> dense int) and ``Dataset`` (interactions + side tables).
+
+Interactions are kept columnar as numpy arrays **in source order**: the row order of the file is part of the
+data, because chronological order is a *stable* sort by timestamp (equal timestamps keep the file's order).
+Dense ids start at 1; 0 is reserved for padding. Side tables (items, users) are pyarrow Tables whose first
+column holds the external id. A dataset saves natively as Parquet files plus ``schema.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from recgen.errors import DataError
+
+PAD = 0
+SCHEMA_VERSION = 1
+
+
+class Vocabulary:
+    """Maps external ids (strings) to dense integers ``1..n``; ``0`` is the padding index.
+
+    Args:
+        ids: external ids in the order their dense ids should follow (first = 1). Duplicates are an error.
+    """
+
+    def __init__(self, ids: Iterable[Any] = ()) -> None:
+        self._ids: list[str] = [str(i) for i in ids]
+        self._index: dict[str, int] = {}
+        for pos, ext in enumerate(self._ids, start=1):
+            if ext in self._index:
+                raise DataError(f"duplicate id {ext!r} in vocabulary; ids must be unique")
+            self._index[ext] = pos
+
+    @classmethod
+    def from_sequence(cls, values: Iterable[Any]) -> tuple[Vocabulary, np.ndarray]:
+        """Build a vocabulary in first-seen order and return it with the dense codes of ``values``."""
+        index: dict[str, int] = {}
+        codes = []
+        for v in values:
+            key = str(v)
+            code = index.get(key)
+            if code is None:
+                code = len(index) + 1
+                index[key] = code
+            codes.append(code)
+        vocab = cls.__new__(cls)
+        vocab._ids = list(index)
+        vocab._index = index
+        return vocab, np.asarray(codes, dtype=np.int64)
+
+    def __len__(self) -> int:
+        """Number of real ids (padding not counted)."""
+        return len(self._ids)
+
+    @property
+    def size(self) -> int:
+        """Number of rows a table indexed by dense id needs: ``len(self) + 1`` (row 0 is padding)."""
+        return len(self._ids) + 1
+
+    @property
+    def ids(self) -> list[str]:
+        """External ids in dense order (position 0 holds dense id 1)."""
+        return list(self._ids)
+
+    def __contains__(self, ext: Any) -> bool:
+        return str(ext) in self._index
+
+    def index(self, ext: Any, default: int | None = None) -> int:
+        """Dense id of one external id; ``default`` (or a DataError) when unknown."""
+        code = self._index.get(str(ext))
+        if code is None:
+            if default is not None:
+                return default
+            raise DataError(f"unknown id {ext!r}: it is not in this vocabulary of {len(self)} ids")
+        return code
+
+    def lookup(self, exts: Iterable[Any], default: int = PAD) -> np.ndarray:
+        """Dense ids of many external ids; unknown ids map to ``default`` (padding by default)."""
+        get = self._index.get
+        return np.fromiter((get(str(e), default) for e in exts), dtype=np.int64)
+
+    def external(self, codes: Iterable[int] | np.ndarray) -> np.ndarray:
+        """External ids of dense ids (object array of str)."""
+        arr = np.asarray(codes, dtype=np.int64)
+        if arr.size and (arr.min() < 1 or arr.max() > len(self._ids)):
+            raise DataError(f"dense ids must lie in 1..{len(self._ids)}, got {arr.min()}..{arr.max()}")
+        table = np.asarray(self._ids, dtype=object)
+        return table[arr - 1]
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table({"id": pa.array(self._ids, type=pa.string())})
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> Vocabulary:
+        return cls(table.column("id").to_pylist())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self._ids == other._ids
+
+    def __repr__(self) -> str:
+        return f"Vocabulary(n={len(self)})"
+
+
+@dataclass
+class Dataset:
+    """User-item interactions plus optional item and user tables.
+
+    Attributes:
+        user_ids: dense user id per interaction, shape (N,), int64, values in 1..n_users.
+        item_ids: dense item id per interaction, shape (N,), int64.
+        timestamps: shape (N,), float64. Where the source has no time, the position within the user's
+            sequence (``timestamp_source == "position"``).
+        ratings: shape (N,), float32, or None.
+        users, items: the vocabularies.
+        item_table, user_table: pyarrow Tables whose first column is the external id (or None).
+        name: a short name used in results (e.g. ``ml-100k``).
+        meta: free-form provenance (source files, format, timestamp source, filters applied).
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    timestamps: np.ndarray
+    users: Vocabulary
+    items: Vocabulary
+    ratings: np.ndarray | None = None
+    item_table: pa.Table | None = None
+    user_table: pa.Table | None = None
+    name: str = "dataset"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.user_ids = np.ascontiguousarray(self.user_ids, dtype=np.int64)
+        self.item_ids = np.ascontiguousarray(self.item_ids, dtype=np.int64)
+        self.timestamps = np.ascontiguousarray(self.timestamps, dtype=np.float64)
+        if self.ratings is not None:
+            self.ratings = np.ascontiguousarray(self.ratings, dtype=np.float32)
+        n = len(self.user_ids)
+        lengths = {"item_ids": len(self.item_ids), "timestamps": len(self.timestamps)}
+        if self.ratings is not None:
+            lengths["ratings"] = len(self.ratings)
+        for col, length in lengths.items():
+            if length != n:
+                raise DataError(f"column {col} has {length} rows but user_ids has {n}; columns must align")
+        if n:
+            if self.user_ids.min() < 1 or self.user_ids.max() > len(self.users):
+                raise DataError("user_ids must be dense ids in 1..len(users)")
+            if self.item_ids.min() < 1 or self.item_ids.max() > len(self.items):
+                raise DataError("item_ids must be dense ids in 1..len(items)")
+
+    # ----------------------------------------------------------------------------------------- sizes
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.user_ids)
+
+    def __len__(self) -> int:
+        return self.n_interactions
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, users={self.n_users}, items={self.n_items}, "
+            f"interactions={self.n_interactions}, ratings={self.ratings is not None})"
+        )
+
+    # ------------------------------------------------------------------------------------ derived views
+    def chronological_order(self) -> np.ndarray:
+        """Row order grouped by user, each user's rows in a stable sort by timestamp.
+
+        Equal timestamps keep the source file's order (numpy's stable lexsort); this is the rule every
+        split and every sequence in recgen uses.
+        """
+        return np.lexsort((self.timestamps, self.user_ids))  # last key is primary; lexsort is stable
+
+    def user_sequences(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR view of the chronological item sequence of every user.
+
+        Returns:
+            (indptr, items): ``items[indptr[u]:indptr[u+1]]`` is user ``u``'s sequence; ``indptr`` has
+            ``n_users + 2`` entries so that dense ids index it directly (row 0 = padding, empty).
+        """
+        order = self.chronological_order()
+        counts = np.bincount(self.user_ids, minlength=self.users.size)
+        indptr = np.zeros(self.users.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return indptr, self.item_ids[order]
+
+    def item_counts(self) -> np.ndarray:
+        """Interactions per item, indexed by dense id (entry 0 = padding = 0)."""
+        return np.bincount(self.item_ids, minlength=self.items.size).astype(np.int64)
+
+    def subset(self, rows: np.ndarray, *, name: str | None = None, meta: dict[str, Any] | None = None) -> Dataset:
+        """The dataset restricted to some interaction rows (boolean mask or indices), same vocabularies."""
+        rows = np.asarray(rows)
+        return Dataset(
+            user_ids=self.user_ids[rows],
+            item_ids=self.item_ids[rows],
+            timestamps=self.timestamps[rows],
+            ratings=None if self.ratings is None else self.ratings[rows],
+            users=self.users,
+            items=self.items,
+            item_table=self.item_table,
+            user_table=self.user_table,
+            name=name or self.name,
+            meta={**self.meta, **(meta or {})},
+        )
+
+    def compact(self) -> Dataset:
+        """Re-index users and items so that only those with interactions remain (after filtering).
+
+        Dense ids keep their relative order. Side tables are restricted to the kept ids.
+        """
+        keep_u = np.unique(self.user_ids)
+        keep_i = np.unique(self.item_ids)
+        umap = np.zeros(self.users.size, dtype=np.int64)
+        umap[keep_u] = np.arange(1, len(keep_u) + 1)
+        imap = np.zeros(self.items.size, dtype=np.int64)
+        imap[keep_i] = np.arange(1, len(keep_i) + 1)
+        users = Vocabulary(self.users.external(keep_u)) if len(keep_u) else Vocabulary()
+        items = Vocabulary(self.items.external(keep_i)) if len(keep_i) else Vocabulary()
+        return Dataset(
+            user_ids=umap[self.user_ids],
+            item_ids=imap[self.item_ids],
+            timestamps=self.timestamps,
+            ratings=self.ratings,
+            users=users,
+            items=items,
+            item_table=_restrict_table(self.item_table, items),
+            user_table=_restrict_table(self.user_table, users),
+            name=self.name,
+            meta=dict(self.meta),
+        )
+
+    def fingerprint(self) -> str:
+        """A short content hash of the interactions and vocabularies (recorded in checkpoints and results)."""
+        h = hashlib.sha256()
+        for arr in (self.user_ids, self.item_ids, self.timestamps):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        if self.ratings is not None:
+            h.update(self.ratings.tobytes())
+        h.update("\x1f".join(self.users.ids).encode())
+        h.update("\x1e".join(self.items.ids).encode())
+        return h.hexdigest()[:16]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sequence-length statistics (what ``recgen data info`` prints)."""
+        lengths = np.bincount(self.user_ids, minlength=self.users.size)[1:]
+        item_counts = self.item_counts()[1:]
+        n_cells = max(self.n_users * self.n_items, 1)
+        out: dict[str, Any] = {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": self.n_interactions,
+            "density": self.n_interactions / n_cells,
+            "seq_len_min": int(lengths.min()) if len(lengths) else 0,
+            "seq_len_max": int(lengths.max()) if len(lengths) else 0,
+            "seq_len_mean": float(lengths.mean()) if len(lengths) else 0.0,
+            "seq_len_median": float(np.median(lengths)) if len(lengths) else 0.0,
+            "item_freq_min": int(item_counts.min()) if len(item_counts) else 0,
+            "item_freq_max": int(item_counts.max()) if len(item_counts) else 0,
+            "has_ratings": self.ratings is not None,
+            "timestamp_source": self.meta.get("timestamp_source", "unknown"),
+            "item_fields": [] if self.item_table is None else self.item_table.column_names[1:],
+            "user_fields": [] if self.user_table is None else self.user_table.column_names[1:],
+        }
+        pairs = self.user_ids * (self.items.size) + self.item_ids
+        out["duplicate_pairs"] = int(self.n_interactions - len(np.unique(pairs)))
+        return out
+
+    # ------------------------------------------------------------------------------- native save/load
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the dataset as Parquet files + ``schema.json`` into a folder, atomically.
+
+        The folder is written under a temporary name next to ``path`` and renamed into place, so a crash
+        never leaves a half-written dataset.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
+        try:
+            cols: dict[str, Any] = {
+                "user": pa.array(self.user_ids),
+                "item": pa.array(self.item_ids),
+                "timestamp": pa.array(self.timestamps),
+            }
+            if self.ratings is not None:
+                cols["rating"] = pa.array(self.ratings)
+            pq.write_table(pa.table(cols), tmp / "interactions.parquet")
+            pq.write_table(self.users.to_arrow(), tmp / "users_vocab.parquet")
+            pq.write_table(self.items.to_arrow(), tmp / "items_vocab.parquet")
+            if self.item_table is not None:
+                pq.write_table(self.item_table, tmp / "items.parquet")
+            if self.user_table is not None:
+                pq.write_table(self.user_table, tmp / "users.parquet")
+            schema = {
+                "format": "recgen-dataset",
+                "schema_version": SCHEMA_VERSION,
+                "name": self.name,
+                "n_users": self.n_users,
+                "n_items": self.n_items,
+                "n_interactions": self.n_interactions,
+                "has_ratings": self.ratings is not None,
+                "item_fields": [] if self.item_table is None else self.item_table.column_names,
+                "user_fields": [] if self.user_table is None else self.user_table.column_names,
+                "fingerprint": self.fingerprint(),
+                "meta": self.meta,
+            }
+            (tmp / "schema.json").write_text(json.dumps(schema, indent=2, default=str))
+            replace_dir(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Dataset:
+        """Read a folder written by :meth:`save`."""
+        path = Path(path)
+        schema_file = path / "schema.json"
+        if not schema_file.is_file():
+            raise DataError(f"{path} is not a recgen dataset folder (no schema.json); write one with Dataset.save")
+        schema = json.loads(schema_file.read_text())
+        if schema.get("format") != "recgen-dataset":
+            raise DataError(f"{schema_file}: format is {schema.get('format')!r}, expected 'recgen-dataset'")
+        inter = pq.read_table(path / "interactions.parquet")
+        ds = cls(
+            user_ids=inter.column("user").to_numpy(),
+            item_ids=inter.column("item").to_numpy(),
+            timestamps=inter.column("timestamp").to_numpy(),
+            ratings=inter.column("rating").to_numpy() if "rating" in inter.column_names else None,
+            users=Vocabulary.from_arrow(pq.read_table(path / "users_vocab.parquet")),
+            items=Vocabulary.from_arrow(pq.read_table(path / "items_vocab.parquet")),
+            item_table=pq.read_table(path / "items.parquet") if (path / "items.parquet").exists() else None,
+            user_table=pq.read_table(path / "users.parquet") if (path / "users.parquet").exists() else None,
+            name=schema.get("name", path.name),
+            meta=schema.get("meta", {}),
+        )
+        if ds.fingerprint() != schema.get("fingerprint"):
+            raise DataError(f"{path}: content does not match the fingerprint in schema.json; the folder is corrupt")
+        return ds
+
+
+def from_columns(
+    users: Sequence[Any] | np.ndarray,
+    items: Sequence[Any] | np.ndarray,
+    timestamps: Sequence[float] | np.ndarray | None = None,
+    ratings: Sequence[float] | np.ndarray | None = None,
+    *,
+    item_table: pa.Table | None = None,
+    user_table: pa.Table | None = None,
+    name: str = "dataset",
+    meta: dict[str, Any] | None = None,
+) -> Dataset:
+    """Build a Dataset from raw columns of external ids (in source order).
+
+    Without timestamps, each interaction's position within its user's rows is used, and the dataset
+    records ``timestamp_source = "position"``.
+    """
+    if len(users) != len(items):
+        raise DataError(f"users has {len(users)} rows but items has {len(items)}; columns must align")
+    if len(users) == 0:
+        raise DataError("no interactions: the input holds no rows; check the file and its separator")
+    uvocab, ucodes = Vocabulary.from_sequence(users)
+    ivocab, icodes = Vocabulary.from_sequence(items)
+    meta = dict(meta or {})
+    if timestamps is None:
+        ts = _positions_within_user(ucodes)
+        meta.setdefault("timestamp_source", "position")
+    else:
+        ts = np.asarray(timestamps, dtype=np.float64)
+        if np.isnan(ts).any():
+            raise DataError("timestamps contain missing values (NaN); fill or drop them before loading")
+        meta.setdefault("timestamp_source", "file")
+    if item_table is not None:
+        item_table = _align_side_table(item_table, ivocab)
+    if user_table is not None:
+        user_table = _align_side_table(user_table, uvocab)
+    return Dataset(
+        user_ids=ucodes,
+        item_ids=icodes,
+        timestamps=ts,
+        ratings=None if ratings is None else np.asarray(ratings, dtype=np.float32),
+        users=uvocab,
+        items=ivocab,
+        item_table=item_table,
+        user_table=user_table,
+        name=name,
+        meta=meta,
+    )
+
+
+def _positions_within_user(ucodes: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each user's rows, in source order."""
+    order = np.argsort(ucodes, kind="stable")
+    sorted_u = ucodes[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_u)) + 1]
+    pos_sorted = np.arange(len(ucodes)) - np.repeat(starts, np.diff(np.r_[starts, len(ucodes)]))
+    out = np.empty(len(ucodes), dtype=np.float64)
+    out[order] = pos_sorted
+    return out
+
+
+def _align_side_table(table: pa.Table, vocab: Vocabulary) -> pa.Table:
+    """Keep the rows of a side table whose id (first column) is in the vocabulary, in dense-id order.
+
+    Ids without a row get nulls, so row ``i`` always describes dense id ``i + 1``.
+    """
+    key = table.column_names[0]
+    ids = [str(x) for x in table.column(key).to_pylist()]
+    table = table.set_column(0, key, pa.array(ids, type=pa.string()))
+    pos = {ext: r for r, ext in enumerate(ids)}
+    take = pa.array([pos.get(ext) for ext in vocab.ids], type=pa.int64())
+    out = table.take(take.fill_null(0)) if len(ids) else table
+    if len(ids) and take.null_count:
+        # rows for ids absent from the side table: null every field but the id
+        mask = take.is_null()
+        cols = [pa.array(vocab.ids, type=pa.string())]
+        for c in out.columns[1:]:
+            cols.append(pc.if_else(mask, pa.scalar(None, type=c.type), c))
+        out = pa.table(cols, names=table.column_names)
+    else:
+        out = out.set_column(0, key, pa.array(vocab.ids, type=pa.string()))
+    return out
+
+
+def _restrict_table(table: pa.Table | None, vocab: Vocabulary) -> pa.Table | None:
+    if table is None:
+        return None
+    return _align_side_table(table, vocab)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move a finished temp folder onto ``dst`` with renames only (the old folder survives until the end)."""
+    if dst.exists():
+        backup = Path(tempfile.mkdtemp(prefix=dst.name + ".old-", dir=dst.parent))
+        backup.rmdir()
+        os.replace(dst, backup)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            os.replace(backup, dst)
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(src, dst)

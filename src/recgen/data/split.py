@@ -1,0 +1,219 @@
+"""Splits: leave-one-out, global temporal and random ratio, each recorded as a named protocol.
+
+Every split assigns each interaction a role (train / valid / test) and builds two evaluation sets:
+validation (history = the user's training items, targets = validation items) and test (history = training +
+validation items, targets = test items). Histories are chronological: a stable sort by timestamp, equal
+timestamps keeping the source file's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recgen.data.dataset import Dataset
+from recgen.errors import ConfigError
+
+TRAIN, VALID, TEST = 0, 1, 2
+ORDER_RULE = "stable sort by timestamp; equal timestamps keep the source file's order"
+
+
+@dataclass
+class EvalSet:
+    """Users to evaluate, each with a chronological history and a set of target items (CSR layout).
+
+    Attributes:
+        user_ids: (U,) dense user ids.
+        history_indptr: (U+1,) offsets into ``history_items``.
+        history_items: chronological history items of every user, concatenated.
+        target_indptr: (U+1,) offsets into ``target_items``.
+        target_items: target items of every user, concatenated (chronological).
+    """
+
+    user_ids: np.ndarray
+    history_indptr: np.ndarray
+    history_items: np.ndarray
+    target_indptr: np.ndarray
+    target_items: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    def __len__(self) -> int:
+        return self.n_users
+
+    def history(self, i: int) -> np.ndarray:
+        return self.history_items[self.history_indptr[i] : self.history_indptr[i + 1]]
+
+    def targets(self, i: int) -> np.ndarray:
+        return self.target_items[self.target_indptr[i] : self.target_indptr[i + 1]]
+
+    def histories(self, rows: np.ndarray | slice) -> list[np.ndarray]:
+        idx = np.arange(self.n_users)[rows]
+        return [self.history(i) for i in idx]
+
+    def select(self, rows: np.ndarray) -> EvalSet:
+        """A sub-set of users (e.g. a sample for quick validation)."""
+        rows = np.asarray(rows)
+        h = [self.history(i) for i in rows]
+        t = [self.targets(i) for i in rows]
+        return EvalSet(
+            user_ids=self.user_ids[rows],
+            history_indptr=np.r_[0, np.cumsum([len(x) for x in h])].astype(np.int64),
+            history_items=np.concatenate(h) if h else np.zeros(0, np.int64),
+            target_indptr=np.r_[0, np.cumsum([len(x) for x in t])].astype(np.int64),
+            target_items=np.concatenate(t) if t else np.zeros(0, np.int64),
+        )
+
+
+@dataclass
+class Split:
+    """Train interactions plus validation and test evaluation sets, with the protocol that made them."""
+
+    train: Dataset
+    valid: EvalSet
+    test: EvalSet
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line naming the protocol (printed beside every result)."""
+        p = self.protocol
+        parts = [p.get("name", "?")]
+        for key in ("valid_frac", "test_frac", "seed"):
+            if key in p:
+                parts.append(f"{key}={p[key]}")
+        parts.append(f"order: {p.get('order', ORDER_RULE)}")
+        parts.append(f"full ranking over {p.get('n_items', '?')} items")
+        return "; ".join(parts)
+
+
+def _eval_set(ds: Dataset, order: np.ndarray, roles: np.ndarray, history_roles: tuple[int, ...],
+              target_role: int) -> tuple[EvalSet, int]:
+    """Build an EvalSet from rows in chronological order (grouped by user) and their roles."""
+    users = ds.user_ids[order]
+    items = ds.item_ids[order]
+    r = roles[order]
+    hist_mask = np.isin(r, history_roles)
+    tgt_mask = r == target_role
+    n_hist = np.bincount(users[hist_mask], minlength=ds.users.size)
+    n_tgt = np.bincount(users[tgt_mask], minlength=ds.users.size)
+    eligible = (n_hist > 0) & (n_tgt > 0)
+    eligible[0] = False
+    user_ids = np.flatnonzero(eligible)
+    keep_h = hist_mask & eligible[users]
+    keep_t = tgt_mask & eligible[users]
+    es = EvalSet(
+        user_ids=user_ids.astype(np.int64),
+        history_indptr=np.r_[0, np.cumsum(n_hist[user_ids])].astype(np.int64),
+        history_items=items[keep_h],
+        target_indptr=np.r_[0, np.cumsum(n_tgt[user_ids])].astype(np.int64),
+        target_items=items[keep_t],
+    )
+    skipped = int(((n_tgt > 0) & (n_hist == 0)).sum())  # users with targets but no history
+    return es, skipped
+
+
+def _from_roles(ds: Dataset, roles: np.ndarray, protocol: dict[str, Any]) -> Split:
+    order = ds.chronological_order()
+    valid, skip_v = _eval_set(ds, order, roles, (TRAIN,), VALID)
+    test, skip_t = _eval_set(ds, order, roles, (TRAIN, VALID), TEST)
+    train = ds.subset(roles == TRAIN, meta={"split": protocol.get("name")})
+    protocol = {
+        **protocol,
+        "order": ORDER_RULE,
+        "n_users": ds.n_users,
+        "n_items": ds.n_items,
+        "n_train": int((roles == TRAIN).sum()),
+        "n_valid_users": valid.n_users,
+        "n_test_users": test.n_users,
+        "skipped_cold_valid_users": skip_v,
+        "skipped_cold_test_users": skip_t,
+        "timestamp_source": ds.meta.get("timestamp_source", "unknown"),
+        "dataset_fingerprint": ds.fingerprint(),
+    }
+    return Split(train=train, valid=valid, test=test, protocol=protocol)
+
+
+def _positions(ds: Dataset, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows in ``order`` (grouped by user): position within the user and the user's length."""
+    users = ds.user_ids[order]
+    lengths = np.bincount(users, minlength=ds.users.size)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    pos = np.arange(len(order)) - starts[users]
+    return pos, lengths[users]
+
+
+def leave_one_out(ds: Dataset, *, min_len: int = 3) -> Split:
+    """Per user: last item = test, second last = validation, the rest = training.
+
+    Users with fewer than ``min_len`` interactions keep all of them in training (not evaluated).
+    """
+    if min_len < 3:
+        raise ConfigError(f"min_len must be >= 3 (one train, one valid, one test item), got {min_len}")
+    order = ds.chronological_order()
+    pos, length = _positions(ds, order)
+    roles = np.full(ds.n_interactions, TRAIN, dtype=np.int8)
+    evaluated = length >= min_len
+    roles[order[evaluated & (pos == length - 1)]] = TEST
+    roles[order[evaluated & (pos == length - 2)]] = VALID
+    return _from_roles(ds, roles, {"name": "leave-one-out", "min_len": min_len,
+                                   "users_train_only": int((np.bincount(ds.user_ids)[1:] < min_len).sum())})
+
+
+def temporal_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: float = 0.1) -> Split:
+    """Global temporal split: the earliest interactions train, the next ``valid_frac`` validate, the last
+    ``test_frac`` test (cut on the global stable time order)."""
+    _check_fracs(valid_frac, test_frac)
+    if ds.meta.get("timestamp_source") == "position":
+        raise ConfigError(
+            f"dataset {ds.name!r} has no real timestamps (only positions within each user), so a global "
+            f"temporal split is meaningless; use leave-one-out or ratio"
+        )
+    order = np.argsort(ds.timestamps, kind="stable")
+    n = ds.n_interactions
+    n_test = int(round(n * test_frac))
+    n_valid = int(round(n * valid_frac))
+    roles = np.full(n, TRAIN, dtype=np.int8)
+    roles[order[n - n_test :]] = TEST
+    roles[order[n - n_test - n_valid : n - n_test]] = VALID
+    return _from_roles(ds, roles, {"name": "temporal", "valid_frac": valid_frac, "test_frac": test_frac})
+
+
+def ratio_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0) -> Split:
+    """Random ratio split per user: each user's interactions are shuffled (seeded) and cut by the fractions.
+
+    Every user keeps at least one training interaction.
+    """
+    _check_fracs(valid_frac, test_frac)
+    rng = np.random.default_rng(seed)
+    keys = rng.random(ds.n_interactions)
+    order = np.lexsort((keys, ds.user_ids))
+    pos, length = _positions(ds, order)
+    # round half up, then trim so that every user keeps at least one training interaction
+    n_test = np.minimum(np.floor(length * test_frac + 0.5).astype(np.int64), length - 1)
+    n_valid = np.minimum(np.floor(length * valid_frac + 0.5).astype(np.int64), length - 1 - n_test)
+    roles = np.full(ds.n_interactions, TRAIN, dtype=np.int8)
+    roles[order[pos >= length - n_test]] = TEST
+    roles[order[(pos >= length - n_test - n_valid) & (pos < length - n_test)]] = VALID
+    return _from_roles(ds, roles, {"name": "ratio", "valid_frac": valid_frac, "test_frac": test_frac, "seed": seed})
+
+
+def _check_fracs(valid_frac: float, test_frac: float) -> None:
+    for name, v in (("valid_frac", valid_frac), ("test_frac", test_frac)):
+        if not 0.0 <= v < 1.0:
+            raise ConfigError(f"{name} must be in [0, 1), got {v}")
+    if valid_frac + test_frac >= 1.0:
+        raise ConfigError(f"valid_frac + test_frac must be < 1, got {valid_frac + test_frac}")
+
+
+SPLITS = {"leave-one-out": leave_one_out, "loo": leave_one_out, "temporal": temporal_split, "ratio": ratio_split}
+
+
+def make_split(ds: Dataset, protocol: str = "leave-one-out", **kwargs: Any) -> Split:
+    """Split by protocol name (``leave-one-out``/``loo``, ``temporal``, ``ratio``)."""
+    if protocol not in SPLITS:
+        raise ConfigError(f"unknown split protocol {protocol!r}; use one of {', '.join(SPLITS)}")
+    return SPLITS[protocol](ds, **kwargs)
