@@ -1,0 +1,161 @@
+"""Full-ranking evaluation: one harness for every model.
+
+For each evaluated user the model scores the **whole** catalogue given the user's chronological history; items
+in the history are excluded by default; each target's rank is its position in the (score desc, item id asc)
+order, which is exactly the order of the lists ``recommend`` returns. Per-user values are gathered first and
+averaged once at the end, so the numbers are identical at any batch size.
+
+Sampled-negative metrics (rank of the target among N random unseen items) are computed only when asked for,
+and every such key starts with ``sampled{N}_`` so it can never pass for a full-ranking number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from recgen.data.split import EvalSet
+from recgen.errors import ConfigError
+from recgen.eval.metrics import average_popularity, coverage, gini, ranking_metrics_from_ranks
+from recgen.ops.topk import stable_topk, target_ranks
+
+DEFAULT_KS = (5, 10, 20)
+
+
+@dataclass
+class EvalResult:
+    """Mean metrics, the per-user values behind them, and how long it took."""
+
+    metrics: dict[str, float]
+    per_user: dict[str, np.ndarray] = field(repr=False)
+    n_users: int = 0
+    seconds: float = 0.0
+
+    @property
+    def users_per_second(self) -> float:
+        return self.n_users / self.seconds if self.seconds > 0 else float("inf")
+
+    def __getitem__(self, key: str) -> float:
+        return self.metrics[key]
+
+
+def _padded_targets(es: EvalSet, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    counts = es.target_indptr[rows + 1] - es.target_indptr[rows]
+    t = np.full((len(rows), max(int(counts.max()), 1)), -1, dtype=np.int64)
+    for j, r in enumerate(rows):
+        tg = es.targets(r)
+        t[j, : len(tg)] = tg
+    return torch.from_numpy(t), counts
+
+
+def evaluate(
+    model: Any,
+    eval_set: EvalSet,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int = 512,
+    exclude_seen: bool = True,
+    item_counts: np.ndarray | None = None,
+    sampled_negatives: int = 0,
+    seed: int = 0,
+    progress: bool = False,
+) -> EvalResult:
+    """Evaluate a fitted model on an EvalSet by full-catalogue ranking.
+
+    Args:
+        model: a fitted Recommender.
+        eval_set: users, histories and targets (``split.valid`` or ``split.test``).
+        ks: cut-offs for recall/hit/ndcg/precision and the beyond-accuracy metrics.
+        batch_size: users scored at once (results do not depend on it).
+        exclude_seen: mask history items (default, as in every published full-ranking protocol).
+        item_counts: training popularity per dense item for ``avg_pop@K`` (default: the model's).
+        sampled_negatives: if > 0, also report labelled sampled metrics with that many negatives.
+        seed: seed of the negative sampler.
+        progress: show a progress bar.
+
+    Returns:
+        EvalResult with ``recall@K``, ``hit@K``, ``ndcg@K``, ``precision@K``, ``mrr``, ``coverage@K``,
+        ``avg_pop@K``, ``gini@K`` (and ``sampled{N}_*`` if asked).
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"cut-offs must be integers >= 1, got {list(ks)}")
+    if sampled_negatives < 0:
+        raise ConfigError(f"sampled_negatives must be >= 0, got {sampled_negatives}")
+    n_items = model.n_items_
+    miss = n_items + 2  # larger than any attainable rank (ranks run 1..n_items+1 incl. padding column)
+    counts = model.item_counts_ if item_counts is None else item_counts
+    kmax = max(ks)
+    n = eval_set.n_users
+    rank_rows: list[np.ndarray] = []
+    n_targets = np.zeros(n, dtype=np.int64)
+    top_items = np.zeros((n, kmax), dtype=np.int64)
+    sampled_ranks = np.zeros(n, dtype=np.float64) if sampled_negatives else None
+    rng = np.random.default_rng(seed)
+    starts = range(0, n, batch_size)
+    if progress:
+        from recgen.progress import track
+
+        starts = track(starts, description="evaluating", total=len(starts))
+    t0 = time.perf_counter()
+    max_t = int(np.max(np.diff(eval_set.target_indptr))) if n else 1
+    for start in starts:
+        rows = np.arange(start, min(start + batch_size, n))
+        hists = eval_set.histories(rows)
+        scores = model.score_masked(eval_set.user_ids[rows], hists, exclude_seen=exclude_seen)
+        targets, cnt = _padded_targets(eval_set, rows)
+        ranks = target_ranks(scores, targets).numpy()
+        ranks[ranks > n_items] = miss  # padding slots and excluded targets: never reached
+        full = np.full((len(rows), max_t), miss, dtype=np.int64)
+        full[:, : ranks.shape[1]] = ranks
+        rank_rows.append(full)
+        n_targets[rows] = cnt
+        vals, idx = stable_topk(scores, kmax)
+        idx = idx.numpy()
+        idx[~torch.isfinite(vals).numpy()] = 0
+        top_items[rows, : idx.shape[1]] = idx
+        if sampled_ranks is not None:
+            sampled_ranks[rows] = _sampled_rank(scores, targets, hists, sampled_negatives, rng)
+    seconds = time.perf_counter() - t0
+    ranks_all = np.concatenate(rank_rows) if rank_rows else np.zeros((0, 1), np.int64)
+    per_user = ranking_metrics_from_ranks(ranks_all, np.maximum(n_targets, 1), ks, miss)
+    metrics = {name: float(v.mean()) if len(v) else 0.0 for name, v in per_user.items()}
+    for k in ks:
+        metrics[f"coverage@{k}"] = coverage(top_items[:, :k], n_items)
+        metrics[f"avg_pop@{k}"] = average_popularity(top_items[:, :k], counts)
+        metrics[f"gini@{k}"] = gini(top_items[:, :k], n_items)
+    if sampled_ranks is not None:
+        tag = f"sampled{sampled_negatives}_"
+        for k in ks:
+            metrics[f"{tag}hit@{k}"] = float((sampled_ranks <= k).mean())
+            metrics[f"{tag}ndcg@{k}"] = float(np.where(sampled_ranks <= k, 1 / np.log2(sampled_ranks + 1), 0).mean())
+        metrics[f"{tag}mrr"] = float((1.0 / sampled_ranks).mean())
+    metrics["n_users"] = float(n)
+    metrics["targets_excluded_as_seen"] = float(((ranks_all == miss).sum(1) - (ranks_all.shape[1] - n_targets)).sum())
+    return EvalResult(metrics=metrics, per_user=per_user, n_users=n, seconds=seconds)
+
+
+def _sampled_rank(scores: torch.Tensor, targets: torch.Tensor, hists: list[np.ndarray], n_neg: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Rank of each user's first target among ``n_neg`` uniformly drawn unseen non-target items (1-based)."""
+    n_cols = scores.shape[1]
+    out = np.zeros(len(hists), dtype=np.float64)
+    for b, h in enumerate(hists):
+        t = int(targets[b, 0])
+        banned = np.zeros(n_cols, dtype=bool)
+        banned[0] = True
+        banned[h] = True
+        banned[targets[b][targets[b] >= 0].numpy()] = True
+        pool = np.flatnonzero(~banned)
+        neg = rng.choice(pool, size=min(n_neg, len(pool)), replace=False)
+        st = scores[b, t].item()
+        sn = scores[b, torch.from_numpy(neg)].numpy()
+        out[b] = 1 + np.sum(sn > st) + np.sum((sn == st) & (neg < t))
+    return out

@@ -1,0 +1,278 @@
+"""The Recommender contract every model obeys, ``Recs``, and atomic checkpoint folders.
+
+A model implements ``_fit(dataset, valid)``, ``_score(user_ids, histories)`` and its state
+(``_state``/``_load_state``). The base class does the rest once: vocabulary mapping (the public API speaks
+external ids), seen-item exclusion, candidate restriction, deterministic top-k, cold start (an unknown user
+with no history gets the training popularity ranking), save/load. Offline evaluation and serving call the same
+``score_masked`` path, so what is evaluated is what is served.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from safetensors.numpy import load_file, save_file
+
+from recgen import __version__
+from recgen.config import make_config, to_dict
+from recgen.data.dataset import Dataset, Vocabulary, replace_dir
+from recgen.errors import ConfigError, DataError, NotFittedError
+from recgen.ops.topk import stable_topk
+
+CHECKPOINT_FORMAT = "recgen-model"
+
+
+@dataclass(frozen=True)
+class Recs:
+    """Recommendations for one query: external item ids and scores, best first, at most k."""
+
+    item_ids: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [{"item_id": str(i), "score": float(s)} for i, s in zip(self.item_ids, self.scores, strict=True)]
+
+
+Query = str | int | Sequence[Any] | np.ndarray
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def mask_scores(scores: torch.Tensor, histories: Sequence[np.ndarray], exclude_seen: bool) -> torch.Tensor:
+    """Set the padding column and (optionally) every history item to -inf, in place."""
+    scores[:, 0] = -torch.inf
+    if exclude_seen:
+        lengths = [len(h) for h in histories]
+        if sum(lengths):
+            rows = torch.from_numpy(np.repeat(np.arange(len(histories)), lengths))
+            cols = torch.from_numpy(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]))
+            scores[rows, cols] = -torch.inf
+    return scores
+
+
+class Recommender:
+    """Base class of every recommender.
+
+    Subclasses set ``name`` and ``Config`` (a frozen, kw-only dataclass whose fields all have defaults) and
+    implement ``_fit``, ``_score``, ``_state`` and ``_load_state``.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    batch_size_recommend: ClassVar[int] = 256
+
+    def __init__(self, config: Any = None, **overrides: Any) -> None:
+        if config is not None and not isinstance(config, self.Config):
+            raise ConfigError(f"config must be a {self.Config.__name__}, got {type(config).__name__}")
+        self.config = make_config(self.Config, overrides, base=config)
+        self.fitted_ = False
+
+    # ------------------------------------------------------------------------------------- fitting
+    def fit(self, dataset: Dataset, *, valid: Any = None) -> Recommender:
+        """Fit on a Dataset's interactions; ``valid`` (an EvalSet) enables model selection where the model has it."""
+        if not isinstance(dataset, Dataset):
+            raise DataError(f"fit expects a recgen Dataset, got {type(dataset).__name__}")
+        if dataset.n_interactions == 0:
+            raise DataError("cannot fit on an empty dataset (0 interactions)")
+        self.users_ = dataset.users
+        self.items_ = dataset.items
+        self.n_users_ = dataset.n_users
+        self.n_items_ = dataset.n_items
+        self.item_counts_ = dataset.item_counts()
+        self.hist_indptr_, self.hist_items_ = dataset.user_sequences()
+        self.dataset_fingerprint_ = dataset.fingerprint()
+        self._fit(dataset, valid)
+        self.fitted_ = True
+        return self
+
+    def _fit(self, dataset: Dataset, valid: Any) -> None:
+        raise NotImplementedError
+
+    def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """Scores (B, n_items + 1) for dense users (0 = unknown) with chronological dense histories."""
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
+        pass
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(dataset) or load(path) first")
+
+    # ------------------------------------------------------------------------------------- scoring
+    def train_history(self, user: int) -> np.ndarray:
+        """The chronological training items of a dense user (empty for 0 / unknown)."""
+        if user <= 0 or user > self.n_users_:
+            return np.zeros(0, dtype=np.int64)
+        return self.hist_items_[self.hist_indptr_[user] : self.hist_indptr_[user + 1]]
+
+    def score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """Raw scores (B, n_items + 1) as float tensors; cold rows (no user, no history) get popularity."""
+        self._check_fitted()
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        if len(user_ids) != len(histories):
+            raise DataError(f"{len(user_ids)} users but {len(histories)} histories; they must align")
+        scores = torch.as_tensor(self._score(user_ids, histories)).clone()
+        if scores.shape != (len(user_ids), self.n_items_ + 1):
+            raise RuntimeError(f"{self.name} returned scores of shape {tuple(scores.shape)}, "
+                               f"expected {(len(user_ids), self.n_items_ + 1)}")
+        if torch.isnan(scores).any():
+            raise RuntimeError(f"{self.name} produced NaN scores; the model diverged (lower lr or check the data)")
+        cold = [i for i, (u, h) in enumerate(zip(user_ids, histories, strict=True)) if u == 0 and len(h) == 0]
+        if cold:
+            pop = torch.as_tensor(self.item_counts_, dtype=scores.dtype)
+            scores[cold] = pop
+        return scores
+
+    def score_masked(self, user_ids: np.ndarray, histories: Sequence[np.ndarray], *,
+                     exclude_seen: bool = True) -> torch.Tensor:
+        """Scores with padding and (by default) the history items at -inf: what ranking and serving use."""
+        return mask_scores(self.score(user_ids, histories), histories, exclude_seen)
+
+    # ----------------------------------------------------------------------------------- recommend
+    def _resolve_query(self, query: Query) -> tuple[int, np.ndarray]:
+        if isinstance(query, str | int | np.integer):
+            user = self.users_.index(query, default=0)
+            return user, self.train_history(user)
+        if isinstance(query, Sequence | np.ndarray):
+            dense = self.items_.lookup(query, default=0)
+            return 0, dense[dense > 0]
+        raise DataError(f"query must be a user id or a list of item ids, got {type(query).__name__}")
+
+    def recommend(self, query: Query, k: int = 10, *, exclude_seen: bool = True,
+                  candidates: Sequence[Any] | None = None) -> Recs:
+        """Top-k items for a user id (its training history is used) or for a list of item ids (a session).
+
+        Args:
+            query: an external user id, or a sequence of external item ids in time order.
+            k: how many items (>= 1).
+            exclude_seen: leave out the items of the history.
+            candidates: if given, rank only these external item ids (unknown ones are ignored).
+
+        Returns:
+            Recs with at most k items, best first. Unknown users with no history get the most popular items.
+        """
+        return self.recommend_batch([query], k, exclude_seen=exclude_seen, candidates=candidates)[0]
+
+    def recommend_batch(self, queries: Sequence[Query], k: int = 10, *, exclude_seen: bool = True,
+                        candidates: Sequence[Any] | None = None) -> list[Recs]:
+        """``recommend`` for many queries, scored in batches."""
+        self._check_fitted()
+        k = check_k(k)
+        resolved = [self._resolve_query(q) for q in queries]
+        cand_mask = None
+        if candidates is not None:
+            dense = self.items_.lookup(candidates, default=0)
+            cand_mask = torch.ones(self.n_items_ + 1, dtype=torch.bool)
+            cand_mask[torch.from_numpy(dense[dense > 0])] = False  # True = not a candidate
+        out: list[Recs] = []
+        bs = self.batch_size_recommend
+        for start in range(0, len(resolved), bs):
+            chunk = resolved[start : start + bs]
+            users = np.array([u for u, _ in chunk], dtype=np.int64)
+            hists = [h for _, h in chunk]
+            scores = self.score_masked(users, hists, exclude_seen=exclude_seen)
+            if cand_mask is not None:
+                scores[:, cand_mask] = -torch.inf
+            vals, idx = stable_topk(scores, k)
+            for v, i in zip(vals.numpy(), idx.numpy(), strict=True):
+                keep = np.isfinite(v)
+                out.append(Recs(item_ids=self.items_.external(i[keep]), scores=v[keep].astype(np.float64)))
+        return out
+
+    # ------------------------------------------------------------------------------------ save/load
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint folder (config.json, weights.safetensors, vocabularies) atomically."""
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
+        try:
+            meta = {
+                "format": CHECKPOINT_FORMAT,
+                "model": self.name,
+                "recgen_version": __version__,
+                "config": to_dict(self.config),
+                "dataset_fingerprint": self.dataset_fingerprint_,
+                "n_users": self.n_users_,
+                "n_items": self.n_items_,
+                "extra": self._extra_meta(),
+            }
+            (tmp / "config.json").write_text(json.dumps(meta, indent=2))
+            tensors = {
+                "_hist_indptr": self.hist_indptr_,
+                "_hist_items": self.hist_items_,
+                "_item_counts": self.item_counts_,
+                **{k: np.ascontiguousarray(v) for k, v in self._state().items()},
+            }
+            save_file(tensors, str(tmp / "weights.safetensors"))
+            pq.write_table(self.users_.to_arrow(), tmp / "users_vocab.parquet")
+            pq.write_table(self.items_.to_arrow(), tmp / "items_vocab.parquet")
+            replace_dir(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_meta(self, extra: dict[str, Any]) -> None:
+        pass
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Read a checkpoint folder written by ``save`` (the model class is taken from its config.json)."""
+        from recgen.models.registry import get_model_class
+
+        path = Path(path)
+        cfg_file = path / "config.json"
+        if not cfg_file.is_file():
+            raise DataError(f"{path} is not a recgen model folder (no config.json); train one with `recgen train`")
+        try:
+            meta = json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{cfg_file}: not valid JSON ({exc}); the checkpoint is corrupt") from None
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise DataError(f"{cfg_file}: format is {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+        klass = get_model_class(meta["model"])
+        if cls is not Recommender and not issubclass(klass, cls):
+            raise DataError(f"{path} holds a {meta['model']!r} model, not a {cls.name!r} model")
+        fields = {f.name for f in dataclasses.fields(klass.Config)}
+        model = klass(klass.Config(), **{k: v for k, v in meta["config"].items() if k in fields})
+        tensors = load_file(str(path / "weights.safetensors"))
+        model.hist_indptr_ = tensors.pop("_hist_indptr")
+        model.hist_items_ = tensors.pop("_hist_items")
+        model.item_counts_ = tensors.pop("_item_counts")
+        model.users_ = Vocabulary.from_arrow(pq.read_table(path / "users_vocab.parquet"))
+        model.items_ = Vocabulary.from_arrow(pq.read_table(path / "items_vocab.parquet"))
+        model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
+        model.dataset_fingerprint_ = meta["dataset_fingerprint"]
+        model._load_extra_meta(meta.get("extra", {}))
+        model._load_state(tensors)
+        model.fitted_ = True
+        return model
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))
+        return f"{type(self).__name__}({fields})"

@@ -1,0 +1,39 @@
+"""Model registry: name -> class, imported lazily so that listing models stays cheap."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from recgen.errors import ConfigError
+
+MODELS: dict[str, str] = {
+    "pop": "recgen.models.pop:Pop",
+    "itemknn": "recgen.models.itemknn:ItemKNN",
+    "ease": "recgen.models.ease:EASE",
+    "bpr": "recgen.models.bpr:BPR",
+}
+
+
+def available_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def get_model_class(name: str) -> type:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(available_models())}")
+    module, _, attr = MODELS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create_model(name: str, config: Any = None, **overrides: Any):
+    """Instantiate a registered model by name with config overrides (strings are coerced to field types)."""
+    return get_model_class(name)(config, **overrides)
+
+
+def load_model(path: str | Path):
+    """Load any saved model folder."""
+    from recgen.models.base import Recommender
+
+    return Recommender.load(path)

@@ -1,0 +1,1 @@
+"""Shared numeric machinery (top-k, ranking)."""

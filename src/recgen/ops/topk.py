@@ -1,0 +1,69 @@
+"""Deterministic top-k and target ranks over score matrices.
+
+Ties are broken by the lower dense item id, everywhere: ``stable_topk`` returns exactly the first k entries of a
+stable descending sort, and ``target_ranks`` gives each target's position in that same order. So the metrics
+the evaluator reports are the metrics of the lists ``recommend`` returns, at any batch size.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def stable_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k per row of ``scores`` (B, N), ordered by (score desc, index asc).
+
+    Returns:
+        (values, indices), each (B, min(k, N)).
+    """
+    n = scores.shape[1]
+    k = min(k, n)
+    if k == 0:
+        empty = scores.new_zeros((scores.shape[0], 0))
+        return empty, empty.long()
+    vals, idx = torch.topk(scores, k, dim=1, largest=True, sorted=False)  # (B, k), ties arbitrary
+    # order the chosen k by (value desc, index asc): sort by index, then a stable sort by value
+    o = torch.argsort(idx, dim=1)
+    idx, vals = idx.gather(1, o), vals.gather(1, o)
+    o = torch.sort(vals, dim=1, descending=True, stable=True).indices
+    idx, vals = idx.gather(1, o), vals.gather(1, o)
+    # rows where the k-th value is tied with values outside the chosen set: which tied items made it in was
+    # arbitrary, so redo those rows with a full stable sort (rare except for models with many equal scores)
+    kth = vals[:, -1:]
+    ambiguous = (scores >= kth).sum(1) > k
+    if ambiguous.any():
+        rows = ambiguous.nonzero().squeeze(1)
+        sv, si = torch.sort(scores[rows], dim=1, descending=True, stable=True)
+        vals[rows], idx[rows] = sv[:, :k], si[:, :k]
+    return vals, idx
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1-based rank of each target in the (score desc, index asc) order of its row.
+
+    Args:
+        scores: (B, N) with excluded items at -inf.
+        targets: (B, T) item indices, -1 = no target in that slot.
+
+    Returns:
+        (B, T) int64 ranks; ``N + 1`` for padding slots and for targets whose score is -inf (excluded items
+        can never be recommended, so they count as misses).
+    """
+    b, n = scores.shape
+    ranks = torch.full(targets.shape, n + 1, dtype=torch.long)
+    arange = torch.arange(n)
+    for j in range(targets.shape[1]):
+        t = targets[:, j]
+        valid = t >= 0
+        if not valid.any():
+            continue
+        rows = valid.nonzero().squeeze(1)
+        s = scores[rows]  # (R, N)
+        tt = t[rows]
+        st = s.gather(1, tt[:, None])  # (R, 1)
+        greater = (s > st).sum(1)
+        ties_before = ((s == st) & (arange[None, :] < tt[:, None])).sum(1)
+        r = greater + ties_before + 1
+        r[torch.isinf(st.squeeze(1)) & (st.squeeze(1) < 0)] = n + 1
+        ranks[rows, j] = r
+    return ranks

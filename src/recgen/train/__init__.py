@@ -1,0 +1,1 @@
+"""Training machinery shared by neural models."""
