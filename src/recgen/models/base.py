@@ -98,6 +98,7 @@ class Recommender:
         self.item_counts_ = dataset.item_counts()
         self.hist_indptr_, self.hist_items_ = dataset.user_sequences()
         self.dataset_fingerprint_ = dataset.fingerprint()
+        self.item_table_ = dataset.item_table
         self._fit(dataset, valid)
         self.fitted_ = True
         return self
@@ -228,11 +229,21 @@ class Recommender:
             save_file(tensors, str(tmp / "weights.safetensors"))
             pq.write_table(self.users_.to_arrow(), tmp / "users_vocab.parquet")
             pq.write_table(self.items_.to_arrow(), tmp / "items_vocab.parquet")
+            if getattr(self, "item_table_", None) is not None:
+                pq.write_table(self.item_table_, tmp / "items.parquet")
             replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return path
+
+    def item_titles(self) -> dict[str, str]:
+        """External item id -> title, where the training data had an item table with titles."""
+        table = getattr(self, "item_table_", None)
+        if table is None or "title" not in table.column_names:
+            return {}
+        ids, titles = table.column(0).to_pylist(), table.column("title").to_pylist()
+        return {i: t for i, t in zip(ids, titles, strict=True) if t}
 
     def _extra_meta(self) -> dict[str, Any]:
         return {}
@@ -266,6 +277,7 @@ class Recommender:
         model.item_counts_ = tensors.pop("_item_counts")
         model.users_ = Vocabulary.from_arrow(pq.read_table(path / "users_vocab.parquet"))
         model.items_ = Vocabulary.from_arrow(pq.read_table(path / "items_vocab.parquet"))
+        model.item_table_ = pq.read_table(path / "items.parquet") if (path / "items.parquet").exists() else None
         model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
         model.dataset_fingerprint_ = meta["dataset_fingerprint"]
         model._load_extra_meta(meta.get("extra", {}))

@@ -35,22 +35,34 @@ class EASEConfig:
 
 def ease_weights(x, l2: float) -> np.ndarray:
     """The EASE item-item matrix B (n_items+1, n_items+1) in float64; row/column 0 (padding) stays 0."""
-    g = (x.T @ x).toarray().astype(np.float64)  # (N+1, N+1)
+    g = (x.T @ x).toarray().astype(np.float64)  # (N+1, N+1), C-contiguous
     g[np.diag_indices_from(g)] += l2
-    # Cholesky factor and inverse in place: potri fills the upper triangle of G^-1
-    c, info = lapack.dpotrf(g, lower=False, overwrite_a=True, clean=False)
+    # G is symmetric, so its transpose is the same matrix in Fortran order: LAPACK can then work in place
+    # (no copy of an N x N matrix). potrf/potri fill the upper triangle of the F view = lower of the C view.
+    c, info = lapack.dpotrf(g.T, lower=False, overwrite_a=True, clean=False)
     if info != 0:
         raise RuntimeError(f"EASE Gram matrix is not positive definite (potrf info={info}); increase l2")
-    p, info = lapack.dpotri(c, lower=False, overwrite_c=True)
+    pf, info = lapack.dpotri(c, lower=False, overwrite_c=True)
     if info != 0:
         raise RuntimeError(f"EASE inverse failed (potri info={info}); increase l2")
-    p = np.triu(p) + np.triu(p, 1).T
+    p = pf.T  # C view; its lower triangle holds P = G^-1
+    _symmetrize_from_lower(p)
     diag = np.diag(p).copy()
     p /= -diag[None, :]  # B_ij = -P_ij / P_jj
     np.fill_diagonal(p, 0.0)
     p[0, :] = 0.0
     p[:, 0] = 0.0
     return p
+
+
+def _symmetrize_from_lower(p: np.ndarray, block: int = 1024) -> None:
+    """Copy the lower triangle onto the upper one, in place, block by block (no N x N temporaries)."""
+    n = p.shape[0]
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        d = p[a:b, a:b]
+        p[a:b, a:b] = np.tril(d) + np.tril(d, -1).T
+        p[:a, a:b] = p[a:b, :a].T
 
 
 class EASE(Recommender):

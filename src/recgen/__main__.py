@@ -1,0 +1,5 @@
+import sys
+
+from recgen.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,295 @@
+"""The ``recgen`` command line (click): thin wrappers over the library.
+
+Every expected failure (bad path, bad format, bad option) ends with one line ``error: ...`` on stderr that says
+what was wrong and how to fix it, and exit code 2 (1 for an unexpected I/O failure); never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from recgen.errors import ConfigError, RecgenError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+data_dir_option = click.option(
+    "--data-dir", default=None, help="Folder holding named datasets (default: RECGEN_DATA_DIR, then "
+    "~/.cache/recgen/datasets).")
+format_option = click.option(
+    "--format", "-f", "format_", default=None, help="Format of a path: movielens, recbole, sequences, s3rec, "
+    "amazon-p5, amazon-raw, csv, parquet, recgen (detected when unambiguous).")
+columns_option = click.option("--columns", default=None, help="Column map for csv/parquet: user=COL,item=COL,...")
+sep_option = click.option("--sep", default=None, help="Field separator for csv (default comma; tab for .tsv).")
+
+
+def _parse_columns(columns: str | None) -> dict[str, str] | None:
+    if not columns:
+        return None
+    out = {}
+    for part in columns.split(","):
+        key, sep, val = part.partition("=")
+        if not sep:
+            raise ConfigError(f"--columns takes role=column pairs such as user=userId,item=movieId; got {part!r}")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(context_settings=CONTEXT)
+def cli() -> None:
+    """recgen: generative recommendation with honest, full-ranking evaluation."""
+
+
+@cli.group("data")
+def data_group() -> None:
+    """Datasets: inspect, fetch, convert."""
+
+
+# ------------------------------------------------------------------------------------------ data
+@data_group.command("info")
+@click.argument("name_or_path")
+@format_option
+@data_dir_option
+@columns_option
+@sep_option
+@click.option("--encoding", default=None, help="Text encoding for csv (default utf-8).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def data_info(name_or_path, format_, data_dir, columns, sep, encoding, as_json) -> None:
+    """Users, items, interactions and sequence-length statistics of NAME_OR_PATH."""
+    from recgen.data.loaders import load_dataset
+
+    ds = load_dataset(name_or_path, format=format_, data_dir=data_dir, columns=_parse_columns(columns), sep=sep,
+                      encoding=encoding)
+    stats = ds.stats()
+    if as_json:
+        _echo_json(stats)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dataset {ds.name}", show_header=False)
+    for k, v in stats.items():
+        table.add_row(k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else
+                      (f"{v:.4g}" if isinstance(v, float) else str(v)))
+    Console().print(table)
+
+
+@data_group.command("fetch")
+@click.argument("name")
+@data_dir_option
+@click.option("--force", is_flag=True, help="Download again even if present.")
+def data_fetch(name, data_dir, force) -> None:
+    """Download a dataset's official archive (checksum verified) into the data directory."""
+    from recgen.data.fetch import fetch
+
+    click.echo(str(fetch(name, data_dir, force=force, log=_log)))
+
+
+@data_group.command("convert")
+@click.argument("name_or_path")
+@click.argument("out", type=click.Path(path_type=Path))
+@format_option
+@data_dir_option
+@columns_option
+@sep_option
+def data_convert(name_or_path, out, format_, data_dir, columns, sep) -> None:
+    """Convert any supported format to recgen's native folder OUT (Parquet + schema.json)."""
+    from recgen.data.loaders import load_dataset
+
+    ds = load_dataset(name_or_path, format=format_, data_dir=data_dir, columns=_parse_columns(columns), sep=sep)
+    ds.save(out)
+    click.echo(f"wrote {ds} to {out}")
+
+
+# ----------------------------------------------------------------------------------------- bench
+@cli.command("bench")
+@click.option("--dataset", "-d", required=True, help="Dataset name or path.")
+@click.option("--model", "-m", required=True, help="Model name (see `recgen models`).")
+@format_option
+@data_dir_option
+@click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
+@click.option("--seeds", default=1, show_default=True, help="Number of seeds (0..N-1); mean and spread reported.")
+@click.option("--protocol", default="leave-one-out", show_default=True, help="Split: leave-one-out, temporal, ratio.")
+@click.option("--out", default="benchmarks/results", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for the results JSON.")
+@click.option("--include-seen", is_flag=True, help="Do not exclude history items from the rankings.")
+@click.option("--sampled", default=0, help="Also compute labelled sampled metrics with N negatives.")
+def bench(dataset, model, format_, data_dir, sets, seeds, protocol, out, include_seen, sampled) -> None:
+    """Fit on train, choose on validation, evaluate test (full ranking); write a results JSON, print a table."""
+    from recgen.config import parse_sets
+    from recgen.eval.bench import HEADLINE, run_bench
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if sampled < 0:
+        raise ConfigError(f"--sampled must be >= 0, got {sampled}")
+    result = run_bench(
+        dataset, model, format=format_, data_dir=data_dir, sets=parse_sets(sets), seeds=seeds,
+        protocol=protocol, out_dir=out, exclude_seen=not include_seen, sampled_negatives=sampled,
+        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]), log=_log,
+    )
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['model']} on {result['dataset']} ({result['protocol']['name']}, "
+                        f"{len(result['seeds'])} seed(s), full ranking)")
+    table.add_column("split")
+    for k in HEADLINE:
+        table.add_column(k, justify="right")
+    for split in ("valid", "test"):
+        cells = []
+        for k in HEADLINE:
+            m, s = result[split][k], result[f"{split}_std"][k]
+            cells.append(f"{m:.4f}" + (f" ± {s:.4f}" if len(result["seeds"]) > 1 else ""))
+        table.add_row(split, *cells)
+    Console().print(table)
+    click.echo(f"protocol: {result['protocol']['description']}")
+    click.echo(f"eval: {result['throughput']['eval_users_per_second']:.0f} users/s; "
+               f"fit: {result['timings']['fit_seconds_mean']:.1f} s; results: {result['_path']}")
+
+
+@cli.command("report")
+@click.option("--results", default="benchmarks/results", show_default=True, type=click.Path(path_type=Path),
+              help="Folder of results JSON.")
+@click.option("--out", default="benchmarks/RESULTS.md", show_default=True, type=click.Path(path_type=Path),
+              help="Markdown report to write.")
+@click.option("--readme", default="README.md", show_default=True, type=click.Path(path_type=Path),
+              help="README whose results block is regenerated.")
+def report(results, out, readme) -> None:
+    """Regenerate benchmarks/RESULTS.md and the README results table from the results files."""
+    from recgen.eval.report import write_report
+
+    if not results.is_dir():
+        raise ConfigError(f"results folder not found: {results}; run `recgen bench` first or pass --results")
+    write_report(results, out, readme)
+    click.echo(f"wrote {out} and the results block of {readme}")
+
+
+# ------------------------------------------------------------------------------ train / recommend
+@cli.command("train")
+@click.option("--dataset", "-d", required=True, help="Dataset name or path.")
+@click.option("--model", "-m", required=True, help="Model name.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to save the model to.")
+@format_option
+@data_dir_option
+@click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
+@click.option("--split", is_flag=True, help="Fit on the leave-one-out training part only (selecting on "
+              "validation) instead of all interactions.")
+def train(dataset, model, out, format_, data_dir, sets, split) -> None:
+    """Fit a model and save it as a checkpoint folder (config.json + safetensors + vocabularies)."""
+    from recgen.config import parse_sets
+    from recgen.data.loaders import load_dataset
+    from recgen.data.split import leave_one_out
+    from recgen.models.registry import create_model
+
+    m = create_model(model, **parse_sets(sets))
+    ds = load_dataset(dataset, format=format_, data_dir=data_dir)
+    if split:
+        sp = leave_one_out(ds)
+        m.fit(sp.train, valid=sp.valid)
+    else:
+        m.fit(ds)
+    m.save(out)
+    click.echo(f"saved {model} fitted on {ds.name} ({ds.n_users} users, {ds.n_items} items) to {out}")
+
+
+@cli.command("recommend")
+@click.option("--model-dir", required=True, type=click.Path(path_type=Path), help="A saved model folder.")
+@click.option("--user", "-u", "users", multiple=True, help="External user id (repeatable).")
+@click.option("--items", default=None, help="Comma-separated item ids of a session, instead of --user.")
+@click.option("-k", "k", default=10, show_default=True, help="Number of items.")
+@click.option("--include-seen", is_flag=True, help="Allow items from the history.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def recommend(model_dir, users, items, k, include_seen, as_json) -> None:
+    """Top-k recommendations for users (or a session of items) from a saved model."""
+    from recgen.models.base import check_k
+    from recgen.models.registry import load_model
+
+    check_k(k)
+    if not users and not items:
+        raise ConfigError("give --user USER (repeatable) or --items ITEM,ITEM,...")
+    if not model_dir.is_dir():
+        raise ConfigError(f"model folder not found: {model_dir}; train one with `recgen train ... --out DIR`")
+    m = load_model(model_dir)
+    queries = [(u, u) for u in users]
+    if items:
+        queries.append((items, [i.strip() for i in items.split(",") if i.strip()]))
+    recs = m.recommend_batch([q for _, q in queries], k, exclude_seen=not include_seen)
+    titles = m.item_titles()
+    out = []
+    for (label, q), r in zip(queries, recs, strict=True):
+        out.append({"query": label, "known_user": (q in m.users_) if isinstance(q, str) else None,
+                    "items": [{**x, **({"title": titles[x["item_id"]]} if x["item_id"] in titles else {})}
+                              for x in r.to_list()]})
+    if as_json:
+        _echo_json(out)
+        return
+    for entry in out:
+        note = "" if entry["known_user"] in (True, None) else " (unknown user: most popular items)"
+        click.echo(f"{entry['query']}{note}:")
+        for rank, x in enumerate(entry["items"], 1):
+            click.echo(f"  {rank:>3}. {x['item_id']}  {x['score']:.4f}  {x.get('title', '')}".rstrip())
+
+
+@cli.command("models")
+def models() -> None:
+    """List the registered models."""
+    from recgen.models.registry import available_models
+
+    for name in available_models():
+        click.echo(name)
+
+
+@cli.command("version")
+def version() -> None:
+    """Print the recgen version."""
+    from recgen import __version__
+
+    click.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and turn expected failures into one-line errors."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="recgen", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}".replace("\n", " "), err=True)
+        return 2
+    except RecgenError as exc:
+        click.echo(f"error: {exc}".replace("\n", " "), err=True)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        click.echo(f"error: {exc.strerror or exc}: {exc.filename}; check the path", err=True)
+        return 2
+    except MemoryError:
+        click.echo("error: out of memory; try a smaller dataset or batch size", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

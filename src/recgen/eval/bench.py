@@ -1,0 +1,221 @@
+"""``recgen bench``: fit on train, choose on validation, evaluate test, over seeds; write one JSON per run.
+
+The results file holds everything needed to trust and redo the numbers: dataset (name, fingerprint, counts),
+protocol, model, resolved config, seeds, valid and test metrics (mean, std and per seed), timings and
+throughput, the machine (with its matmul peak measured in the same run), recgen version, git commit and the
+command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recgen import __version__
+from recgen.config import make_config, to_dict
+from recgen.data.loaders import load_dataset
+from recgen.data.split import make_split
+from recgen.errors import ConfigError
+from recgen.eval.evaluator import evaluate
+from recgen.models.registry import get_model_class
+
+HEADLINE = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
+DEFAULT_RESULTS_DIR = Path("benchmarks/results")
+
+
+def matmul_peak_gflops(n: int = 2048, seconds: float = 1.0) -> float:
+    """Measured fp32 matmul throughput of this machine (GFLOP/s), the reference point for speed figures."""
+    import torch
+
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b)
+        reps += 1
+    return 2.0 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_info(measure_peak: bool = True) -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
+    if measure_peak:
+        info["matmul_peak_gflops"] = round(matmul_peak_gflops(), 1)
+    return info
+
+
+def _mean_std(values: Sequence[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    keys = values[0].keys()
+    mean = {k: float(np.mean([v[k] for v in values])) for k in keys}
+    std = {k: float(np.std([v[k] for v in values], ddof=1)) if len(values) > 1 else 0.0 for k in keys}
+    return mean, std
+
+
+def run_bench(
+    dataset: str,
+    model: str,
+    *,
+    format: str | None = None,
+    data_dir: str | None = None,
+    sets: dict[str, Any] | None = None,
+    seeds: int = 1,
+    protocol: str = "leave-one-out",
+    ks: Sequence[int] = (5, 10, 20),
+    out_dir: str | Path = DEFAULT_RESULTS_DIR,
+    exclude_seen: bool = True,
+    sampled_negatives: int = 0,
+    eval_batch_size: int = 512,
+    command: str | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Benchmark one model on one dataset; returns the result dict (also written to ``out_dir``)."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    klass = get_model_class(model)
+    base_cfg = make_config(klass.Config, sets or {})  # validates fields before any data is loaded
+    t0 = time.perf_counter()
+    ds = load_dataset(dataset, format=format, data_dir=data_dir)
+    split = make_split(ds, protocol)
+    load_seconds = time.perf_counter() - t0
+    log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions")
+    log(f"protocol: {split.describe()}")
+    machine = machine_info()
+    per_seed = []
+    for seed in range(seeds):
+        cfg = dataclasses.replace(base_cfg, seed=seed) if "seed" in {f.name for f in dataclasses.fields(base_cfg)} \
+            else base_cfg
+        m = klass(cfg)
+        t = time.perf_counter()
+        m.fit(split.train, valid=split.valid)
+        fit_s = time.perf_counter() - t
+        rv = evaluate(m, split.valid, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size)
+        rt = evaluate(m, split.test, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size,
+                      sampled_negatives=sampled_negatives, seed=seed)
+        entry = {
+            "seed": seed,
+            "valid": rv.metrics,
+            "test": rt.metrics,
+            "fit_seconds": fit_s,
+            "eval_seconds": rt.seconds,
+            "eval_users_per_second": rt.users_per_second,
+            "best_epoch": getattr(m, "best_epoch_", None),
+        }
+        if getattr(m, "train_log_", None):
+            entry["train_log"] = m.train_log_
+        per_seed.append(entry)
+        log(f"seed {seed}: fit {fit_s:.1f}s, test " + ", ".join(f"{k}={rt.metrics[k]:.4f}" for k in HEADLINE)
+            + f", eval {rt.users_per_second:.0f} users/s")
+    valid_mean, valid_std = _mean_std([e["valid"] for e in per_seed])
+    test_mean, test_std = _mean_std([e["test"] for e in per_seed])
+    config = to_dict(base_cfg)
+    result = {
+        "schema": "recgen-bench/1",
+        "dataset": ds.name,
+        "dataset_source": dataset,
+        "dataset_fingerprint": ds.fingerprint(),
+        "dataset_stats": {"users": ds.n_users, "items": ds.n_items, "interactions": ds.n_interactions},
+        "protocol": {**split.protocol, "description": split.describe(), "exclude_seen": exclude_seen,
+                     "ranking": "full catalogue", "ties": "broken by lower dense item id (first-seen order)"},
+        "model": model,
+        "config": config,
+        "seeds": list(range(seeds)),
+        "valid": valid_mean,
+        "valid_std": valid_std,
+        "test": test_mean,
+        "test_std": test_std,
+        "per_seed": per_seed,
+        "timings": {
+            "load_split_seconds": load_seconds,
+            "fit_seconds_mean": float(np.mean([e["fit_seconds"] for e in per_seed])),
+            "eval_seconds_mean": float(np.mean([e["eval_seconds"] for e in per_seed])),
+        },
+        "throughput": {
+            "eval_users_per_second": float(np.mean([e["eval_users_per_second"] for e in per_seed])),
+            "matmul_peak_gflops": machine.get("matmul_peak_gflops"),
+        },
+        "recgen_version": __version__,
+        "git_commit": git_commit(),
+        "machine": machine,
+        "command": command or " ".join(["recgen", *sys.argv[1:]]),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    path = write_result(result, out_dir)
+    result["_path"] = str(path)
+    return result
+
+
+def result_filename(result: dict[str, Any]) -> str:
+    cfg_hash = hashlib.sha256(json.dumps(result["config"], sort_keys=True).encode()).hexdigest()[:8]
+    proto = result["protocol"].get("name", "protocol")
+    return f"{result['dataset']}__{result['model']}__{proto}__{cfg_hash}.json"
+
+
+def write_result(result: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write a results JSON atomically (temp file + rename)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / result_filename(result)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=out_dir)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(result, fh, indent=2, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]]:
+    out = []
+    for p in sorted(Path(results_dir).glob("*.json")):
+        try:
+            r = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue
+        if r.get("schema", "").startswith("recgen-bench"):
+            r["_path"] = str(p)
+            out.append(r)
+    return out
