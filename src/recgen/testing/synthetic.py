@@ -1,0 +1,36 @@
+"""Small synthetic datasets with known structure, for fast tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recgen.data.dataset import Dataset, from_columns
+
+
+def make_cluster_dataset(n_clusters: int = 4, users_per_cluster: int = 15, items_per_cluster: int = 8,
+                         seed: int = 0) -> Dataset:
+    """Users in clusters; each user interacts with all but two items of its own cluster, in random order.
+
+    Item-item co-occurrence identifies the cluster, so a good model ranks the user's remaining cluster
+    items (the held-out ones among them) above every other item.
+    """
+    rng = np.random.default_rng(seed)
+    users, items, ts = [], [], []
+    t = 0
+    for c in range(n_clusters):
+        cluster_items = [f"i{c}_{j}" for j in range(items_per_cluster)]
+        for u in range(users_per_cluster):
+            keep = rng.choice(items_per_cluster, size=items_per_cluster - 2, replace=False)
+            for j in keep:
+                users.append(f"u{c}_{u}")
+                items.append(cluster_items[j])
+                ts.append(t)
+                t += 1
+    order = rng.permutation(len(users))  # shuffle file order; timestamps still give the true order
+    return from_columns(np.array(users)[order], np.array(items)[order], np.array(ts, dtype=float)[order],
+                        ratings=rng.integers(1, 6, size=len(users)).astype(float), name="clusters")
+
+
+def make_tiny_dataset(seed: int = 0) -> Dataset:
+    """The default tiny dataset of the conformance suite (60 users, 32 items, well under a second to fit)."""
+    return make_cluster_dataset(n_clusters=4, users_per_cluster=15, items_per_cluster=8, seed=seed)
