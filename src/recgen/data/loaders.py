@@ -458,6 +458,10 @@ def _read_csv(path: Path, sep: str, string_columns: tuple[str, ...] = (), encodi
                         f"check --sep") from None
     if table.num_rows == 0:
         raise DataError(f"{path} has a header but no rows")
+    binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
+    if binary:  # pyarrow keeps undecodable text as bytes
+        raise DataError(f"{path.name}: column(s) {binary} are not valid {encoding.upper()} text; pass the file's encoding "
+                        f"(e.g. --encoding latin-1)")
     return table
 
 

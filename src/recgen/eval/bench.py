@@ -116,6 +116,7 @@ def run_bench(
     """Benchmark one model on one dataset; returns the result dict (also written to ``out_dir``)."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    commit = git_commit()  # at start: the code that runs is the code of this commit
     klass = get_model_class(model)
     base_cfg = make_config(klass.Config, sets or {})  # validates fields before any data is loaded
     t0 = time.perf_counter()
@@ -179,7 +180,7 @@ def run_bench(
             "matmul_peak_gflops": machine.get("matmul_peak_gflops"),
         },
         "recgen_version": __version__,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "machine": machine,
         "command": command or " ".join(["recgen", *sys.argv[1:]]),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
