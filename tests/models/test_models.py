@@ -47,7 +47,11 @@ def test_ease_matches_reference_on_a_larger_random_matrix():
 
 @pytest.mark.parametrize(
     "name,config",
-    [("itemknn", {"k": 20}), ("ease", {"l2": 5.0}), ("bpr", {"epochs": 200, "lr": 0.01, "batch_size": 32, "reg": 0.0})],
+    [
+        ("itemknn", {"k": 20}),
+        ("ease", {"l2": 5.0}),
+        ("bpr", {"epochs": 200, "lr": 0.01, "batch_size": 32, "reg": 0.0}),
+    ],
 )
 def test_learns_cluster_structure(name, config):
     """Users hold 6 of their cluster's 8 items; the held-out items must rank at the top."""
@@ -62,9 +66,13 @@ def test_learns_cluster_structure(name, config):
 
 @pytest.mark.parametrize(
     "name,field,value,match",
-    [("ease", "l2", -1, "l2 must be > 0"), ("itemknn", "k", 0, "k must be >= 1"),
-     ("bpr", "lr", 0, "lr must be > 0"), ("bpr", "epochs", "many", "epochs must be int"),
-     ("ease", "nope", 1, "unknown config field")],
+    [
+        ("ease", "l2", -1, "l2 must be > 0"),
+        ("itemknn", "k", 0, "k must be >= 1"),
+        ("bpr", "lr", 0, "lr must be > 0"),
+        ("bpr", "epochs", "many", "epochs must be int"),
+        ("ease", "nope", 1, "unknown config field"),
+    ],
 )
 def test_bad_config(name, field, value, match):
     with pytest.raises(ConfigError, match=match):

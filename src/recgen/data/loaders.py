@@ -35,7 +35,17 @@ import pyarrow.parquet as pq
 from recgen.data.dataset import Dataset, from_columns
 from recgen.errors import DataError
 
-FORMATS = ("movielens", "recbole", "sequences", "s3rec", "amazon-p5", "amazon-raw", "csv", "parquet", "recgen")
+FORMATS = (
+    "movielens",
+    "recbole",
+    "sequences",
+    "s3rec",
+    "amazon-p5",
+    "amazon-raw",
+    "csv",
+    "parquet",
+    "recgen",
+)
 
 ML100K_GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -79,8 +89,14 @@ def _iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]
         ) from None
 
 
-def _split_fields(path: Path, sep: str, n_fields: int | None, encoding: str, skip_header: bool = False,
-                  min_fields: int | None = None) -> Iterator[tuple[int, list[str]]]:
+def _split_fields(
+    path: Path,
+    sep: str,
+    n_fields: int | None,
+    encoding: str,
+    skip_header: bool = False,
+    min_fields: int | None = None,
+) -> Iterator[tuple[int, list[str]]]:
     sep_name = {"\t": "tab", ",": "comma", "|": "pipe", "::": "'::'", " ": "space"}.get(sep, repr(sep))
     first = True
     for lineno, line in _iter_lines(path, encoding):
@@ -117,8 +133,13 @@ def _to_float(values: list[str], path: Path, column: str, linenos: list[int] | N
         raise
 
 
-def _parse_rows(path: Path, sep: str, n_fields: int, encoding: str = "utf-8", skip_header: bool = False,
-                ) -> tuple[list[int], list[list[str]]]:
+def _parse_rows(
+    path: Path,
+    sep: str,
+    n_fields: int,
+    encoding: str = "utf-8",
+    skip_header: bool = False,
+) -> tuple[list[int], list[list[str]]]:
     linenos: list[int] = []
     rows: list[list[str]] = []
     for lineno, fields in _split_fields(path, sep, n_fields, encoding, skip_header):
@@ -170,8 +191,16 @@ def _load_ml100k(folder: Path, name: str) -> Dataset:
     if (folder / "u.user").exists():
         cols = _columns(_parse_rows(folder / "u.user", "|", 5)[1])
         user_table = pa.table(dict(zip(["user_id", "age", "gender", "occupation", "zip_code"], cols, strict=True)))
-    return from_columns(u, i, ts, ratings, item_table=item_table, user_table=user_table, name=name,
-                        meta={"format": "movielens", "source": str(folder)})
+    return from_columns(
+        u,
+        i,
+        ts,
+        ratings,
+        item_table=item_table,
+        user_table=user_table,
+        name=name,
+        meta={"format": "movielens", "source": str(folder)},
+    )
 
 
 def _load_ml_dat(folder: Path, name: str) -> Dataset:
@@ -189,24 +218,38 @@ def _load_ml_dat(folder: Path, name: str) -> Dataset:
         cols = _columns(_parse_rows(folder / "users.dat", "::", 5, encoding="latin-1")[1])
         user_table = pa.table(dict(zip(["user_id", "gender", "age", "occupation", "zip_code"], cols, strict=True)))
     return from_columns(
-        u, i, _to_float(t, folder / "ratings.dat", "timestamp", linenos),
+        u,
+        i,
+        _to_float(t, folder / "ratings.dat", "timestamp", linenos),
         _to_float(r, folder / "ratings.dat", "rating", linenos),
-        item_table=item_table, user_table=user_table, name=name,
+        item_table=item_table,
+        user_table=user_table,
+        name=name,
         meta={"format": "movielens", "source": str(folder)},
     )
 
 
 def _load_ml_csv(folder: Path, name: str) -> Dataset:
     table = _read_csv(folder / "ratings.csv", ",")
-    ds = _from_table(table, {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"},
-                     folder / "ratings.csv", name=name, meta={"format": "movielens", "source": str(folder)})
+    ds = _from_table(
+        table,
+        {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"},
+        folder / "ratings.csv",
+        name=name,
+        meta={"format": "movielens", "source": str(folder)},
+    )
     if (folder / "movies.csv").exists():
         movies = _read_csv(folder / "movies.csv", ",", string_columns=("movieId", "title", "genres"))
         genres = [g.split("|") for g in movies.column("genres").to_pylist()]
         items = pa.table({"item_id": movies.column("movieId"), "title": movies.column("title"), "genres": genres})
         ds = from_columns(
-            ds.users.external(ds.user_ids), ds.items.external(ds.item_ids), ds.timestamps, ds.ratings,
-            item_table=items, name=name, meta=ds.meta,
+            ds.users.external(ds.user_ids),
+            ds.items.external(ds.item_ids),
+            ds.timestamps,
+            ds.ratings,
+            item_table=items,
+            name=name,
+            meta=ds.meta,
         )
     return ds
 
@@ -247,7 +290,7 @@ def _read_atomic(path: Path) -> tuple[list[str], list[str], list[int], list[list
 
 
 def load_recbole(path: str | os.PathLike[str], *, name: str | None = None) -> Dataset:
-    """Load RecBole atomic files: a folder holding ``NAME.inter`` (and optional ``.item``/``.user``), or the ``.inter``."""
+    """Load RecBole atomic files: a folder holding ``NAME.inter`` (+ optional ``.item``/``.user``), or the ``.inter``."""
     path = Path(path)
     _check_exists(path, "RecBole path")
     if path.is_dir():
@@ -270,8 +313,16 @@ def load_recbole(path: str | os.PathLike[str], *, name: str | None = None) -> Da
     rating = _to_float(cols["rating"], inter, "rating", linenos) if "rating" in cols else None
     item_table = _atomic_side_table(stem.with_suffix(".item"), item_col)
     user_table = _atomic_side_table(stem.with_suffix(".user"), user_col)
-    return from_columns(cols[user_col], cols[item_col], ts, rating, item_table=item_table, user_table=user_table,
-                        name=name or stem.name, meta={"format": "recbole", "source": str(inter)})
+    return from_columns(
+        cols[user_col],
+        cols[item_col],
+        ts,
+        rating,
+        item_table=item_table,
+        user_table=user_table,
+        name=name or stem.name,
+        meta={"format": "recbole", "source": str(inter)},
+    )
 
 
 def _atomic_side_table(path: Path, key: str) -> pa.Table | None:
@@ -316,8 +367,7 @@ def load_sequences(path: str | os.PathLike[str], *, name: str | None = None, sep
         items.extend(fields[1:])
     if not users:
         raise DataError(f"{path} is empty: it holds no 'user item ...' lines")
-    return from_columns(users, items, None, name=name or path.stem,
-                        meta={"format": "sequences", "source": str(path)})
+    return from_columns(users, items, None, name=name or path.stem, meta={"format": "sequences", "source": str(path)})
 
 
 def load_s3rec(path: str | os.PathLike[str], *, name: str | None = None) -> Dataset:
@@ -378,7 +428,9 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:  # the 2014 metadata files are Python dict literals
                 rec = ast.literal_eval(line)
             except (ValueError, SyntaxError):
-                raise DataError(f"line {lineno} of {path.name}: not a JSON object; expected one review per line") from None
+                raise DataError(
+                    f"line {lineno} of {path.name}: not a JSON object; expected one review per line"
+                ) from None
         if not isinstance(rec, dict):
             raise DataError(f"line {lineno} of {path.name}: expected a JSON object, got {type(rec).__name__}")
         yield lineno, rec
@@ -407,8 +459,9 @@ def load_amazon_raw(
             ts.append(float(rec.get("unixReviewTime", lineno)))
             ratings.append(float(rec.get("overall", 1.0)))
         except KeyError as exc:
-            raise DataError(f"line {lineno} of {reviews.name}: missing field {exc.args[0]!r} "
-                            f"(need reviewerID and asin)") from None
+            raise DataError(
+                f"line {lineno} of {reviews.name}: missing field {exc.args[0]!r} (need reviewerID and asin)"
+            ) from None
     if not users:
         raise DataError(f"{reviews} is empty: no reviews")
     item_table = None
@@ -424,8 +477,15 @@ def load_amazon_raw(
             cats.append([str(x) for x in flat])
             brands.append(rec.get("brand"))
         item_table = pa.table({"item_id": ids, "title": titles, "categories": cats, "brand": brands})
-    ds = from_columns(users, items, ts, ratings, item_table=item_table, name=name or reviews.name.split(".")[0],
-                      meta={"format": "amazon-raw", "source": str(reviews)})
+    ds = from_columns(
+        users,
+        items,
+        ts,
+        ratings,
+        item_table=item_table,
+        name=name or reviews.name.split(".")[0],
+        meta={"format": "amazon-raw", "source": str(reviews)},
+    )
     if k_core:
         from recgen.data.filters import k_core as kcore
 
@@ -454,14 +514,17 @@ def _read_csv(path: Path, sep: str, string_columns: tuple[str, ...] = (), encodi
             ) from None
         if "Empty CSV file" in msg:
             raise DataError(f"{path} is empty: no header and no rows") from None
-        raise DataError(f"{path.name}: cannot parse as {sep!r}-separated values ({msg.splitlines()[0]}); "
-                        f"check --sep") from None
+        raise DataError(
+            f"{path.name}: cannot parse as {sep!r}-separated values ({msg.splitlines()[0]}); check --sep"
+        ) from None
     if table.num_rows == 0:
         raise DataError(f"{path} has a header but no rows")
     binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
     if binary:  # pyarrow keeps undecodable text as bytes
-        raise DataError(f"{path.name}: column(s) {binary} are not valid {encoding.upper()} text; pass the file's encoding "
-                        f"(e.g. --encoding latin-1)")
+        raise DataError(
+            f"{path.name}: column(s) {binary} are not valid {encoding.upper()} text; pass the file's encoding "
+            f"(e.g. --encoding latin-1)"
+        )
     return table
 
 
@@ -493,8 +556,9 @@ def _resolve_columns(table: pa.Table, columns: dict[str, str] | None, path: Path
     return mapping
 
 
-def _from_table(table: pa.Table, columns: dict[str, str] | None, path: Path, *, name: str,
-                meta: dict[str, Any]) -> Dataset:
+def _from_table(
+    table: pa.Table, columns: dict[str, str] | None, path: Path, *, name: str, meta: dict[str, Any]
+) -> Dataset:
     mapping = _resolve_columns(table, columns, path)
 
     def strings(col: str) -> list[str]:
@@ -515,8 +579,14 @@ def _from_table(table: pa.Table, columns: dict[str, str] | None, path: Path, *, 
             bad = next(v for v in col.to_pylist() if not _is_number(v))
             raise DataError(f"{path.name}: column {mapping[role]!r} ({role}) must be numeric, found {bad!r}") from None
 
-    return from_columns(strings(mapping["user"]), strings(mapping["item"]), numbers("timestamp"), numbers("rating"),
-                        name=name, meta={**meta, "columns": mapping})
+    return from_columns(
+        strings(mapping["user"]),
+        strings(mapping["item"]),
+        numbers("timestamp"),
+        numbers("rating"),
+        name=name,
+        meta={**meta, "columns": mapping},
+    )
 
 
 def _is_number(v: Any) -> bool:
@@ -557,8 +627,9 @@ def load_csv(
     return _from_table(table, columns, path, name=name or path.stem, meta={"format": "csv", "source": str(path)})
 
 
-def load_parquet(path: str | os.PathLike[str], *, columns: dict[str, str] | None = None,
-                 name: str | None = None) -> Dataset:
+def load_parquet(
+    path: str | os.PathLike[str], *, columns: dict[str, str] | None = None, name: str | None = None
+) -> Dataset:
     """Load a Parquet table with a column map (see :func:`load_csv`)."""
     path = Path(path)
     _check_exists(path)
@@ -640,8 +711,13 @@ def load_path(path: str | os.PathLike[str], format: str | None = None, **options
     return loaders[fmt](path, **{k: v for k, v in options.items() if v is not None})
 
 
-def load_dataset(name_or_path: str | os.PathLike[str], *, format: str | None = None,
-                 data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Dataset:
+def load_dataset(
+    name_or_path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> Dataset:
     """Load a named dataset (``ml-100k``, ``beauty`` ...) from the data directory, or any path.
 
     Args:

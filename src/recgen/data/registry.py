@@ -27,8 +27,13 @@ class DatasetSpec:
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
-        DatasetSpec("ml-100k", "ml-100k", "", "MovieLens-100K ratings (RecBole atomic files or the GroupLens zip)",
-                    fetchable=True),
+        DatasetSpec(
+            "ml-100k",
+            "ml-100k",
+            "",
+            "MovieLens-100K ratings (RecBole atomic files or the GroupLens zip)",
+            fetchable=True,
+        ),
         DatasetSpec("beauty", "amazon-2014/beauty", "amazon-p5", "Amazon 2014 Beauty 5-core (P5/TIGER files)"),
         DatasetSpec("sports", "amazon-2014/sports", "amazon-p5", "Amazon 2014 Sports and Outdoors 5-core"),
         DatasetSpec("toys", "amazon-2014/toys", "amazon-p5", "Amazon 2014 Toys and Games 5-core"),
@@ -74,9 +79,7 @@ def resolve(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
         if _has_data(d / spec.folder):
             return d / spec.folder
     hint = (
-        f"run `recgen data fetch {name}`"
-        if spec.fetchable
-        else f"copy the dataset folder to <data dir>/{spec.folder}"
+        f"run `recgen data fetch {name}`" if spec.fetchable else f"copy the dataset folder to <data dir>/{spec.folder}"
     )
     raise DataError(
         f"dataset {name!r} not found in the data directories ({', '.join(str(d) for d in searched)}); "

@@ -90,8 +90,9 @@ class Split:
         return "; ".join(parts)
 
 
-def _eval_set(ds: Dataset, order: np.ndarray, roles: np.ndarray, history_roles: tuple[int, ...],
-              target_role: int) -> tuple[EvalSet, int]:
+def _eval_set(
+    ds: Dataset, order: np.ndarray, roles: np.ndarray, history_roles: tuple[int, ...], target_role: int
+) -> tuple[EvalSet, int]:
     """Build an EvalSet from rows in chronological order (grouped by user) and their roles."""
     users = ds.user_ids[order]
     items = ds.item_ids[order]
@@ -159,8 +160,15 @@ def leave_one_out(ds: Dataset, *, min_len: int = 3) -> Split:
     evaluated = length >= min_len
     roles[order[evaluated & (pos == length - 1)]] = TEST
     roles[order[evaluated & (pos == length - 2)]] = VALID
-    return _from_roles(ds, roles, {"name": "leave-one-out", "min_len": min_len,
-                                   "users_train_only": int((np.bincount(ds.user_ids)[1:] < min_len).sum())})
+    return _from_roles(
+        ds,
+        roles,
+        {
+            "name": "leave-one-out",
+            "min_len": min_len,
+            "users_train_only": int((np.bincount(ds.user_ids)[1:] < min_len).sum()),
+        },
+    )
 
 
 def temporal_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: float = 0.1) -> Split:
@@ -209,7 +217,12 @@ def _check_fracs(valid_frac: float, test_frac: float) -> None:
         raise ConfigError(f"valid_frac + test_frac must be < 1, got {valid_frac + test_frac}")
 
 
-SPLITS = {"leave-one-out": leave_one_out, "loo": leave_one_out, "temporal": temporal_split, "ratio": ratio_split}
+SPLITS = {
+    "leave-one-out": leave_one_out,
+    "loo": leave_one_out,
+    "temporal": temporal_split,
+    "ratio": ratio_split,
+}
 
 
 def make_split(ds: Dataset, protocol: str = "leave-one-out", **kwargs: Any) -> Split:

@@ -52,12 +52,22 @@ def matmul_peak_gflops(n: int = 2048, seconds: float = 1.0) -> float:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
         if out.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -128,15 +138,25 @@ def run_bench(
     machine = machine_info()
     per_seed = []
     for seed in range(seeds):
-        cfg = dataclasses.replace(base_cfg, seed=seed) if "seed" in {f.name for f in dataclasses.fields(base_cfg)} \
+        cfg = (
+            dataclasses.replace(base_cfg, seed=seed)
+            if "seed" in {f.name for f in dataclasses.fields(base_cfg)}
             else base_cfg
+        )
         m = klass(cfg)
         t = time.perf_counter()
         m.fit(split.train, valid=split.valid)
         fit_s = time.perf_counter() - t
         rv = evaluate(m, split.valid, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size)
-        rt = evaluate(m, split.test, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size,
-                      sampled_negatives=sampled_negatives, seed=seed)
+        rt = evaluate(
+            m,
+            split.test,
+            ks=ks,
+            exclude_seen=exclude_seen,
+            batch_size=eval_batch_size,
+            sampled_negatives=sampled_negatives,
+            seed=seed,
+        )
         entry = {
             "seed": seed,
             "valid": rv.metrics,
@@ -149,8 +169,11 @@ def run_bench(
         if getattr(m, "train_log_", None):
             entry["train_log"] = m.train_log_
         per_seed.append(entry)
-        log(f"seed {seed}: fit {fit_s:.1f}s, test " + ", ".join(f"{k}={rt.metrics[k]:.4f}" for k in HEADLINE)
-            + f", eval {rt.users_per_second:.0f} users/s")
+        log(
+            f"seed {seed}: fit {fit_s:.1f}s, test "
+            + ", ".join(f"{k}={rt.metrics[k]:.4f}" for k in HEADLINE)
+            + f", eval {rt.users_per_second:.0f} users/s"
+        )
     valid_mean, valid_std = _mean_std([e["valid"] for e in per_seed])
     test_mean, test_std = _mean_std([e["test"] for e in per_seed])
     config = to_dict(base_cfg)
@@ -160,8 +183,13 @@ def run_bench(
         "dataset_source": dataset,
         "dataset_fingerprint": ds.fingerprint(),
         "dataset_stats": {"users": ds.n_users, "items": ds.n_items, "interactions": ds.n_interactions},
-        "protocol": {**split.protocol, "description": split.describe(), "exclude_seen": exclude_seen,
-                     "ranking": "full catalogue", "ties": "broken by lower dense item id (first-seen order)"},
+        "protocol": {
+            **split.protocol,
+            "description": split.describe(),
+            "exclude_seen": exclude_seen,
+            "ranking": "full catalogue",
+            "ties": "broken by lower dense item id (first-seen order)",
+        },
         "model": model,
         "config": config,
         "seeds": list(range(seeds)),

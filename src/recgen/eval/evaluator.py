@@ -142,8 +142,9 @@ def evaluate(
     return EvalResult(metrics=metrics, per_user=per_user, n_users=n, seconds=seconds)
 
 
-def _sampled_rank(scores: torch.Tensor, targets: torch.Tensor, hists: list[np.ndarray], n_neg: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def _sampled_rank(
+    scores: torch.Tensor, targets: torch.Tensor, hists: list[np.ndarray], n_neg: int, rng: np.random.Generator
+) -> np.ndarray:
     """Rank of each user's first target among ``n_neg`` uniformly drawn unseen non-target items (1-based)."""
     n_cols = scores.shape[1]
     out = np.zeros(len(hists), dtype=np.float64)

@@ -16,8 +16,9 @@ import numpy as np
 
 
 # --------------------------------------------------------------------------------------- ranking
-def ranking_metrics_from_ranks(ranks: np.ndarray, n_targets: np.ndarray, ks: Sequence[int],
-                               miss_rank: int) -> dict[str, np.ndarray]:
+def ranking_metrics_from_ranks(
+    ranks: np.ndarray, n_targets: np.ndarray, ks: Sequence[int], miss_rank: int
+) -> dict[str, np.ndarray]:
     """Per-user ranking metrics.
 
     Args:

@@ -14,24 +14,81 @@ README_END = "<!-- results:end -->"
 
 # Published numbers on the same protocol (full ranking, leave-one-out), from ../shared/BENCHMARKS.md.
 PUBLISHED: list[dict[str, Any]] = [
-    {"dataset": "beauty", "model": "SASRec", "source": "TIGER paper, NeurIPS 2023",
-     "recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
-    {"dataset": "beauty", "model": "TIGER", "source": "TIGER paper",
-     "recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
-    {"dataset": "beauty", "model": "SASRec-CE (max len 50)", "source": "phonism/genrec README",
-     "recall@10": 0.0851, "ndcg@10": 0.0421},
-    {"dataset": "beauty", "model": "HSTU-CE", "source": "phonism/genrec README",
-     "recall@10": 0.0859, "ndcg@10": 0.0441},
-    {"dataset": "sports", "model": "SASRec", "source": "TIGER paper",
-     "recall@5": 0.0233, "ndcg@5": 0.0154, "recall@10": 0.0350, "ndcg@10": 0.0192},
-    {"dataset": "sports", "model": "TIGER", "source": "TIGER paper",
-     "recall@5": 0.0264, "ndcg@5": 0.0181, "recall@10": 0.0400, "ndcg@10": 0.0225},
-    {"dataset": "toys", "model": "SASRec", "source": "TIGER paper",
-     "recall@5": 0.0463, "ndcg@5": 0.0306, "recall@10": 0.0675, "ndcg@10": 0.0374},
-    {"dataset": "toys", "model": "TIGER", "source": "TIGER paper",
-     "recall@5": 0.0521, "ndcg@5": 0.0371, "recall@10": 0.0712, "ndcg@10": 0.0432},
-    {"dataset": "ml-100k", "model": "LlamaRec (LRURec + Llama-2-7B re-rank of 20)", "source": "LlamaRec paper",
-     "recall@10": 0.1524, "ndcg@10": 0.0759},
+    {
+        "dataset": "beauty",
+        "model": "SASRec",
+        "source": "TIGER paper, NeurIPS 2023",
+        "recall@5": 0.0387,
+        "ndcg@5": 0.0249,
+        "recall@10": 0.0605,
+        "ndcg@10": 0.0318,
+    },
+    {
+        "dataset": "beauty",
+        "model": "TIGER",
+        "source": "TIGER paper",
+        "recall@5": 0.0454,
+        "ndcg@5": 0.0321,
+        "recall@10": 0.0648,
+        "ndcg@10": 0.0384,
+    },
+    {
+        "dataset": "beauty",
+        "model": "SASRec-CE (max len 50)",
+        "source": "phonism/genrec README",
+        "recall@10": 0.0851,
+        "ndcg@10": 0.0421,
+    },
+    {
+        "dataset": "beauty",
+        "model": "HSTU-CE",
+        "source": "phonism/genrec README",
+        "recall@10": 0.0859,
+        "ndcg@10": 0.0441,
+    },
+    {
+        "dataset": "sports",
+        "model": "SASRec",
+        "source": "TIGER paper",
+        "recall@5": 0.0233,
+        "ndcg@5": 0.0154,
+        "recall@10": 0.0350,
+        "ndcg@10": 0.0192,
+    },
+    {
+        "dataset": "sports",
+        "model": "TIGER",
+        "source": "TIGER paper",
+        "recall@5": 0.0264,
+        "ndcg@5": 0.0181,
+        "recall@10": 0.0400,
+        "ndcg@10": 0.0225,
+    },
+    {
+        "dataset": "toys",
+        "model": "SASRec",
+        "source": "TIGER paper",
+        "recall@5": 0.0463,
+        "ndcg@5": 0.0306,
+        "recall@10": 0.0675,
+        "ndcg@10": 0.0374,
+    },
+    {
+        "dataset": "toys",
+        "model": "TIGER",
+        "source": "TIGER paper",
+        "recall@5": 0.0521,
+        "ndcg@5": 0.0371,
+        "recall@10": 0.0712,
+        "ndcg@10": 0.0432,
+    },
+    {
+        "dataset": "ml-100k",
+        "model": "LlamaRec (LRURec + Llama-2-7B re-rank of 20)",
+        "source": "LlamaRec paper",
+        "recall@10": 0.1524,
+        "ndcg@10": 0.0759,
+    },
 ]
 
 COLS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
@@ -51,7 +108,12 @@ def _config_str(cfg: dict[str, Any]) -> str:
 
 def _sort_key(r: dict[str, Any]) -> tuple:
     d = r["dataset"]
-    return (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER), d, r["model"], _config_str(r["config"]))
+    return (
+        DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER),
+        d,
+        r["model"],
+        _config_str(r["config"]),
+    )
 
 
 def results_table(results: list[dict[str, Any]], *, with_published: bool = True) -> str:
@@ -67,7 +129,10 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
         for r in rows:
             cells = [dataset, f"**{r['model']}** (recgen)", _config_str(r["config"]), str(len(r["seeds"]))]
             cells += [_fmt(r, c) for c in COLS]
-            cells += [f"{r['throughput']['eval_users_per_second']:.0f}", f"{r['timings']['fit_seconds_mean']:.1f}"]
+            cells += [
+                f"{r['throughput']['eval_users_per_second']:.0f}",
+                f"{r['timings']['fit_seconds_mean']:.1f}",
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         if with_published:
             for p in PUBLISHED:
@@ -83,39 +148,48 @@ def protocols_section(results: list[dict[str, Any]]) -> str:
     return "\n".join(f"- {p}" for p in protos)
 
 
-def write_report(results_dir: str | Path = DEFAULT_RESULTS_DIR, out: str | Path = "benchmarks/RESULTS.md",
-                 readme: str | Path | None = "README.md") -> str:
+def write_report(
+    results_dir: str | Path = DEFAULT_RESULTS_DIR,
+    out: str | Path = "benchmarks/RESULTS.md",
+    readme: str | Path | None = "README.md",
+) -> str:
     """Regenerate RESULTS.md (and the README block between the results markers) from the results files."""
     results = load_results(results_dir)
     table = results_table(results)
-    machines = sorted({f"{r['machine'].get('cpu')} ({r['machine'].get('cpu_count')} cores, "
-                       f"matmul peak {r['machine'].get('matmul_peak_gflops')} GFLOP/s)" for r in results})
-    body = "\n".join([
-        "# Benchmark results",
-        "",
-        "Generated by `recgen report` from the JSON files in `benchmarks/results/` (each holds the command that",
-        "made it). Test metrics at the validation-chosen point, mean ± sample std over seeds; full-catalogue",
-        "ranking with the user's history excluded; published rows are copied from ../shared/BENCHMARKS.md.",
-        "",
-        "Protocols:",
-        protocols_section(results),
-        "",
-        table,
-        "",
-        "Machines: " + "; ".join(machines),
-        "",
-        "Commands:",
-        "",
-        *[f"- `{r['command']}`" for r in sorted(results, key=_sort_key)],
-        "",
-    ])
+    machines = sorted(
+        {
+            f"{r['machine'].get('cpu')} ({r['machine'].get('cpu_count')} cores, "
+            f"matmul peak {r['machine'].get('matmul_peak_gflops')} GFLOP/s)"
+            for r in results
+        }
+    )
+    body = "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            "Generated by `recgen report` from the JSON files in `benchmarks/results/` (each holds the command that",
+            "made it). Test metrics at the validation-chosen point, mean ± sample std over seeds; full-catalogue",
+            "ranking with the user's history excluded; published rows are copied from ../shared/BENCHMARKS.md.",
+            "",
+            "Protocols:",
+            protocols_section(results),
+            "",
+            table,
+            "",
+            "Machines: " + "; ".join(machines),
+            "",
+            "Commands:",
+            "",
+            *[f"- `{r['command']}`" for r in sorted(results, key=_sort_key)],
+            "",
+        ]
+    )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(body)
     if readme is not None and Path(readme).exists():
         text = Path(readme).read_text()
         if README_START in text and README_END in text:
             block = f"{README_START}\n{table}\n{README_END}"
-            text = re.sub(re.escape(README_START) + ".*?" + re.escape(README_END), lambda _: block, text,
-                          flags=re.S)
+            text = re.sub(re.escape(README_START) + ".*?" + re.escape(README_END), lambda _: block, text, flags=re.S)
             Path(readme).write_text(text)
     return body

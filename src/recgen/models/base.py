@@ -135,8 +135,10 @@ class Recommender:
             raise DataError(f"{len(user_ids)} users but {len(histories)} histories; they must align")
         scores = torch.as_tensor(self._score(user_ids, histories)).clone()
         if scores.shape != (len(user_ids), self.n_items_ + 1):
-            raise RuntimeError(f"{self.name} returned scores of shape {tuple(scores.shape)}, "
-                               f"expected {(len(user_ids), self.n_items_ + 1)}")
+            raise RuntimeError(
+                f"{self.name} returned scores of shape {tuple(scores.shape)}, "
+                f"expected {(len(user_ids), self.n_items_ + 1)}"
+            )
         if torch.isnan(scores).any():
             raise RuntimeError(f"{self.name} produced NaN scores; the model diverged (lower lr or check the data)")
         cold = [i for i, (u, h) in enumerate(zip(user_ids, histories, strict=True)) if u == 0 and len(h) == 0]
@@ -145,8 +147,9 @@ class Recommender:
             scores[cold] = pop
         return scores
 
-    def score_masked(self, user_ids: np.ndarray, histories: Sequence[np.ndarray], *,
-                     exclude_seen: bool = True) -> torch.Tensor:
+    def score_masked(
+        self, user_ids: np.ndarray, histories: Sequence[np.ndarray], *, exclude_seen: bool = True
+    ) -> torch.Tensor:
         """Scores with padding and (by default) the history items at -inf: what ranking and serving use."""
         return mask_scores(self.score(user_ids, histories), histories, exclude_seen)
 
@@ -160,8 +163,9 @@ class Recommender:
             return 0, dense[dense > 0]
         raise DataError(f"query must be a user id or a list of item ids, got {type(query).__name__}")
 
-    def recommend(self, query: Query, k: int = 10, *, exclude_seen: bool = True,
-                  candidates: Sequence[Any] | None = None) -> Recs:
+    def recommend(
+        self, query: Query, k: int = 10, *, exclude_seen: bool = True, candidates: Sequence[Any] | None = None
+    ) -> Recs:
         """Top-k items for a user id (its training history is used) or for a list of item ids (a session).
 
         Args:
@@ -175,8 +179,14 @@ class Recommender:
         """
         return self.recommend_batch([query], k, exclude_seen=exclude_seen, candidates=candidates)[0]
 
-    def recommend_batch(self, queries: Sequence[Query], k: int = 10, *, exclude_seen: bool = True,
-                        candidates: Sequence[Any] | None = None) -> list[Recs]:
+    def recommend_batch(
+        self,
+        queries: Sequence[Query],
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: Sequence[Any] | None = None,
+    ) -> list[Recs]:
         """``recommend`` for many queries, scored in batches."""
         self._check_fitted()
         k = check_k(k)

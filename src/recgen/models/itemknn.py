@@ -71,8 +71,11 @@ class ItemKNN(Recommender):
 
     def _state(self) -> dict[str, np.ndarray]:
         s = self.sim_
-        return {"sim_indptr": s.indptr.astype(np.int64), "sim_indices": s.indices.astype(np.int64),
-                "sim_data": s.data}
+        return {
+            "sim_indptr": s.indptr.astype(np.int64),
+            "sim_indices": s.indices.astype(np.int64),
+            "sim_data": s.data,
+        }
 
     def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
         n = self.n_items_ + 1

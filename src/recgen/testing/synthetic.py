@@ -7,8 +7,9 @@ import numpy as np
 from recgen.data.dataset import Dataset, from_columns
 
 
-def make_cluster_dataset(n_clusters: int = 4, users_per_cluster: int = 15, items_per_cluster: int = 8,
-                         seed: int = 0) -> Dataset:
+def make_cluster_dataset(
+    n_clusters: int = 4, users_per_cluster: int = 15, items_per_cluster: int = 8, seed: int = 0
+) -> Dataset:
     """Users in clusters; each user interacts with all but two items of its own cluster, in random order.
 
     Item-item co-occurrence identifies the cluster, so a good model ranks the user's remaining cluster
@@ -27,8 +28,13 @@ def make_cluster_dataset(n_clusters: int = 4, users_per_cluster: int = 15, items
                 ts.append(t)
                 t += 1
     order = rng.permutation(len(users))  # shuffle file order; timestamps still give the true order
-    return from_columns(np.array(users)[order], np.array(items)[order], np.array(ts, dtype=float)[order],
-                        ratings=rng.integers(1, 6, size=len(users)).astype(float), name="clusters")
+    return from_columns(
+        np.array(users)[order],
+        np.array(items)[order],
+        np.array(ts, dtype=float)[order],
+        ratings=rng.integers(1, 6, size=len(users)).astype(float),
+        name="clusters",
+    )
 
 
 def make_tiny_dataset(seed: int = 0) -> Dataset:

@@ -1,0 +1,187 @@
+"""The CLI end to end (in-process through main(), plus the installed entry point in a subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from recgen.cli.main import main
+from recgen.testing import make_tiny_dataset
+
+
+@pytest.fixture
+def data_folder(tmp_path):
+    """The tiny dataset as a native folder and as a CSV."""
+    ds = make_tiny_dataset()
+    ds.save(tmp_path / "tiny")
+    rows = ["user,item,timestamp"] + [
+        f"{u},{i},{t}"
+        for u, i, t in zip(ds.users.external(ds.user_ids), ds.items.external(ds.item_ids), ds.timestamps, strict=True)
+    ]
+    (tmp_path / "tiny.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_data_info_json(capsys, data_folder):
+    code, out, _ = run(capsys, "data", "info", str(data_folder / "tiny"), "--json")
+    stats = json.loads(out)
+    assert code == 0 and (stats["users"], stats["items"], stats["interactions"]) == (60, 32, 360)
+    code, out, _ = run(capsys, "data", "info", str(data_folder / "tiny.csv"), "--format", "csv", "--json")
+    assert code == 0 and json.loads(out)["interactions"] == 360
+    code, out, _ = run(capsys, "data", "info", str(data_folder / "tiny.csv"))
+    assert code == 0 and "interactions" in out
+
+
+def test_bench_writes_results_json(capsys, data_folder, tmp_path):
+    out_dir = tmp_path / "results"
+    code, out, err = run(
+        capsys,
+        "bench",
+        "--dataset",
+        str(data_folder / "tiny.csv"),
+        "--model",
+        "ease",
+        "--set",
+        "l2=5",
+        "--seeds",
+        "2",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 0, err
+    files = list(out_dir.glob("*.json"))
+    assert len(files) == 1
+    r = json.loads(files[0].read_text())
+    for key in (
+        "dataset",
+        "protocol",
+        "model",
+        "config",
+        "seeds",
+        "test",
+        "valid",
+        "timings",
+        "recgen_version",
+        "git_commit",
+        "machine",
+        "command",
+        "throughput",
+    ):
+        assert key in r, key
+    for key in ("recall@5", "recall@10", "ndcg@5", "ndcg@10", "mrr"):
+        assert 0.0 <= r["test"][key] <= 1.0 and key in r["valid"]
+    assert r["config"]["l2"] == 5.0 and r["seeds"] == [0, 1]
+    assert r["protocol"]["name"] == "leave-one-out" and "file's order" in r["protocol"]["description"]
+    assert r["machine"]["matmul_peak_gflops"] > 0
+    assert "recall@10" in out and "protocol:" in out
+    # the report regenerates tables from the files alone
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- results:start -->\nold\n<!-- results:end -->\ny\n")
+    code, _, err = run(
+        capsys, "report", "--results", str(out_dir), "--out", str(tmp_path / "R.md"), "--readme", str(readme)
+    )
+    assert code == 0, err
+    text = readme.read_text()
+    assert "old" not in text and "**ease** (recgen)" in text and text.endswith("y\n")
+    assert f"{r['test']['ndcg@10']:.4f}" in (tmp_path / "R.md").read_text()
+
+
+def test_train_and_recommend(capsys, data_folder, tmp_path):
+    model_dir = tmp_path / "model"
+    code, _, err = run(
+        capsys,
+        "train",
+        "-d",
+        str(data_folder / "tiny"),
+        "-m",
+        "itemknn",
+        "--set",
+        "k=5",
+        "-o",
+        str(model_dir),
+    )
+    assert code == 0, err
+    user = make_tiny_dataset().users.ids[0]
+    code, out, err = run(capsys, "recommend", "--model-dir", str(model_dir), "--user", user, "-k", "3", "--json")
+    assert code == 0, err
+    recs = json.loads(out)
+    assert recs[0]["query"] == user and recs[0]["known_user"] and len(recs[0]["items"]) == 3
+    code, out, _ = run(capsys, "recommend", "--model-dir", str(model_dir), "--user", "stranger", "-k", "2")
+    assert code == 0 and "unknown user" in out
+
+
+BAD = [
+    (["data", "info", "no/such/path.csv"], "not found"),
+    (["data", "info", "nosuchdataset"], "unknown dataset"),
+    (["data", "info", "{tiny_csv}", "--format", "excel"], "unknown format"),
+    (["data", "info", "{tiny_csv}", "--columns", "user=nope"], "column 'nope'"),
+    (["data", "info", "{tiny_csv}", "--sep", "\t"], "no user column"),
+    (["data", "info", "{empty}"], "empty"),
+    (["data", "info", "{latin1}"], "--encoding latin-1"),
+    (["bench", "-d", "{tiny}", "-m", "nosuchmodel"], "unknown model"),
+    (["bench", "-d", "{tiny}", "-m", "ease", "--seeds", "0"], "--seeds must be >= 1"),
+    (["bench", "-d", "{tiny}", "-m", "ease", "--set", "l2=abc"], "l2 must be float"),
+    (["bench", "-d", "{tiny}", "-m", "ease", "--set", "bogus=1"], "unknown config field"),
+    (["bench", "-d", "{tiny}", "-m", "ease", "--set", "l2"], "key=value"),
+    (["bench", "-d", "{tiny}", "-m", "ease", "--protocol", "weird"], "unknown split protocol"),
+    (["bench", "-d", "{tiny}"], "Missing option"),
+    (["recommend", "--model-dir", "{tiny}", "-u", "1"], "not a recgen model folder"),
+    (["recommend", "--model-dir", "no/such/dir", "-u", "1"], "model folder not found"),
+    (["recommend", "--model-dir", "{tiny}", "-u", "1", "-k", "0"], "k must be an integer >= 1"),
+    (["data", "fetch", "beauty", "--data-dir", "{tmp}"], "has no fetcher"),
+]
+
+
+@pytest.mark.parametrize("argv,match", BAD, ids=[" ".join(a[:2]) + f" {i}" for i, (a, _) in enumerate(BAD)])
+def test_bad_input_one_line_error(capsys, data_folder, tmp_path, argv, match):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "latin1.csv").write_bytes("user,item\n1,caf\xe9\n".encode("latin-1"))
+    subs = {
+        "{tiny_csv}": str(data_folder / "tiny.csv"),
+        "{tiny}": str(data_folder / "tiny"),
+        "{empty}": str(tmp_path / "empty.csv"),
+        "{latin1}": str(tmp_path / "latin1.csv"),
+        "{tmp}": str(tmp_path),
+    }
+    argv = [subs.get(a, a) for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert match in lines[0]
+    assert "Traceback" not in err + out
+
+
+def test_latin1_with_encoding_option(capsys, tmp_path):
+    (tmp_path / "latin1.csv").write_bytes("user,item\n1,caf\xe9\n2,caf\xe9\n".encode("latin-1"))
+    code, out, err = run(capsys, "data", "info", str(tmp_path / "latin1.csv"), "--encoding", "latin-1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["items"] == 1
+
+
+def test_entry_point_subprocess(tmp_path):
+    """The installed `python -m recgen` entry point: exit code 2, one line, no traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "recgen", "data", "info", str(tmp_path / "missing.csv")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    ok = subprocess.run([sys.executable, "-m", "recgen", "models"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.split() == ["bpr", "ease", "itemknn", "pop"]
+
+
+def test_import_is_light():
+    """`import recgen` must not pull in torch (heavy parts load lazily)."""
+    code = "import sys, recgen; print('torch' in sys.modules, 'pyarrow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
+    assert out == ["False", "False"]
