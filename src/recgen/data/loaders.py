@@ -290,7 +290,7 @@ def _read_atomic(path: Path) -> tuple[list[str], list[str], list[int], list[list
 
 
 def load_recbole(path: str | os.PathLike[str], *, name: str | None = None) -> Dataset:
-    """Load RecBole atomic files: a folder holding ``NAME.inter`` (+ optional ``.item``/``.user``), or the ``.inter``."""
+    """Load RecBole atomic files: a folder with ``NAME.inter`` (+ optional ``.item``/``.user``), or the ``.inter``."""
     path = Path(path)
     _check_exists(path, "RecBole path")
     if path.is_dir():
