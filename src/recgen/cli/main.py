@@ -224,8 +224,9 @@ def report(results, out, readme) -> None:
 
     if not results.is_dir():
         raise ConfigError(f"results folder not found: {results}; run `recgen bench` first or pass --results")
+    readme = readme if str(readme) not in ("", ".", "none") else None
     write_report(results, out, readme)
-    click.echo(f"wrote {out} and the results block of {readme}")
+    click.echo(f"wrote {out}" + (f" and the results block of {readme}" if readme else ""))
 
 
 # ------------------------------------------------------------------------------ train / recommend

@@ -4,8 +4,8 @@ Closed form: with the binary user-item matrix X and Gram matrix G = X^T X + l2 *
 B_ij = -P_ij / P_jj, B_jj = 0. A user's scores are x_u B.
 
 Where recgen differs from the paper's listing: the inverse is computed through a Cholesky factorisation
-(LAPACK potrf/potri; G is symmetric positive definite) in float64, which costs half the flops of the generic
-inverse and no extra copy; B is then stored in float32. Repeated (user, item) pairs count once. Histories given
+(G is symmetric positive definite) in float64 with torch's LAPACK, which costs half the flops of the generic
+inverse; B is then stored in float32. Repeated (user, item) pairs count once. Histories given
 at recommendation time (e.g. train + validation items at test time) are used as x_u directly.
 """
 
@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg.lapack as lapack
 import torch
 
 from recgen.config import check
@@ -35,34 +34,21 @@ class EASEConfig:
 
 def ease_weights(x, l2: float) -> np.ndarray:
     """The EASE item-item matrix B (n_items+1, n_items+1) in float64; row/column 0 (padding) stays 0."""
-    g = (x.T @ x).toarray().astype(np.float64)  # (N+1, N+1), C-contiguous
-    g[np.diag_indices_from(g)] += l2
-    # G is symmetric, so its transpose is the same matrix in Fortran order: LAPACK can then work in place
-    # (no copy of an N x N matrix). potrf/potri fill the upper triangle of the F view = lower of the C view.
-    c, info = lapack.dpotrf(g.T, lower=False, overwrite_a=True, clean=False)
-    if info != 0:
-        raise RuntimeError(f"EASE Gram matrix is not positive definite (potrf info={info}); increase l2")
-    pf, info = lapack.dpotri(c, lower=False, overwrite_c=True)
-    if info != 0:
-        raise RuntimeError(f"EASE inverse failed (potri info={info}); increase l2")
-    p = pf.T  # C view; its lower triangle holds P = G^-1
-    _symmetrize_from_lower(p)
-    diag = np.diag(p).copy()
-    p /= -diag[None, :]  # B_ij = -P_ij / P_jj
-    np.fill_diagonal(p, 0.0)
+    g = torch.from_numpy((x.T @ x).toarray().astype(np.float64))  # (N+1, N+1)
+    g.diagonal().add_(l2)
+    # G is symmetric positive definite: invert through its Cholesky factor (half the flops of LU). torch's
+    # LAPACK is used because scipy's bundled OpenBLAS potrf crashed (segfault) at n ~ 18k on our machines.
+    chol, info = torch.linalg.cholesky_ex(g)
+    del g
+    if int(info) != 0:
+        raise RuntimeError(f"EASE Gram matrix is not positive definite (cholesky info={int(info)}); increase l2")
+    p = torch.cholesky_inverse(chol)  # (N+1, N+1), symmetric
+    del chol
+    p.div_(-p.diagonal().clone()[None, :])  # B_ij = -P_ij / P_jj
+    p.fill_diagonal_(0.0)
     p[0, :] = 0.0
     p[:, 0] = 0.0
-    return p
-
-
-def _symmetrize_from_lower(p: np.ndarray, block: int = 1024) -> None:
-    """Copy the lower triangle onto the upper one, in place, block by block (no N x N temporaries)."""
-    n = p.shape[0]
-    for a in range(0, n, block):
-        b = min(a + block, n)
-        d = p[a:b, a:b]
-        p[a:b, a:b] = np.tril(d) + np.tril(d, -1).T
-        p[:a, a:b] = p[a:b, :a].T
+    return p.numpy()
 
 
 class EASE(Recommender):

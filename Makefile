@@ -1,0 +1,47 @@
+# recgen: two commands on a fresh machine.
+#   make quickstart   venv + torch (CPU) + recgen, fetch ML-100K, train/evaluate the baselines, print the table
+#   make test         venv + test extras, ruff, the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= data
+QS_OUT ?= build/quickstart
+
+.PHONY: venv quickstart test lint bench-baselines report clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0   # the CPU build first, so nothing pulls a CUDA build
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+quickstart: venv
+	$(BIN)/recgen data fetch ml-100k --data-dir $(DATA_DIR)
+	$(BIN)/recgen data info ml-100k --data-dir $(DATA_DIR)
+	for m in pop itemknn ease bpr; do \
+	  $(BIN)/recgen bench --dataset ml-100k --data-dir $(DATA_DIR) --model $$m --out $(QS_OUT) || exit 1; \
+	done
+	$(BIN)/recgen report --results $(QS_OUT) --out $(QS_OUT)/RESULTS.md --readme ''
+	@echo; cat $(QS_OUT)/RESULTS.md
+
+lint: venv
+	$(BIN)/ruff check src tests
+
+test: venv lint
+	$(BIN)/python -m pytest -q
+
+# The committed benchmark files (needs the real datasets: RECGEN_DATA_DIR=../shared/datasets on team machines).
+bench-baselines: venv
+	for d in ml-100k lastfm beauty toys sports yelp; do \
+	  for m in pop ease; do $(BIN)/recgen bench --dataset $$d --model $$m || exit 1; done; \
+	done
+	$(MAKE) report
+
+report: venv
+	$(BIN)/recgen report
+
+clean:
+	rm -rf $(VENV) build
