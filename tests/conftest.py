@@ -1,4 +1,6 @@
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # two processes on 2 cores must not busy-wait
 from pathlib import Path
 
 import pytest

@@ -30,6 +30,7 @@ class EvalSet:
         history_items: chronological history items of every user, concatenated.
         target_indptr: (U+1,) offsets into ``target_items``.
         target_items: target items of every user, concatenated (chronological).
+        history_timestamps: timestamps aligned with ``history_items`` (for time-aware models), or None.
     """
 
     user_ids: np.ndarray
@@ -37,6 +38,7 @@ class EvalSet:
     history_items: np.ndarray
     target_indptr: np.ndarray
     target_items: np.ndarray
+    history_timestamps: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -55,6 +57,12 @@ class EvalSet:
         idx = np.arange(self.n_users)[rows]
         return [self.history(i) for i in idx]
 
+    def history_times(self, rows: np.ndarray | slice) -> list[np.ndarray] | None:
+        if self.history_timestamps is None:
+            return None
+        idx = np.arange(self.n_users)[rows]
+        return [self.history_timestamps[self.history_indptr[i] : self.history_indptr[i + 1]] for i in idx]
+
     def select(self, rows: np.ndarray) -> EvalSet:
         """A sub-set of users (e.g. a sample for quick validation)."""
         rows = np.asarray(rows)
@@ -66,6 +74,9 @@ class EvalSet:
             history_items=np.concatenate(h) if h else np.zeros(0, np.int64),
             target_indptr=np.r_[0, np.cumsum([len(x) for x in t])].astype(np.int64),
             target_items=np.concatenate(t) if t else np.zeros(0, np.int64),
+            history_timestamps=None
+            if self.history_timestamps is None
+            else np.concatenate(self.history_times(rows) or [np.zeros(0)]),
         )
 
 
@@ -112,6 +123,7 @@ def _eval_set(
         history_items=items[keep_h],
         target_indptr=np.r_[0, np.cumsum(n_tgt[user_ids])].astype(np.int64),
         target_items=items[keep_t],
+        history_timestamps=ds.timestamps[order][keep_h],
     )
     skipped = int(((n_tgt > 0) & (n_hist == 0)).sum())  # users with targets but no history
     return es, skipped

@@ -109,7 +109,9 @@ def evaluate(
     for start in starts:
         rows = np.arange(start, min(start + batch_size, n))
         hists = eval_set.histories(rows)
-        scores = model.score_masked(eval_set.user_ids[rows], hists, exclude_seen=exclude_seen)
+        scores = model.score_masked(
+            eval_set.user_ids[rows], hists, exclude_seen=exclude_seen, timestamps=eval_set.history_times(rows)
+        )
         targets, cnt = _padded_targets(eval_set, rows)
         ranks = target_ranks(scores, targets).numpy()
         ranks[ranks > n_items] = miss  # padding slots and excluded targets: never reached

@@ -77,6 +77,7 @@ class Recommender:
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
     batch_size_recommend: ClassVar[int] = 256
+    uses_timestamps: ClassVar[bool] = False  # time-aware models receive history timestamps in _score
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         if config is not None and not isinstance(config, self.Config):
@@ -97,6 +98,7 @@ class Recommender:
         self.n_items_ = dataset.n_items
         self.item_counts_ = dataset.item_counts()
         self.hist_indptr_, self.hist_items_ = dataset.user_sequences()
+        self.hist_ts_ = dataset.timestamps[dataset.chronological_order()]
         self.dataset_fingerprint_ = dataset.fingerprint()
         self.item_table_ = dataset.item_table
         self._fit(dataset, valid)
@@ -107,7 +109,10 @@ class Recommender:
         raise NotImplementedError
 
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        """Scores (B, n_items + 1) for dense users (0 = unknown) with chronological dense histories."""
+        """Scores (B, n_items + 1) for dense users (0 = unknown) with chronological dense histories.
+
+        Models with ``uses_timestamps`` also get ``timestamps`` (a list aligned with ``histories``).
+        """
         raise NotImplementedError
 
     def _state(self) -> dict[str, np.ndarray]:
@@ -127,13 +132,30 @@ class Recommender:
             return np.zeros(0, dtype=np.int64)
         return self.hist_items_[self.hist_indptr_[user] : self.hist_indptr_[user + 1]]
 
-    def score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        """Raw scores (B, n_items + 1) as float tensors; cold rows (no user, no history) get popularity."""
+    def train_times(self, user: int) -> np.ndarray:
+        """Timestamps aligned with ``train_history(user)``."""
+        if user <= 0 or user > self.n_users_:
+            return np.zeros(0, dtype=np.float64)
+        return self.hist_ts_[self.hist_indptr_[user] : self.hist_indptr_[user + 1]]
+
+    def score(
+        self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps: Sequence[np.ndarray] | None = None
+    ) -> torch.Tensor:
+        """Raw scores (B, n_items + 1) as float tensors; cold rows (no user, no history) get popularity.
+
+        ``timestamps`` (aligned with ``histories``) reach time-aware models; without them, positions are used.
+        """
         self._check_fitted()
         user_ids = np.asarray(user_ids, dtype=np.int64)
         if len(user_ids) != len(histories):
             raise DataError(f"{len(user_ids)} users but {len(histories)} histories; they must align")
-        scores = torch.as_tensor(self._score(user_ids, histories)).clone()
+        if self.uses_timestamps:
+            if timestamps is None:
+                timestamps = [np.arange(len(h), dtype=np.float64) for h in histories]
+            raw = self._score(user_ids, histories, timestamps)
+        else:
+            raw = self._score(user_ids, histories)
+        scores = torch.as_tensor(raw).clone()
         if scores.shape != (len(user_ids), self.n_items_ + 1):
             raise RuntimeError(
                 f"{self.name} returned scores of shape {tuple(scores.shape)}, "
@@ -148,19 +170,25 @@ class Recommender:
         return scores
 
     def score_masked(
-        self, user_ids: np.ndarray, histories: Sequence[np.ndarray], *, exclude_seen: bool = True
+        self,
+        user_ids: np.ndarray,
+        histories: Sequence[np.ndarray],
+        *,
+        exclude_seen: bool = True,
+        timestamps: Sequence[np.ndarray] | None = None,
     ) -> torch.Tensor:
         """Scores with padding and (by default) the history items at -inf: what ranking and serving use."""
-        return mask_scores(self.score(user_ids, histories), histories, exclude_seen)
+        return mask_scores(self.score(user_ids, histories, timestamps), histories, exclude_seen)
 
     # ----------------------------------------------------------------------------------- recommend
-    def _resolve_query(self, query: Query) -> tuple[int, np.ndarray]:
+    def _resolve_query(self, query: Query) -> tuple[int, np.ndarray, np.ndarray]:
         if isinstance(query, str | int | np.integer):
             user = self.users_.index(query, default=0)
-            return user, self.train_history(user)
+            return user, self.train_history(user), self.train_times(user)
         if isinstance(query, Sequence | np.ndarray):
             dense = self.items_.lookup(query, default=0)
-            return 0, dense[dense > 0]
+            dense = dense[dense > 0]
+            return 0, dense, np.arange(len(dense), dtype=np.float64)
         raise DataError(f"query must be a user id or a list of item ids, got {type(query).__name__}")
 
     def recommend(
@@ -200,9 +228,10 @@ class Recommender:
         bs = self.batch_size_recommend
         for start in range(0, len(resolved), bs):
             chunk = resolved[start : start + bs]
-            users = np.array([u for u, _ in chunk], dtype=np.int64)
-            hists = [h for _, h in chunk]
-            scores = self.score_masked(users, hists, exclude_seen=exclude_seen)
+            users = np.array([u for u, _, _ in chunk], dtype=np.int64)
+            hists = [h for _, h, _ in chunk]
+            times = [t for _, _, t in chunk]
+            scores = self.score_masked(users, hists, exclude_seen=exclude_seen, timestamps=times)
             if cand_mask is not None:
                 scores[:, cand_mask] = -torch.inf
             vals, idx = stable_topk(scores, k)
@@ -233,6 +262,7 @@ class Recommender:
             tensors = {
                 "_hist_indptr": self.hist_indptr_,
                 "_hist_items": self.hist_items_,
+                "_hist_ts": self.hist_ts_,
                 "_item_counts": self.item_counts_,
                 **{k: np.ascontiguousarray(v) for k, v in self._state().items()},
             }
@@ -284,6 +314,7 @@ class Recommender:
         tensors = load_file(str(path / "weights.safetensors"))
         model.hist_indptr_ = tensors.pop("_hist_indptr")
         model.hist_items_ = tensors.pop("_hist_items")
+        model.hist_ts_ = tensors.pop("_hist_ts")
         model.item_counts_ = tensors.pop("_item_counts")
         model.users_ = Vocabulary.from_arrow(pq.read_table(path / "users_vocab.parquet"))
         model.items_ = Vocabulary.from_arrow(pq.read_table(path / "items_vocab.parquet"))

@@ -13,6 +13,8 @@ MODELS: dict[str, str] = {
     "itemknn": "recgen.models.itemknn:ItemKNN",
     "ease": "recgen.models.ease:EASE",
     "bpr": "recgen.models.bpr:BPR",
+    "sasrec": "recgen.models.sasrec:SASRec",
+    "hstu": "recgen.models.hstu:HSTU",
 }
 
 

@@ -1,0 +1,200 @@
+"""Shared machinery for next-item sequence models (SASRec, HSTU): training data, losses, scoring, state.
+
+A subclass provides ``_build_net(n_items)`` returning an ``nn.Module`` with
+
+- ``encode(seq, ts) -> (B, L, D)`` hidden states for left-padded item ids ``seq`` (B, L) and timestamps ``ts``;
+- ``item_embeddings() -> (N+1, D)`` the output item table (tied with the input table);
+- attributes ``l2_norm`` (bool) and ``temperature`` (float): HSTU normalises both sides and divides by a
+  temperature; SASRec uses raw dot products (temperature 1).
+
+Training samples are one per user and epoch: input ``s[:-1]``, targets ``s[1:]`` (the last ``max_seq_len``
+positions, left-padded), the standard SASRec setup. Losses:
+
+- ``ce``: full softmax cross-entropy over the whole catalogue at every position (SASRec+, Klenitskiy &
+  Vasilev 2023; the HSTU paper's choice for small catalogues);
+- ``sampled``: sampled softmax with ``n_negatives`` uniform negatives shared by the batch (positives that
+  collide with a sampled negative are masked out);
+- ``bce``: the original SASRec loss, one uniform negative per position with binary cross-entropy.
+
+Scoring at evaluation uses a float64 copy of the network, so rankings do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recgen.data.dataset import Dataset
+from recgen.models.base import Recommender
+from recgen.train.trainer import Trainer, TrainerConfig
+
+LOSSES = ("ce", "sampled", "bce")
+
+
+def left_pad(seqs: Sequence[np.ndarray], length: int, dtype=np.int64) -> np.ndarray:
+    """The last ``length`` entries of each sequence, left-padded with 0, as a (B, length) array."""
+    out = np.zeros((len(seqs), length), dtype=dtype)
+    for i, s in enumerate(seqs):
+        s = np.asarray(s)[-length:]
+        if len(s):
+            out[i, length - len(s) :] = s
+    return out
+
+
+class SequentialRecommender(Recommender):
+    """Base for next-item models trained with ``recgen.train.Trainer``."""
+
+    uses_timestamps = False
+
+    def _build_net(self, n_items: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _trainer_config(self) -> TrainerConfig:
+        fields = {f.name for f in dataclasses.fields(TrainerConfig)}
+        return TrainerConfig(**{k: v for k, v in dataclasses.asdict(self.config).items() if k in fields})
+
+    # ------------------------------------------------------------------------------------ training
+    def _training_arrays(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        L = self.config.max_seq_len
+        order = dataset.chronological_order()
+        items = dataset.item_ids[order]
+        ts = dataset.timestamps[order]
+        indptr = np.r_[0, np.cumsum(np.bincount(dataset.user_ids, minlength=dataset.users.size))]
+        seqs, tss = [], []
+        for u in range(1, dataset.users.size):
+            a, b = indptr[u], indptr[u + 1]
+            if b - a >= 2:
+                seqs.append(items[a:b])
+                tss.append(ts[a:b])
+        # (U, L + 1): input = [:, :-1], target = [:, 1:]
+        return left_pad(seqs, L + 1), left_pad(tss, L + 1, dtype=np.float64), np.array([len(s) for s in seqs])
+
+    def flops_per_sample(self, avg_positions: float) -> float:
+        """Training FLOPs of one sequence (forward + backward = 3x forward); subclasses refine the encoder."""
+        return 3.0 * (self._encoder_flops() + avg_positions * 2 * self._output_width() * self.config.embedding_dim)
+
+    def _encoder_flops(self) -> float:
+        return 0.0
+
+    def _output_width(self) -> int:
+        loss = self.config.loss
+        return self.n_items_ + 1 if loss == "ce" else (self.config.n_negatives + 1 if loss == "sampled" else 2)
+
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        seq, ts = batch
+        inputs, targets = seq[:, :-1], seq[:, 1:]
+        h = self.net_.encode(inputs, ts[:, :-1] if self.uses_timestamps else None)  # (B, L, D)
+        mask = targets > 0
+        h = h[mask]  # (P, D)
+        pos = targets[mask]  # (P,)
+        emb = self.net_.item_embeddings()  # (N+1, D)
+        if self.net_.l2_norm:
+            h = F.normalize(h, dim=-1)
+            emb = F.normalize(emb, dim=-1)
+        tau = self.net_.temperature
+        loss_name = self.config.loss
+        if loss_name == "ce":
+            logits = h @ emb.T / tau  # (P, N+1)
+            logits[:, 0] = -torch.inf
+            loss = F.cross_entropy(logits, pos)
+        elif loss_name == "sampled":
+            neg = torch.randint(1, self.n_items_ + 1, (self.config.n_negatives,), device=h.device)
+            pos_logit = (h * emb[pos]).sum(-1, keepdim=True) / tau  # (P, 1)
+            neg_logits = h @ emb[neg].T / tau  # (P, K)
+            neg_logits = neg_logits.masked_fill(neg[None, :] == pos[:, None], -torch.inf)
+            logits = torch.cat([pos_logit, neg_logits], dim=1)
+            loss = F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=h.device))
+        else:  # bce
+            neg = torch.randint(1, self.n_items_ + 1, pos.shape, device=h.device)
+            pos_logit = (h * emb[pos]).sum(-1) / tau
+            neg_logit = (h * emb[neg]).sum(-1) / tau
+            loss = F.binary_cross_entropy_with_logits(
+                pos_logit, torch.ones_like(pos_logit)
+            ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+        return loss, int(seq.shape[0])
+
+    def _fit(self, dataset: Dataset, valid: Any) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self.net_ = self._build_net(dataset.n_items)
+        self._infer_net_ = None
+        seqs, tss, lengths = self._training_arrays(dataset)
+        seqs_t, tss_t = torch.from_numpy(seqs), torch.from_numpy(tss)
+        bs = cfg.batch_size
+        n = len(seqs)
+
+        def batches(epoch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            perm = torch.randperm(n, generator=gen)
+            for s in range(0, n, bs):
+                idx = perm[s : s + bs]
+                yield seqs_t[idx], tss_t[idx]
+
+        evaluate_fn = None
+        if valid is not None:
+            from recgen.eval.evaluator import evaluate
+
+            def evaluate_fn() -> dict[str, float]:
+                self._infer_net_ = None  # weights changed
+                self.fitted_ = True
+                return evaluate(self, valid, ks=(10,)).metrics
+
+        avg_positions = float(np.minimum(lengths - 1, cfg.max_seq_len).mean())
+        self.trainer_ = Trainer(
+            self.net_,
+            self._trainer_config(),
+            batches=batches,
+            loss_fn=self._loss,
+            evaluate=evaluate_fn,
+            run_dir=getattr(self, "run_dir", None),
+            flops_per_sample=self.flops_per_sample(avg_positions),
+            steps_per_epoch=(n + bs - 1) // bs,
+            on_epoch_end=getattr(self, "on_epoch_end", None),
+            resolved_config={"model": self.name, **dataclasses.asdict(cfg)},
+        )
+        state = self.trainer_.fit(resume=getattr(self, "resume", False))
+        self.best_epoch_ = state.best_epoch
+        self.train_log_ = state.log
+        self.train_speed_ = self.trainer_.speed()
+        self._infer_net_ = None
+
+    # ------------------------------------------------------------------------------------- scoring
+    def _inference_net(self) -> torch.nn.Module:
+        if self._infer_net_ is None:
+            self._infer_net_ = copy.deepcopy(self.net_).double().eval()
+        return self._infer_net_
+
+    @torch.no_grad()
+    def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps=None) -> torch.Tensor:
+        net = self._inference_net()
+        L = self.config.max_seq_len
+        seq = torch.from_numpy(left_pad(histories, L))
+        ts = None
+        if self.uses_timestamps:
+            ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)) if timestamps is not None else None
+        h = net.encode(seq, ts)[:, -1]  # (B, D) state after the last history item
+        emb = net.item_embeddings()
+        if net.l2_norm:
+            h, emb = F.normalize(h, dim=-1), F.normalize(emb, dim=-1)
+        return h @ emb.T
+
+    def non_embedding_parameters(self) -> int:
+        return sum(p.numel() for name, p in self.net_.named_parameters() if "item_emb" not in name)
+
+    # ---------------------------------------------------------------------------------------- state
+    def _extra_meta(self) -> dict[str, Any]:
+        return {"best_epoch": getattr(self, "best_epoch_", None)}
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+
+    def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
+        self.net_ = self._build_net(self.n_items_)
+        self.net_.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
+        self.net_.eval()
+        self._infer_net_ = None

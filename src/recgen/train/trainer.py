@@ -1,0 +1,292 @@
+"""The trainer shared by every neural model.
+
+AdamW with linear warm-up and cosine (or constant) decay, gradient clipping, mixed precision where the device has
+it (bf16 autocast on CUDA; plain fp32 on the CPU, where autocast is slower), evaluation on validation every N
+epochs with early stopping on a metric (NDCG@10 by default), the best weights kept for test, and true resume:
+a ``last`` checkpoint holds model, optimizer, scheduler, early-stopping state, RNG states (python, numpy, torch
+and the data generator) and the epoch, so an interrupted run continues exactly where it stopped. Checkpoints are
+written atomically (temp file, then rename). A progress bar shows the loss and samples/s.
+
+A model uses it through three callables: ``batches(epoch)`` yields training batches (the trainer owns the data
+generator, so shuffling resumes exactly), ``loss_fn(batch)`` returns (loss, n_samples), and ``evaluate()``
+returns a dict of validation metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recgen.config import check
+from recgen.progress import enabled as progress_enabled
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainerConfig:
+    epochs: int = 50  # maximum number of epochs
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    warmup_steps: int = 0  # linear warm-up steps
+    schedule: str = "constant"  # after warm-up: "constant" or "cosine" (to 0 at the last epoch)
+    grad_clip: float = 1.0  # max gradient norm (0 = off)
+    eval_every: int = 1  # validate every N epochs
+    patience: int = 5  # validations without improvement before stopping
+    metric: str = "ndcg@10"  # validation metric to maximise
+    seed: int = 0
+
+    def validate(self) -> None:
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        check(
+            self.schedule in ("constant", "cosine"), f"schedule must be 'constant' or 'cosine', got {self.schedule!r}"
+        )
+        check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+        check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    best_value: float = float("-inf")
+    best_epoch: int = 0
+    bad_evals: int = 0
+    log: list[dict[str, float]] = field(default_factory=list)
+    samples: int = 0
+    train_seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "data": gen.get_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    gen.set_state(state["data"])
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save through a temp file in the same folder, then rename: never a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Trainer:
+    """Runs the optimisation loop for one model (see the module docstring).
+
+    Args:
+        module: the ``nn.Module`` being trained.
+        config: TrainerConfig.
+        batches: ``batches(epoch, generator)`` -> iterable of batches for one epoch.
+        loss_fn: ``loss_fn(batch)`` -> (scalar loss, number of samples in the batch).
+        evaluate: ``evaluate()`` -> validation metrics, or None to train without selection.
+        run_dir: folder for ``last.pt``/``best.pt``/``config.json`` (optional; needed for resume).
+        flops_per_sample: model FLOPs of one training sample (forward + backward), for achieved GFLOP/s.
+        on_epoch_end: optional hook ``f(state)``; raising from it interrupts the run (used by tests).
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        config: TrainerConfig,
+        *,
+        batches: Callable[[int, torch.Generator], Iterable[Any]],
+        loss_fn: Callable[[Any], tuple[torch.Tensor, int]],
+        evaluate: Callable[[], dict[str, float]] | None = None,
+        run_dir: str | Path | None = None,
+        flops_per_sample: float | None = None,
+        steps_per_epoch: int | None = None,
+        on_epoch_end: Callable[[TrainState], None] | None = None,
+        resolved_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.module = module
+        self.config = config
+        self.batches = batches
+        self.loss_fn = loss_fn
+        self.evaluate = evaluate
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.flops_per_sample = flops_per_sample
+        self.steps_per_epoch = steps_per_epoch
+        self.on_epoch_end = on_epoch_end
+        self.resolved_config = resolved_config or {}
+        self.device = next(module.parameters()).device
+        self.state = TrainState()
+        self.best_state_dict: dict[str, torch.Tensor] | None = None
+        self.generator = torch.Generator().manual_seed(config.seed)
+        decay, no_decay = [], []
+        for name, p in module.named_parameters():
+            (no_decay if p.ndim < 2 or "norm" in name.lower() or "bias" in name else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+        )
+        total = max((steps_per_epoch or 1) * config.epochs, 1)
+
+        def schedule(step: int) -> float:
+            if config.warmup_steps and step < config.warmup_steps:
+                return (step + 1) / config.warmup_steps
+            if config.schedule == "cosine":
+                progress = min((step - config.warmup_steps) / max(total - config.warmup_steps, 1), 1.0)
+                return 0.5 * (1.0 + math.cos(math.pi * progress))
+            return 1.0
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.autocast = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def _checkpoint(self) -> dict[str, Any]:
+        return {
+            "module": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": self.state.__dict__,
+            "rng": _rng_state(self.generator),
+            "best": self.best_state_dict,
+        }
+
+    def save_last(self) -> None:
+        if self.run_dir is not None:
+            atomic_torch_save(self._checkpoint(), self.run_dir / "last.pt")
+
+    def resume(self) -> bool:
+        """Load ``run_dir/last.pt`` if present; returns whether a run was resumed."""
+        if self.run_dir is None or not (self.run_dir / "last.pt").exists():
+            return False
+        ckpt = torch.load(self.run_dir / "last.pt", map_location=self.device, weights_only=False)
+        self.module.load_state_dict(ckpt["module"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.state = TrainState(**ckpt["state"])
+        self.best_state_dict = ckpt["best"]
+        _set_rng_state(ckpt["rng"], self.generator)
+        return True
+
+    # -------------------------------------------------------------------------------------- loop
+    def fit(self, *, resume: bool = False) -> TrainState:
+        cfg = self.config
+        if resume:
+            self.resume()
+        else:
+            seed_everything(cfg.seed)
+            self.generator.manual_seed(cfg.seed)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(self.resolved_config, indent=2, default=str))
+        show = progress_enabled()
+        while self.state.epoch < cfg.epochs:
+            epoch = self.state.epoch + 1
+            self.module.train()
+            t0 = time.perf_counter()
+            total_loss, n_seen = 0.0, 0
+            iterator = self.batches(epoch, self.generator)
+            bar = None
+            if show:
+                from rich.progress import Progress
+
+                bar = Progress(transient=True)
+                bar.start()
+                task = bar.add_task(f"epoch {epoch}", total=self.steps_per_epoch)
+            for batch in iterator:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                    loss, n = self.loss_fn(batch)
+                if not torch.isfinite(loss):
+                    raise RuntimeError(f"loss became {loss.item()} at epoch {epoch}; lower lr or check the data")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.state.step += 1
+                total_loss += loss.item() * n
+                n_seen += n
+                if bar is not None:
+                    rate = n_seen / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(
+                        task,
+                        advance=1,
+                        description=f"epoch {epoch} loss {total_loss / n_seen:.4f} {rate:.0f} samples/s",
+                    )
+            if bar is not None:
+                bar.stop()
+            seconds = time.perf_counter() - t0
+            self.state.train_seconds += seconds
+            self.state.samples += n_seen
+            entry: dict[str, float] = {
+                "epoch": epoch,
+                "loss": total_loss / max(n_seen, 1),
+                "samples_per_second": n_seen / max(seconds, 1e-9),
+            }
+            stop = False
+            if self.evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                self.module.eval()
+                metrics = self.evaluate()
+                value = metrics[cfg.metric]
+                entry[f"valid_{cfg.metric}"] = value
+                if value > self.state.best_value:
+                    self.state.best_value, self.state.best_epoch, self.state.bad_evals = value, epoch, 0
+                    self.best_state_dict = copy.deepcopy(self.module.state_dict())
+                    if self.run_dir is not None:
+                        atomic_torch_save(self.best_state_dict, self.run_dir / "best.pt")
+                else:
+                    self.state.bad_evals += 1
+                    stop = self.state.bad_evals >= cfg.patience
+            self.state.log.append(entry)
+            self.state.epoch = epoch
+            self.save_last()
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self.state)
+            if stop:
+                break
+        if self.best_state_dict is not None:
+            self.module.load_state_dict(self.best_state_dict)
+        else:
+            self.state.best_epoch = self.state.epoch
+        self.module.eval()
+        return self.state
+
+    def speed(self) -> dict[str, float]:
+        """Training throughput (samples/s) and, given FLOPs per sample, achieved GFLOP/s."""
+        sps = self.state.samples / max(self.state.train_seconds, 1e-9)
+        out = {"train_samples_per_second": sps, "train_seconds": self.state.train_seconds}
+        if self.flops_per_sample:
+            out["achieved_gflops"] = sps * self.flops_per_sample / 1e9
+        return out
