@@ -168,6 +168,12 @@ def run_bench(
         }
         if getattr(m, "train_log_", None):
             entry["train_log"] = m.train_log_
+        if getattr(m, "train_speed_", None):
+            entry["train_speed"] = dict(m.train_speed_)
+            if "achieved_gflops" in entry["train_speed"] and machine.get("matmul_peak_gflops"):
+                entry["train_speed"]["mfu"] = entry["train_speed"]["achieved_gflops"] / machine["matmul_peak_gflops"]
+        if hasattr(m, "non_embedding_parameters"):
+            entry["non_embedding_parameters"] = m.non_embedding_parameters()
         per_seed.append(entry)
         log(
             f"seed {seed}: fit {fit_s:.1f}s, test "
@@ -206,7 +212,13 @@ def run_bench(
         "throughput": {
             "eval_users_per_second": float(np.mean([e["eval_users_per_second"] for e in per_seed])),
             "matmul_peak_gflops": machine.get("matmul_peak_gflops"),
+            **{
+                key: float(np.mean([e["train_speed"][key] for e in per_seed]))
+                for key in ("train_samples_per_second", "achieved_gflops", "mfu")
+                if all(key in e.get("train_speed", {}) for e in per_seed)
+            },
         },
+        "best_epochs": [e["best_epoch"] for e in per_seed],
         "recgen_version": __version__,
         "git_commit": commit,
         "machine": machine,

@@ -4,13 +4,14 @@ Trillion-Parameter Sequential Transducers for Generative Recommendations").
 Each layer (a sequential transduction unit) does, on x (B, L, D):
 
     U, V, Q, K = split(SiLU(LayerNorm(x) @ W_uvqk))                       # pointwise projection
-    A = SiLU(Q K^T + rab(positions, timestamps)) / L, causal              # pointwise aggregated attention
+    A = SiLU(Q K^T + rab(positions, timestamps)) / N, causal              # pointwise aggregated attention
     y = x + W_o(Dropout(U * LayerNorm(A V)))                              # gating by U
 
-with a learned relative-position bias (one weight per offset) plus a learned bias per log-bucket of the
-time gap between events. Inputs are item embeddings scaled by sqrt(D) plus learned positions; outputs and item
-embeddings are L2-normalised and compared by dot product over a temperature (0.05), as in the reference
-research code (meta-recsys/generative-recommenders, ``research/modeling/sequential/hstu.py``).
+with N = max_seq_len, a learned relative-position bias (one weight per offset) plus a learned bias per
+log-bucket of the time gap between events. Inputs are item embeddings scaled by sqrt(D) plus learned
+positions; outputs and item embeddings are L2-normalised and compared by dot product over a temperature
+(0.05), as in the reference research code (meta-recsys/generative-recommenders,
+``research/modeling/sequential/hstu.py``).
 
 Where recgen differs from the reference code: dense padded tensors instead of jagged ones (no fbgemm);
 the time bucket of query i and key j uses ts[i] - ts[j] (the reference uses the timestamp of the *next*
@@ -120,7 +121,8 @@ class STU(nn.Module):
         q = q.view(b, t, h, c.dqk).transpose(1, 2)  # (B, H, L, dqk)
         k = k.view(b, t, h, c.dqk).transpose(1, 2)
         v = v.view(b, t, h, c.dv).transpose(1, 2)  # (B, H, L, dv)
-        attn = F.silu(q @ k.transpose(-1, -2) + bias[:, None]) / t  # (B, H, L, L), pointwise, no softmax
+        # pointwise aggregated attention, no softmax; divided by the fixed max length as in the reference
+        attn = F.silu(q @ k.transpose(-1, -2) + bias[:, None]) / c.max_seq_len  # (B, H, L, L)
         attn = attn * allowed[:, None]
         a = (attn @ v).transpose(1, 2).reshape(b, t, h * c.dv)  # (B, L, H*dv)
         return x + self.out(self.drop(u * F.layer_norm(a, (h * c.dv,))))

@@ -8,7 +8,8 @@ A subclass provides ``_build_net(n_items)`` returning an ``nn.Module`` with
   temperature; SASRec uses raw dot products (temperature 1).
 
 Training samples are one per user and epoch: input ``s[:-1]``, targets ``s[1:]`` (the last ``max_seq_len``
-positions, left-padded), the standard SASRec setup. Losses:
+positions, left-padded), the standard SASRec setup; batches are drawn from length-sorted chunks and trimmed to
+their longest sequence (positions are aligned at the right end, so trimming changes nothing but the cost). Losses:
 
 - ``ce``: full softmax cross-entropy over the whole catalogue at every position (SASRec+, Klenitskiy &
   Vasilev 2023; the HSTU paper's choice for small catalogues);
@@ -129,11 +130,21 @@ class SequentialRecommender(Recommender):
         bs = cfg.batch_size
         n = len(seqs)
 
+        # length bucketing: batches are cut from length-sorted chunks and trimmed to their longest sequence,
+        # so short-sequence datasets (Amazon: ~9 items) do not pay for max_seq_len padded positions
+        span = torch.from_numpy(np.minimum(lengths, cfg.max_seq_len + 1))
+
         def batches(epoch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             perm = torch.randperm(n, generator=gen)
-            for s in range(0, n, bs):
-                idx = perm[s : s + bs]
-                yield seqs_t[idx], tss_t[idx]
+            chunks = []
+            for c in range(0, n, bs * 32):
+                idx = perm[c : c + bs * 32]
+                idx = idx[torch.argsort(span[idx], descending=True, stable=True)]
+                chunks.extend(idx[s : s + bs] for s in range(0, len(idx), bs))
+            for j in torch.randperm(len(chunks), generator=gen).tolist():
+                idx = chunks[j]
+                width = int(span[idx].max())
+                yield seqs_t[idx, -width:], tss_t[idx, -width:]
 
         evaluate_fn = None
         if valid is not None:
