@@ -7,6 +7,7 @@ what was wrong and how to fix it, and exit code 2 (1 for an unexpected I/O failu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import sys
@@ -229,6 +230,24 @@ def report(results, out, readme) -> None:
     click.echo(f"wrote {out}" + (f" and the results block of {readme}" if readme else ""))
 
 
+@cli.command("plot-scaling")
+@click.option("--dataset", "-d", required=True, help="Dataset whose results to plot.")
+@click.option(
+    "--results",
+    default="benchmarks/results",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder of results JSON.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
+@click.option("--metric", default="ndcg@10", show_default=True, help="Test metric on the y axis.")
+def plot_scaling(dataset, results, out, metric) -> None:
+    """Plot test metric against non-embedding parameters and training FLOPs from results files."""
+    from recgen.eval.plots import scaling_plot
+
+    click.echo(f"wrote {scaling_plot(dataset, out, results_dir=results, metric=metric)}")
+
+
 # ------------------------------------------------------------------------------ train / recommend
 @cli.command("train")
 @click.option("--dataset", "-d", required=True, help="Dataset name or path.")
@@ -324,6 +343,7 @@ def version() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn expected failures into one-line errors."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="recgen", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import random
@@ -31,6 +32,8 @@ import torch
 
 from recgen.config import check
 from recgen.progress import enabled as progress_enabled
+
+log = logging.getLogger("recgen.train")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,6 +273,7 @@ class Trainer:
                     self.state.bad_evals += 1
                     stop = self.state.bad_evals >= cfg.patience
             self.state.log.append(entry)
+            log.info("epoch %d: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"), epoch)
             self.state.epoch = epoch
             self.save_last()
             if self.on_epoch_end is not None:

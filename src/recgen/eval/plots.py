@@ -1,0 +1,65 @@
+"""Plots generated from results files only (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from recgen.errors import ConfigError
+from recgen.eval.bench import DEFAULT_RESULTS_DIR, load_results
+
+
+def _points(results: list[dict[str, Any]], dataset: str, metric: str) -> dict[str, list[tuple[float, float, float]]]:
+    """model -> [(non-embedding params, training FLOPs, test metric)] for results with speed figures."""
+    out: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for r in results:
+        if r["dataset"] != dataset:
+            continue
+        seeds = r.get("per_seed", [])
+        params = [e.get("non_embedding_parameters") for e in seeds]
+        flops = [
+            e.get("train_speed", {}).get("achieved_gflops", 0) * e.get("train_speed", {}).get("train_seconds", 0)
+            for e in seeds
+        ]
+        if not seeds or None in params or not all(flops):
+            continue
+        out[r["model"]].append((float(params[0]), 1e9 * sum(flops) / len(flops), r["test"][metric]))
+    return {m: sorted(v) for m, v in out.items()}
+
+
+def scaling_plot(
+    dataset: str, out: str | Path, *, results_dir: str | Path = DEFAULT_RESULTS_DIR, metric: str = "ndcg@10"
+) -> Path:
+    """Test metric against non-embedding parameters and against training FLOPs, one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = _points(load_results(results_dir), dataset, metric)
+    if not points:
+        raise ConfigError(
+            f"no results with parameter counts and training speed for dataset {dataset!r} in "
+            f"{results_dir}; run `recgen bench` on a sequence model first"
+        )
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for model, pts in sorted(points.items()):
+        params, flops, values = zip(*pts, strict=True)
+        axes[0].plot(params, values, marker="o", label=model)
+        axes[1].plot(flops, values, marker="o", label=model)
+    for ax, xlabel in zip(
+        axes, ("non-embedding parameters", "training FLOPs (achieved, to the chosen epoch's run)"), strict=True
+    ):
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"test {metric}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{dataset}: test {metric} vs model size (full ranking, leave-one-out)")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
