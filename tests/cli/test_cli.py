@@ -186,3 +186,24 @@ def test_import_is_light():
     code = "import sys, recgen; print('torch' in sys.modules, 'pyarrow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_sequence_model_bench_speed_and_scaling_plot(capsys, data_folder, tmp_path):
+    out_dir = tmp_path / "results"
+    for dim in (8, 16):
+        code, _, err = run(capsys, "bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--set", "epochs=2",
+                           "--set", f"embedding_dim={dim}", "--set", "max_seq_len=6", "--out", str(out_dir))
+        assert code == 0, err
+    results = [json.loads(p.read_text()) for p in out_dir.glob("*.json")]
+    assert len(results) == 2
+    for r in results:
+        assert r["throughput"]["train_samples_per_second"] > 0
+        assert 0 < r["throughput"]["mfu"] < 1.5
+        assert r["per_seed"][0]["non_embedding_parameters"] > 0
+        assert r["best_epochs"] == [r["per_seed"][0]["best_epoch"]]
+    png = tmp_path / "scaling.png"
+    code, _, err = run(capsys, "plot-scaling", "-d", "clusters", "--results", str(out_dir), "--out", str(png))
+    assert code == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = run(capsys, "plot-scaling", "-d", "nosuch", "--results", str(out_dir), "--out", str(png))
+    assert code == 2 and "no results" in err
