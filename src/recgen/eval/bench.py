@@ -61,8 +61,9 @@ def git_commit() -> str | None:
         )
         if out.returncode != 0:
             return None
+        # "dirty" = the code that runs differs from the commit (edits to docs or results do not count)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/src", ":/pyproject.toml"],
             capture_output=True,
             text=True,
             timeout=5,
