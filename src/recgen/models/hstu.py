@@ -30,47 +30,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from recgen.config import check
-from recgen.train.sequential import LOSSES, SequentialRecommender
+from recgen.train.sequential import SequentialConfig, SequentialRecommender
 
 
 @dataclass(frozen=True, kw_only=True)
-class HSTUConfig:
-    embedding_dim: int = 64  # hidden size D
-    n_layers: int = 2  # transduction units
-    n_heads: int = 1  # heads
+class HSTUConfig(SequentialConfig):
+    """HSTU's fields; the shared training fields (lr, epochs, loss, ...) come from SequentialConfig."""
+
     attention_dim: int = 0  # per-head Q/K width (0 = embedding_dim / n_heads)
     linear_dim: int = 0  # per-head U/V width (0 = embedding_dim / n_heads)
-    max_seq_len: int = 50  # most recent items seen by the model
-    dropout: float = 0.2  # input and output (linear) dropout
     time_buckets: int = 128  # log-spaced buckets of the time-gap bias
     temperature: float = 0.05  # softmax temperature over L2-normalised similarities
-    loss: str = "ce"  # "ce" (full softmax), "sampled" (sampled softmax), "bce"
-    n_negatives: int = 256  # negatives for loss="sampled"
-    epochs: int = 200  # maximum epochs (early stopping on validation)
-    lr: float = 1e-3  # AdamW peak learning rate
-    weight_decay: float = 0.0  # AdamW weight decay
-    warmup_steps: int = 0  # linear warm-up steps
-    schedule: str = "constant"  # "constant" or "cosine" decay after warm-up
-    grad_clip: float = 1.0  # max gradient norm (0 = off)
-    batch_size: int = 128  # sequences per step
-    eval_every: int = 2  # validate every N epochs
-    patience: int = 5  # validations without improvement before stopping
-    metric: str = "ndcg@10"  # validation metric for model selection
-    seed: int = 0
 
     def validate(self) -> None:
-        check(self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")
-        check(self.n_heads >= 1, f"n_heads must be >= 1, got {self.n_heads}")
+        super().validate()
         check(
-            self.attention_dim > 0 or self.embedding_dim % self.n_heads == 0,
-            f"n_heads must divide embedding_dim (or set attention_dim/linear_dim), got {self.n_heads}",
+            (self.attention_dim > 0 and self.linear_dim > 0) or self.embedding_dim % self.n_heads == 0,
+            f"n_heads must divide embedding_dim (or set attention_dim and linear_dim), got {self.n_heads}",
         )
-        check(self.n_layers >= 1, f"n_layers must be >= 1, got {self.n_layers}")
-        check(self.max_seq_len >= 2, f"max_seq_len must be >= 2, got {self.max_seq_len}")
-        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        check(self.loss in LOSSES, f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
-        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.time_buckets >= 1, f"time_buckets must be >= 1, got {self.time_buckets}")
 
     @property
     def dqk(self) -> int:

@@ -24,43 +24,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from recgen.config import check
-from recgen.train.sequential import LOSSES, SequentialRecommender
+from recgen.train.sequential import SequentialConfig, SequentialRecommender
 
 
 @dataclass(frozen=True, kw_only=True)
-class SASRecConfig:
-    embedding_dim: int = 64  # hidden size D
-    n_layers: int = 2  # self-attention blocks
+class SASRecConfig(SequentialConfig):
+    """SASRec's fields; the shared training fields (lr, epochs, loss, ...) come from SequentialConfig."""
+
     n_heads: int = 2  # attention heads (must divide embedding_dim)
     ffn_dim: int = 0  # feed-forward width (0 = embedding_dim, as in the paper)
-    max_seq_len: int = 50  # most recent items seen by the model
-    dropout: float = 0.2  # embedding / attention / feed-forward dropout
-    loss: str = "ce"  # "ce" (full softmax), "sampled" (sampled softmax), "bce" (original)
-    n_negatives: int = 256  # negatives for loss="sampled"
-    epochs: int = 200  # maximum epochs (early stopping on validation)
-    lr: float = 1e-3  # AdamW peak learning rate
-    weight_decay: float = 0.0  # AdamW weight decay
-    warmup_steps: int = 0  # linear warm-up steps
-    schedule: str = "constant"  # "constant" or "cosine" decay after warm-up
-    grad_clip: float = 1.0  # max gradient norm (0 = off)
-    batch_size: int = 128  # sequences per step
-    eval_every: int = 2  # validate every N epochs
-    patience: int = 5  # validations without improvement before stopping
-    metric: str = "ndcg@10"  # validation metric for model selection
-    seed: int = 0
 
     def validate(self) -> None:
-        check(self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        super().validate()
         check(
-            self.n_heads >= 1 and self.embedding_dim % self.n_heads == 0,
+            self.embedding_dim % self.n_heads == 0,
             f"n_heads must divide embedding_dim, got n_heads={self.n_heads}, embedding_dim={self.embedding_dim}",
         )
-        check(self.n_layers >= 1, f"n_layers must be >= 1, got {self.n_layers}")
-        check(self.max_seq_len >= 2, f"max_seq_len must be >= 2, got {self.max_seq_len}")
-        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        check(self.loss in LOSSES, f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
-        check(self.n_negatives >= 1, f"n_negatives must be >= 1, got {self.n_negatives}")
-        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.ffn_dim >= 0, f"ffn_dim must be >= 0, got {self.ffn_dim}")
 
 

@@ -25,17 +25,46 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.models.base import Recommender
 from recgen.train.trainer import Trainer, TrainerConfig
 
 LOSSES = ("ce", "sampled", "bce")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequentialConfig(TrainerConfig):
+    """Fields every next-item sequence model shares (model configs extend it)."""
+
+    embedding_dim: int = 64  # hidden size D
+    n_layers: int = 2  # transformer / transduction layers
+    n_heads: int = 1  # attention heads
+    max_seq_len: int = 50  # most recent items seen by the model
+    dropout: float = 0.2  # dropout on embeddings and inside the layers
+    loss: str = "ce"  # "ce" (full softmax), "sampled" (sampled softmax), "bce" (one negative, original SASRec)
+    n_negatives: int = 256  # negatives for loss="sampled"
+    batch_size: int = 128  # sequences per step
+    epochs: int = 200  # maximum epochs (early stopping on validation)
+    eval_every: int = 2  # validate every N epochs
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        check(self.n_layers >= 1, f"n_layers must be >= 1, got {self.n_layers}")
+        check(self.n_heads >= 1, f"n_heads must be >= 1, got {self.n_heads}")
+        check(self.max_seq_len >= 2, f"max_seq_len must be >= 2, got {self.max_seq_len}")
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(self.loss in LOSSES, f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        check(self.n_negatives >= 1, f"n_negatives must be >= 1, got {self.n_negatives}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
 
 def left_pad(seqs: Sequence[np.ndarray], length: int, dtype=np.int64) -> np.ndarray:
