@@ -102,8 +102,19 @@ def _fmt(result: dict[str, Any], key: str) -> str:
     return f"{v:.4f} ± {s:.4f}" if len(result.get("seeds", [])) > 1 else f"{v:.4f}"
 
 
-def _config_str(cfg: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "seed") or "defaults"
+def _config_str(cfg: dict[str, Any], model: str | None = None) -> str:
+    """The fields that differ from the model's defaults (all fields if the model is unknown)."""
+    defaults: dict[str, Any] = {}
+    if model is not None:
+        try:
+            from recgen.config import to_dict
+            from recgen.models.registry import get_model_class
+
+            defaults = to_dict(get_model_class(model).Config())
+        except Exception:  # noqa: BLE001 - a results file from a model this version lacks
+            defaults = {}
+    shown = [f"{k}={v}" for k, v in cfg.items() if k != "seed" and (k not in defaults or defaults[k] != v)]
+    return ", ".join(shown) or "defaults"
 
 
 def _sort_key(r: dict[str, Any]) -> tuple:
@@ -112,7 +123,7 @@ def _sort_key(r: dict[str, Any]) -> tuple:
         DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER),
         d,
         r["model"],
-        _config_str(r["config"]),
+        _config_str(r["config"], r["model"]),
     )
 
 
@@ -127,7 +138,7 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
         by_dataset.setdefault(r["dataset"], []).append(r)
     for dataset, rows in by_dataset.items():
         for r in rows:
-            cells = [dataset, f"**{r['model']}** (recgen)", _config_str(r["config"]), str(len(r["seeds"]))]
+            cells = [dataset, f"**{r['model']}** (recgen)", _config_str(r["config"], r["model"]), str(len(r["seeds"]))]
             cells += [_fmt(r, c) for c in COLS]
             cells += [
                 f"{r['throughput']['eval_users_per_second']:.0f}",
@@ -156,13 +167,13 @@ def write_report(
     """Regenerate RESULTS.md (and the README block between the results markers) from the results files."""
     results = load_results(results_dir)
     table = results_table(results)
-    machines = sorted(
-        {
-            f"{r['machine'].get('cpu')} ({r['machine'].get('cpu_count')} cores, "
-            f"matmul peak {r['machine'].get('matmul_peak_gflops')} GFLOP/s)"
-            for r in results
-        }
-    )
+    peaks: dict[str, list[float]] = {}
+    for r in results:
+        key = f"{r['machine'].get('cpu')} ({r['machine'].get('cpu_count')} cores, {r['machine'].get('device', 'cpu')})"
+        peaks.setdefault(key, []).append(r["machine"].get("matmul_peak_gflops") or 0.0)
+    machines = [
+        f"{k}: fp32 matmul peak {min(v):.0f}-{max(v):.0f} GFLOP/s measured in the runs" for k, v in peaks.items()
+    ]
     body = "\n".join(
         [
             "# Benchmark results",
