@@ -148,7 +148,7 @@ def run_bench(
         t = time.perf_counter()
         m.fit(split.train, valid=split.valid)
         fit_s = time.perf_counter() - t
-        rv = evaluate(m, split.valid, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size)
+        rv = evaluate(m, split.valid, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size, progress=True)
         rt = evaluate(
             m,
             split.test,
@@ -157,6 +157,7 @@ def run_bench(
             batch_size=eval_batch_size,
             sampled_negatives=sampled_negatives,
             seed=seed,
+            progress=True,
         )
         entry = {
             "seed": seed,
