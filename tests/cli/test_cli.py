@@ -137,6 +137,8 @@ BAD = [
     (["recommend", "--model-dir", "no/such/dir", "-u", "1"], "model folder not found"),
     (["recommend", "--model-dir", "{tiny}", "-u", "1", "-k", "0"], "k must be an integer >= 1"),
     (["data", "fetch", "beauty", "--data-dir", "{tmp}"], "has no fetcher"),
+    (["train", "-d", "{tiny}", "-m", "ease", "-o", "{tmp}/m", "--resume", "--run-dir", "{tmp}"], "neural models"),
+    (["train", "-d", "{tiny}", "-m", "sasrec", "-o", "{tmp}/m", "--resume"], "--resume needs --run-dir"),
 ]
 
 
@@ -151,7 +153,7 @@ def test_bad_input_one_line_error(capsys, data_folder, tmp_path, argv, match):
         "{latin1}": str(tmp_path / "latin1.csv"),
         "{tmp}": str(tmp_path),
     }
-    argv = [subs.get(a, a) for a in argv]
+    argv = [subs.get(a, a).replace("{tmp}", str(tmp_path)) for a in argv]
     code, out, err = run(capsys, *argv)
     assert code != 0
     lines = [line for line in err.splitlines() if line.strip()]
@@ -191,8 +193,22 @@ def test_import_is_light():
 def test_sequence_model_bench_speed_and_scaling_plot(capsys, data_folder, tmp_path):
     out_dir = tmp_path / "results"
     for dim in (8, 16):
-        code, _, err = run(capsys, "bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--set", "epochs=2",
-                           "--set", f"embedding_dim={dim}", "--set", "max_seq_len=6", "--out", str(out_dir))
+        code, _, err = run(
+            capsys,
+            "bench",
+            "-d",
+            str(data_folder / "tiny"),
+            "-m",
+            "sasrec",
+            "--set",
+            "epochs=2",
+            "--set",
+            f"embedding_dim={dim}",
+            "--set",
+            "max_seq_len=6",
+            "--out",
+            str(out_dir),
+        )
         assert code == 0, err
     results = [json.loads(p.read_text()) for p in out_dir.glob("*.json")]
     assert len(results) == 2

@@ -49,8 +49,7 @@ def test_learns_the_next_item(name, loss):
 def test_resume_matches_uninterrupted(tmp_path):
     split = leave_one_out(cycle_dataset(n_users=40))
     cfg = dict(SMALL, epochs=6, eval_every=2, patience=10)
-    full = create_model("sasrec", **cfg)
-    full.run_dir = tmp_path / "full"
+    full = create_model("sasrec", **cfg).configure_run(tmp_path / "full")
     full.fit(split.train, valid=split.valid)
 
     class Interrupt(Exception):
@@ -60,14 +59,11 @@ def test_resume_matches_uninterrupted(tmp_path):
         if state.epoch == 3:
             raise Interrupt
 
-    part = create_model("sasrec", **cfg)
-    part.run_dir = tmp_path / "part"
-    part.on_epoch_end = stop_after_3
+    part = create_model("sasrec", **cfg).configure_run(tmp_path / "part", on_epoch_end=stop_after_3)
     with pytest.raises(Interrupt):
         part.fit(split.train, valid=split.valid)
     assert (tmp_path / "part" / "last.pt").exists()
-    resumed = create_model("sasrec", **cfg)
-    resumed.run_dir, resumed.resume = tmp_path / "part", True
+    resumed = create_model("sasrec", **cfg).configure_run(tmp_path / "part", resume=True)
     resumed.fit(split.train, valid=split.valid)
     assert [e["loss"] for e in resumed.train_log_] == [e["loss"] for e in full.train_log_]
     a = evaluate(full, split.test).metrics

@@ -257,11 +257,18 @@ def plot_scaling(dataset, results, out, metric) -> None:
 @data_dir_option
 @click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
 @click.option(
+    "--run-dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Neural models: keep last.pt/best.pt here (needed for --resume).",
+)
+@click.option("--resume", is_flag=True, help="Neural models: continue an interrupted run from --run-dir.")
+@click.option(
     "--split",
     is_flag=True,
     help="Fit on the leave-one-out training part only (selecting on validation) instead of all interactions.",
 )
-def train(dataset, model, out, format_, data_dir, sets, split) -> None:
+def train(dataset, model, out, format_, data_dir, sets, run_dir, resume, split) -> None:
     """Fit a model and save it as a checkpoint folder (config.json + safetensors + vocabularies)."""
     from recgen.config import parse_sets
     from recgen.data.loaders import load_dataset
@@ -269,6 +276,12 @@ def train(dataset, model, out, format_, data_dir, sets, split) -> None:
     from recgen.models.registry import create_model
 
     m = create_model(model, **parse_sets(sets))
+    if run_dir is not None or resume:
+        if not hasattr(m, "configure_run"):
+            raise ConfigError(f"--run-dir/--resume apply to neural models (sasrec, hstu), not {model!r}")
+        if resume and run_dir is None:
+            raise ConfigError("--resume needs --run-dir (the folder of the interrupted run)")
+        m.configure_run(run_dir, resume=resume)
     ds = load_dataset(dataset, format=format_, data_dir=data_dir)
     if split:
         sp = leave_one_out(ds)

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,23 @@ class SequentialRecommender(Recommender):
     """Base for next-item models trained with ``recgen.train.Trainer``."""
 
     uses_timestamps = False
+    run_dir: Path | None = None
+    resume: bool = False
+    on_epoch_end: Callable[[Any], None] | None = None
+
+    def configure_run(
+        self,
+        run_dir: str | Path | None = None,
+        *,
+        resume: bool = False,
+        on_epoch_end: Callable[[Any], None] | None = None,
+    ) -> SequentialRecommender:
+        """Where the trainer keeps ``last.pt``/``best.pt`` (needed to resume), whether the next ``fit`` resumes
+        from ``run_dir/last.pt``, and an optional per-epoch hook. Returns self."""
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.resume = resume
+        self.on_epoch_end = on_epoch_end
+        return self
 
     def _build_net(self, n_items: int) -> torch.nn.Module:
         raise NotImplementedError
@@ -191,13 +209,13 @@ class SequentialRecommender(Recommender):
             batches=batches,
             loss_fn=self._loss,
             evaluate=evaluate_fn,
-            run_dir=getattr(self, "run_dir", None),
+            run_dir=self.run_dir,
             flops_per_sample=self.flops_per_sample(avg_positions),
             steps_per_epoch=(n + bs - 1) // bs,
-            on_epoch_end=getattr(self, "on_epoch_end", None),
+            on_epoch_end=self.on_epoch_end,
             resolved_config={"model": self.name, **dataclasses.asdict(cfg)},
         )
-        state = self.trainer_.fit(resume=getattr(self, "resume", False))
+        state = self.trainer_.fit(resume=self.resume)
         self.best_epoch_ = state.best_epoch
         self.train_log_ = state.log
         self.train_speed_ = self.trainer_.speed()
