@@ -18,13 +18,10 @@ def _points(results: list[dict[str, Any]], dataset: str, metric: str) -> dict[st
             continue
         seeds = r.get("per_seed", [])
         params = [e.get("non_embedding_parameters") for e in seeds]
-        flops = [
-            e.get("train_speed", {}).get("achieved_gflops", 0) * e.get("train_speed", {}).get("train_seconds", 0)
-            for e in seeds
-        ]
+        flops = [e.get("train_speed", {}).get("train_flops", 0.0) for e in seeds]
         if not seeds or None in params or not all(flops):
             continue
-        out[r["model"]].append((float(params[0]), 1e9 * sum(flops) / len(flops), r["test"][metric]))
+        out[r["model"]].append((float(params[0]), sum(flops) / len(flops), r["test"][metric]))
     return {m: sorted(v) for m, v in out.items()}
 
 
@@ -49,7 +46,9 @@ def scaling_plot(
         axes[0].plot(params, values, marker="o", label=model)
         axes[1].plot(flops, values, marker="o", label=model)
     for ax, xlabel in zip(
-        axes, ("non-embedding parameters", "training FLOPs (achieved, to the chosen epoch's run)"), strict=True
+        axes,
+        ("non-embedding parameters", "training FLOPs (whole run, matmuls, counted on computed shapes)"),
+        strict=True,
     ):
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)

@@ -149,8 +149,8 @@ class HSTU(SequentialRecommender):
     def _build_net(self, n_items: int) -> nn.Module:
         return HSTUNet(n_items, self.config)
 
-    def _encoder_flops(self) -> float:
+    def _encoder_flops(self, t: int) -> float:
         c = self.config
-        d, t, h = c.embedding_dim, c.max_seq_len, c.n_heads
+        d, h = c.embedding_dim, c.n_heads
         # per layer: uvqk 2td(2h(dv+dqk)), scores 2t^2 h dqk, weighted values 2t^2 h dv, output 2t h dv d
         return c.n_layers * (2 * t * d * 2 * h * (c.dv + c.dqk) + 2 * t * t * h * (c.dqk + c.dv) + 2 * t * h * c.dv * d)

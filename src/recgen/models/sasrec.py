@@ -117,8 +117,8 @@ class SASRec(SequentialRecommender):
     def _build_net(self, n_items: int) -> nn.Module:
         return SASRecNet(n_items, self.config)
 
-    def _encoder_flops(self) -> float:
+    def _encoder_flops(self, t: int) -> float:
         c = self.config
-        d, t, f = c.embedding_dim, c.max_seq_len, c.ffn_dim or c.embedding_dim
+        d, f = c.embedding_dim, c.ffn_dim or c.embedding_dim
         # per layer: qkv + out projections 8 t d^2, scores and weighted values 4 t^2 d, feed-forward 4 t d f
         return c.n_layers * (8 * t * d * d + 4 * t * t * d + 4 * t * d * f)

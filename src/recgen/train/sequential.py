@@ -123,11 +123,17 @@ class SequentialRecommender(Recommender):
         # (U, L + 1): input = [:, :-1], target = [:, 1:]
         return left_pad(seqs, L + 1), left_pad(tss, L + 1, dtype=np.float64), np.array([len(s) for s in seqs])
 
-    def flops_per_sample(self, avg_positions: float) -> float:
-        """Training FLOPs of one sequence (forward + backward = 3x forward); subclasses refine the encoder."""
-        return 3.0 * (self._encoder_flops() + avg_positions * 2 * self._output_width() * self.config.embedding_dim)
+    def flops_per_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+        """Training FLOPs of one step on ``batch`` (forward + backward = 3x forward), matrix multiplies only,
+        on the shapes actually computed: ``B`` sequences of the batch's width through the encoder, and the
+        output layer at the non-padding positions."""
+        seq = batch[0]
+        b, width = seq.shape[0], seq.shape[1] - 1
+        positions = int((seq[:, 1:] > 0).sum())
+        return 3.0 * (b * self._encoder_flops(width) + positions * 2 * self._output_width() * self.config.embedding_dim)
 
-    def _encoder_flops(self) -> float:
+    def _encoder_flops(self, t: int) -> float:
+        """Forward FLOPs of the encoder on one sequence of length t (subclasses)."""
         return 0.0
 
     def _output_width(self) -> int:
@@ -202,7 +208,6 @@ class SequentialRecommender(Recommender):
                 self.fitted_ = True
                 return evaluate(self, valid, ks=(10,)).metrics
 
-        avg_positions = float(np.minimum(lengths - 1, cfg.max_seq_len).mean())
         self.trainer_ = Trainer(
             self.net_,
             self._trainer_config(),
@@ -210,7 +215,7 @@ class SequentialRecommender(Recommender):
             loss_fn=self._loss,
             evaluate=evaluate_fn,
             run_dir=self.run_dir,
-            flops_per_sample=self.flops_per_sample(avg_positions),
+            flops_per_batch=self.flops_per_batch,
             steps_per_epoch=(n + bs - 1) // bs,
             on_epoch_end=self.on_epoch_end,
             resolved_config={"model": self.name, **dataclasses.asdict(cfg)},

@@ -72,6 +72,7 @@ class TrainState:
     log: list[dict[str, float]] = field(default_factory=list)
     samples: int = 0
     train_seconds: float = 0.0
+    flops: float = 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -122,7 +123,8 @@ class Trainer:
         loss_fn: ``loss_fn(batch)`` -> (scalar loss, number of samples in the batch).
         evaluate: ``evaluate()`` -> validation metrics, or None to train without selection.
         run_dir: folder for ``last.pt``/``best.pt``/``config.json`` (optional; needed for resume).
-        flops_per_sample: model FLOPs of one training sample (forward + backward), for achieved GFLOP/s.
+        flops_per_batch: ``f(batch)`` -> model FLOPs of one training step on that batch (forward + backward),
+            counted on the shapes actually computed; gives achieved GFLOP/s.
         on_epoch_end: optional hook ``f(state)``; raising from it interrupts the run (used by tests).
     """
 
@@ -135,7 +137,7 @@ class Trainer:
         loss_fn: Callable[[Any], tuple[torch.Tensor, int]],
         evaluate: Callable[[], dict[str, float]] | None = None,
         run_dir: str | Path | None = None,
-        flops_per_sample: float | None = None,
+        flops_per_batch: Callable[[Any], float] | None = None,
         steps_per_epoch: int | None = None,
         on_epoch_end: Callable[[TrainState], None] | None = None,
         resolved_config: dict[str, Any] | None = None,
@@ -146,7 +148,7 @@ class Trainer:
         self.loss_fn = loss_fn
         self.evaluate = evaluate
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.flops_per_sample = flops_per_sample
+        self.flops_per_batch = flops_per_batch
         self.steps_per_epoch = steps_per_epoch
         self.on_epoch_end = on_epoch_end
         self.resolved_config = resolved_config or {}
@@ -241,6 +243,8 @@ class Trainer:
                 self.state.step += 1
                 total_loss += loss.item() * n
                 n_seen += n
+                if self.flops_per_batch is not None:
+                    self.state.flops += self.flops_per_batch(batch)
                 if bar is not None:
                     rate = n_seen / max(time.perf_counter() - t0, 1e-9)
                     bar.update(
@@ -288,9 +292,10 @@ class Trainer:
         return self.state
 
     def speed(self) -> dict[str, float]:
-        """Training throughput (samples/s) and, given FLOPs per sample, achieved GFLOP/s."""
+        """Training throughput (samples/s) and, given a FLOP count per batch, achieved GFLOP/s and total FLOPs."""
         sps = self.state.samples / max(self.state.train_seconds, 1e-9)
         out = {"train_samples_per_second": sps, "train_seconds": self.state.train_seconds}
-        if self.flops_per_sample:
-            out["achieved_gflops"] = sps * self.flops_per_sample / 1e9
+        if self.flops_per_batch is not None and self.state.flops:
+            out["achieved_gflops"] = self.state.flops / max(self.state.train_seconds, 1e-9) / 1e9
+            out["train_flops"] = self.state.flops
         return out
