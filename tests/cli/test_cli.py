@@ -223,3 +223,8 @@ def test_sequence_model_bench_speed_and_scaling_plot(capsys, data_folder, tmp_pa
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run(capsys, "plot-scaling", "-d", "nosuch", "--results", str(out_dir), "--out", str(png))
     assert code == 2 and "no results" in err
+    # a study in a subfolder gets its own section (model size, FLOPs, MFU) in the report
+    code, _, err = run(capsys, "report", "--results", str(tmp_path), "--out", str(tmp_path / "R.md"), "--readme", "")
+    assert code == 0, err
+    text = (tmp_path / "R.md").read_text()
+    assert "## Study: `results`" in text and "| clusters | sasrec | 8 |" in text

@@ -154,6 +154,26 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
     return "\n".join(lines)
 
 
+def scaling_table(results: list[dict[str, Any]]) -> str:
+    """Model size vs test metrics, compute and speed (for the scaling study's results)."""
+    lines = [
+        "| dataset | model | embedding_dim | n_layers | non-embedding params | training FLOPs | best epoch | "
+        "R@10 | N@10 | train samples/s | MFU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [r for r in results if r.get("per_seed") and "non_embedding_parameters" in r["per_seed"][0]]
+    for r in sorted(rows, key=lambda r: (r["dataset"], r["model"], r["per_seed"][0]["non_embedding_parameters"])):
+        e = r["per_seed"][0]
+        speed = e.get("train_speed", {})
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {r['config'].get('embedding_dim')} | {r['config'].get('n_layers')} | "
+            f"{e['non_embedding_parameters']:,} | {speed.get('train_flops', 0):.3g} | {e.get('best_epoch')} | "
+            f"{r['test']['recall@10']:.4f} | {r['test']['ndcg@10']:.4f} | "
+            f"{speed.get('train_samples_per_second', 0):.0f} | {speed.get('mfu', 0):.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def protocols_section(results: list[dict[str, Any]]) -> str:
     protos = sorted({r["protocol"].get("description", "") for r in results})
     return "\n".join(f"- {p}" for p in protos)
@@ -195,6 +215,21 @@ def write_report(
             "",
         ]
     )
+    for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
+        sub_results = load_results(sub)
+        if sub_results:
+            body += "\n".join(
+                [
+                    f"## Study: `{sub.name}`",
+                    "",
+                    f"From `{sub}` (see the commands stored in each file); plots beside `benchmarks/`.",
+                    "",
+                    scaling_table(sub_results),
+                    "",
+                    *[f"- `{r['command']}`" for r in sorted(sub_results, key=_sort_key)],
+                    "",
+                ]
+            )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(body)
     if readme is not None and Path(readme).exists():
