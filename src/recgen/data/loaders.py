@@ -230,28 +230,19 @@ def _load_ml_dat(folder: Path, name: str) -> Dataset:
 
 
 def _load_ml_csv(folder: Path, name: str) -> Dataset:
-    table = _read_csv(folder / "ratings.csv", ",")
-    ds = _from_table(
-        table,
-        {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"},
-        folder / "ratings.csv",
-        name=name,
-        meta={"format": "movielens", "source": str(folder)},
-    )
+    items = None
     if (folder / "movies.csv").exists():
         movies = _read_csv(folder / "movies.csv", ",", string_columns=("movieId", "title", "genres"))
         genres = [g.split("|") for g in movies.column("genres").to_pylist()]
         items = pa.table({"item_id": movies.column("movieId"), "title": movies.column("title"), "genres": genres})
-        ds = from_columns(
-            ds.users.external(ds.user_ids),
-            ds.items.external(ds.item_ids),
-            ds.timestamps,
-            ds.ratings,
-            item_table=items,
-            name=name,
-            meta=ds.meta,
-        )
-    return ds
+    return _from_table(
+        _read_csv(folder / "ratings.csv", ","),
+        {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"},
+        folder / "ratings.csv",
+        name=name,
+        meta={"format": "movielens", "source": str(folder)},
+        item_table=items,
+    )
 
 
 # --------------------------------------------------------------------------------------------- RecBole
@@ -557,7 +548,13 @@ def _resolve_columns(table: pa.Table, columns: dict[str, str] | None, path: Path
 
 
 def _from_table(
-    table: pa.Table, columns: dict[str, str] | None, path: Path, *, name: str, meta: dict[str, Any]
+    table: pa.Table,
+    columns: dict[str, str] | None,
+    path: Path,
+    *,
+    name: str,
+    meta: dict[str, Any],
+    item_table: pa.Table | None = None,
 ) -> Dataset:
     mapping = _resolve_columns(table, columns, path)
 
@@ -584,6 +581,7 @@ def _from_table(
         strings(mapping["item"]),
         numbers("timestamp"),
         numbers("rating"),
+        item_table=item_table,
         name=name,
         meta={**meta, "columns": mapping},
     )
