@@ -3,9 +3,10 @@
 x_ui = <p_u, q_i>; loss = -log sigmoid(x_ui - x_uj) for a training pair (u, i) and a uniformly sampled item j
 the user has not interacted with, plus L2 on the embeddings in the batch. Optimised with Adam.
 
-Where recgen differs from the paper: Adam instead of SGD (as RecBole and most reimplementations); the epoch is
-chosen on validation NDCG@10 when a validation set is given (evaluated every ``eval_every`` epochs, stopping
-after ``patience`` evaluations without improvement) and the best epoch's weights are kept. A user unknown at
+Where recgen differs from the paper: Adam instead of SGD (as RecBole and most reimplementations), run by the
+shared ``recgen.train.Trainer``; the epoch is chosen on validation NDCG@10 when a validation set is given
+(evaluated every ``eval_every`` epochs, stopping after ``patience`` evaluations without improvement) and the best
+epoch's weights are kept. A user unknown at
 training time but given with a history (a session) is folded in as the mean of its history's item vectors.
 Scores are computed in float64 so that rankings do not depend on the batch size.
 """
@@ -22,7 +23,7 @@ from torch import nn
 from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.models.base import Recommender
-from recgen.train.early_stopping import EarlyStopping
+from recgen.train.trainer import Trainer, TrainerConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,52 +69,57 @@ class BPR(Recommender):
     def _fit(self, dataset: Dataset, valid) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed)
         self.net_ = MF(dataset.n_users, dataset.n_items, cfg.embedding_dim)
-        opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr)
-        pairs = np.unique(dataset.user_ids * (dataset.n_items + 1) + dataset.item_ids)
-        users = torch.from_numpy(pairs // (dataset.n_items + 1))
-        items = torch.from_numpy(pairs % (dataset.n_items + 1))
+        n_cols = dataset.n_items + 1
+        pairs = np.unique(dataset.user_ids * n_cols + dataset.item_ids)  # each (user, item) once
+        users = torch.from_numpy(pairs // n_cols)
+        items = torch.from_numpy(pairs % n_cols)
         seen = torch.from_numpy(pairs)
-        stopper = EarlyStopping(patience=cfg.patience) if valid is not None else None
-        self.train_log_: list[dict[str, float]] = []
-        from recgen.progress import track
 
-        for epoch in track(range(1, cfg.epochs + 1), description="bpr epochs", total=cfg.epochs):
+        def batches(epoch: int, gen: torch.Generator):
             perm = torch.randperm(len(users), generator=gen)
-            total = 0.0
-            self.net_.train()
             for s in range(0, len(perm), cfg.batch_size):
                 b = perm[s : s + cfg.batch_size]
                 u, i = users[b], items[b]
-                j = torch.randint(1, dataset.n_items + 1, (len(b),), generator=gen)
+                j = torch.randint(1, n_cols, (len(b),), generator=gen)
                 # one resampling round for negatives that hit a positive (rare in sparse data)
-                clash = torch.isin(u * (dataset.n_items + 1) + j, seen)
+                clash = torch.isin(u * n_cols + j, seen)
                 if clash.any():
-                    j[clash] = torch.randint(1, dataset.n_items + 1, (int(clash.sum()),), generator=gen)
-                x, l2 = self.net_(u, i, j)
-                loss = -torch.nn.functional.logsigmoid(x).mean() + cfg.reg * l2 / len(b)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(b)
-            entry = {"epoch": epoch, "loss": total / len(users)}
-            if stopper is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                from recgen.eval.evaluator import evaluate
+                    j[clash] = torch.randint(1, n_cols, (int(clash.sum()),), generator=gen)
+                yield u, i, j
 
-                self.fitted_ = True  # evaluation needs scoring
-                value = evaluate(self, valid, ks=(10,)).metrics["ndcg@10"]
-                entry["valid_ndcg@10"] = value
-                if stopper.step(epoch, value, self.net_.state_dict()):
-                    self.train_log_.append(entry)
-                    break
-            self.train_log_.append(entry)
-        if stopper is not None and stopper.best_state is not None:
-            self.net_.load_state_dict(stopper.best_state)
-            self.best_epoch_ = stopper.best_epoch
-        else:
-            self.best_epoch_ = len(self.train_log_)
-        self.net_.eval()
+        def loss_fn(batch):
+            u, i, j = batch
+            x, l2 = self.net_(u, i, j)
+            return -torch.nn.functional.logsigmoid(x).mean() + cfg.reg * l2 / len(u), len(u)
+
+        evaluate_fn = None
+        if valid is not None:
+            from recgen.eval.evaluator import evaluate
+
+            def evaluate_fn():
+                self.fitted_ = True  # evaluation scores through the public path
+                return evaluate(self, valid, ks=(10,)).metrics
+
+        trainer = Trainer(
+            self.net_,
+            TrainerConfig(
+                epochs=cfg.epochs,
+                lr=cfg.lr,
+                grad_clip=0.0,
+                eval_every=cfg.eval_every,
+                patience=cfg.patience,
+                seed=cfg.seed,
+            ),
+            batches=batches,
+            loss_fn=loss_fn,
+            evaluate=evaluate_fn,
+            steps_per_epoch=(len(users) + cfg.batch_size - 1) // cfg.batch_size,
+        )
+        state = trainer.fit()
+        self.best_epoch_ = state.best_epoch
+        self.train_log_ = state.log
+        self.train_speed_ = trainer.speed()
 
     @torch.no_grad()
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
