@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,14 @@ class Dataset:
         """
         return np.lexsort((self.timestamps, self.user_ids))  # last key is primary; lexsort is stable
 
+    def user_timelines(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`user_sequences`, with the timestamps aligned to the items (one sort for both)."""
+        order = self.chronological_order()
+        counts = np.bincount(self.user_ids, minlength=self.users.size)
+        indptr = np.zeros(self.users.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return indptr, self.item_ids[order], self.timestamps[order]
+
     def user_sequences(self) -> tuple[np.ndarray, np.ndarray]:
         """CSR view of the chronological item sequence of every user.
 
@@ -198,11 +206,8 @@ class Dataset:
             (indptr, items): ``items[indptr[u]:indptr[u+1]]`` is user ``u``'s sequence; ``indptr`` has
             ``n_users + 2`` entries so that dense ids index it directly (row 0 = padding, empty).
         """
-        order = self.chronological_order()
-        counts = np.bincount(self.user_ids, minlength=self.users.size)
-        indptr = np.zeros(self.users.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        return indptr, self.item_ids[order]
+        indptr, items, _ = self.user_timelines()
+        return indptr, items
 
     def item_counts(self) -> np.ndarray:
         """Interactions per item, indexed by dense id (entry 0 = padding = 0)."""
@@ -447,6 +452,24 @@ def _restrict_table(table: pa.Table | None, vocab: Vocabulary) -> pa.Table | Non
     if table is None:
         return None
     return _align_side_table(table, vocab)
+
+
+def atomic_write_file(path: Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it onto ``path``.
+
+    A crash or an exception never leaves a half-written file at ``path`` (the temp file is removed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def replace_dir(src: Path, dst: Path) -> None:

@@ -16,7 +16,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from recgen import __version__
 from recgen.config import make_config, to_dict
+from recgen.data.dataset import atomic_write_file
 from recgen.data.loaders import load_dataset
 from recgen.data.split import make_split
 from recgen.errors import ConfigError
@@ -240,15 +240,8 @@ def result_filename(result: dict[str, Any]) -> str:
 
 def write_result(result: dict[str, Any], out_dir: str | Path) -> Path:
     """Write a results JSON atomically (temp file + rename)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / result_filename(result)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=out_dir)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=2, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(result, indent=2, default=str) + "\n"
+    return atomic_write_file(Path(out_dir) / result_filename(result), lambda tmp: Path(tmp).write_text(text))
 
 
 def load_results(results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]]:

@@ -97,8 +97,7 @@ class Recommender:
         self.n_users_ = dataset.n_users
         self.n_items_ = dataset.n_items
         self.item_counts_ = dataset.item_counts()
-        self.hist_indptr_, self.hist_items_ = dataset.user_sequences()
-        self.hist_ts_ = dataset.timestamps[dataset.chronological_order()]
+        self.hist_indptr_, self.hist_items_, self.hist_ts_ = dataset.user_timelines()
         self.dataset_fingerprint_ = dataset.fingerprint()
         self.item_table_ = dataset.item_table
         self._fit(dataset, valid)

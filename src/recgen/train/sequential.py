@@ -108,14 +108,12 @@ class SequentialRecommender(Recommender):
         return TrainerConfig(**{k: v for k, v in dataclasses.asdict(self.config).items() if k in fields})
 
     # ------------------------------------------------------------------------------------ training
-    def _training_arrays(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _training_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Training sequences from the chronological histories ``fit`` stored (no second sort)."""
         L = self.config.max_seq_len
-        order = dataset.chronological_order()
-        items = dataset.item_ids[order]
-        ts = dataset.timestamps[order]
-        indptr = np.r_[0, np.cumsum(np.bincount(dataset.user_ids, minlength=dataset.users.size))]
+        indptr, items, ts = self.hist_indptr_, self.hist_items_, self.hist_ts_
         seqs, tss = [], []
-        for u in range(1, dataset.users.size):
+        for u in range(1, len(indptr) - 1):
             a, b = indptr[u], indptr[u + 1]
             if b - a >= 2:
                 seqs.append(items[a:b])
@@ -178,7 +176,7 @@ class SequentialRecommender(Recommender):
         torch.manual_seed(cfg.seed)
         self.net_ = self._build_net(dataset.n_items)
         self._infer_net_ = None
-        seqs, tss, lengths = self._training_arrays(dataset)
+        seqs, tss, lengths = self._training_arrays()
         seqs_t, tss_t = torch.from_numpy(seqs), torch.from_numpy(tss)
         bs = cfg.batch_size
         n = len(seqs)

@@ -18,9 +18,7 @@ import copy
 import json
 import logging
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ import numpy as np
 import torch
 
 from recgen.config import check
+from recgen.data.dataset import atomic_write_file
 from recgen.progress import enabled as progress_enabled
 
 log = logging.getLogger("recgen.train")
@@ -102,15 +101,7 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save through a temp file in the same folder, then rename: never a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_file(path, lambda tmp: torch.save(obj, tmp))
 
 
 class Trainer:
