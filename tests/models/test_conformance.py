@@ -28,3 +28,29 @@ class TestSASRec(RecommenderConformance):
 class TestHSTU(RecommenderConformance):
     model_name = "hstu"
     config = {"epochs": 6, "eval_every": 2, "batch_size": 16, "embedding_dim": 16, "max_seq_len": 8}
+
+
+class TestMultVAE(RecommenderConformance):
+    model_name = "multvae"
+    config = {"epochs": 10, "eval_every": 5, "batch_size": 16, "hidden_dim": 32, "latent_dim": 8}
+
+
+class TestDiffRec(RecommenderConformance):
+    model_name = "diffrec"
+    config = {"epochs": 10, "eval_every": 5, "batch_size": 16, "hidden_dims": "32", "lr": 1e-3}
+
+
+class TestDiffRecWithInferenceNoise(RecommenderConformance):
+    # T' > 0 makes inference stochastic: per-query seeded noise must keep every contract
+    model_name = "diffrec"
+    config = {"epochs": 4, "eval_every": 2, "batch_size": 16, "hidden_dims": "32", "sampling_noise_steps": 3}
+
+
+class TestLDiffRec(RecommenderConformance):
+    model_name = "ldiffrec"
+    config = {"epochs": 10, "eval_every": 5, "batch_size": 16, "latent_dim": 16, "hidden_dims": "16", "svd_dim": 8}
+
+
+class TestDreamRec(RecommenderConformance):
+    model_name = "dreamrec"
+    config = {"epochs": 4, "eval_every": 2, "batch_size": 16, "embedding_dim": 16, "max_seq_len": 8, "steps": 20}

@@ -15,6 +15,10 @@ MODELS: dict[str, str] = {
     "bpr": "recgen.models.bpr:BPR",
     "sasrec": "recgen.models.sasrec:SASRec",
     "hstu": "recgen.models.hstu:HSTU",
+    "multvae": "recgen.models.multvae:MultVAE",
+    "diffrec": "recgen.models.diffrec:DiffRec",
+    "ldiffrec": "recgen.models.ldiffrec:LDiffRec",
+    "dreamrec": "recgen.models.dreamrec:DreamRec",
 }
 
 
