@@ -133,6 +133,15 @@ def data_convert(name_or_path, out, format_, data_dir, columns, sep) -> None:
 
 
 # ----------------------------------------------------------------------------------------- bench
+def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None) -> dict:
+    args = {k: v for k, v in (("valid_frac", valid_frac), ("test_frac", test_frac)) if v is not None}
+    if args and protocol in ("leave-one-out", "loo"):
+        raise ConfigError(
+            "--valid-frac/--test-frac apply to ratio, temporal and user-temporal splits, not leave-one-out"
+        )
+    return args
+
+
 @cli.command("bench")
 @click.option("--dataset", "-d", required=True, help="Dataset name or path.")
 @click.option("--model", "-m", required=True, help="Model name (see `recgen models`).")
@@ -140,7 +149,14 @@ def data_convert(name_or_path, out, format_, data_dir, columns, sep) -> None:
 @data_dir_option
 @click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
 @click.option("--seeds", default=1, show_default=True, help="Number of seeds (0..N-1); mean and spread reported.")
-@click.option("--protocol", default="leave-one-out", show_default=True, help="Split: leave-one-out, temporal, ratio.")
+@click.option(
+    "--protocol",
+    default="leave-one-out",
+    show_default=True,
+    help="Split: leave-one-out, temporal (global time), ratio (random per user), user-temporal (time per user).",
+)
+@click.option("--valid-frac", type=float, default=None, help="Validation fraction for ratio/temporal splits.")
+@click.option("--test-frac", type=float, default=None, help="Test fraction for ratio/temporal splits.")
 @click.option(
     "--out",
     default="benchmarks/results",
@@ -150,7 +166,9 @@ def data_convert(name_or_path, out, format_, data_dir, columns, sep) -> None:
 )
 @click.option("--include-seen", is_flag=True, help="Do not exclude history items from the rankings.")
 @click.option("--sampled", default=0, help="Also compute labelled sampled metrics with N negatives.")
-def bench(dataset, model, format_, data_dir, sets, seeds, protocol, out, include_seen, sampled) -> None:
+def bench(
+    dataset, model, format_, data_dir, sets, seeds, protocol, valid_frac, test_frac, out, include_seen, sampled
+) -> None:
     """Fit on train, choose on validation, evaluate test (full ranking); write a results JSON, print a table."""
     from recgen.config import parse_sets
     from recgen.eval.bench import HEADLINE, run_bench
@@ -167,6 +185,7 @@ def bench(dataset, model, format_, data_dir, sets, seeds, protocol, out, include
         sets=parse_sets(sets),
         seeds=seeds,
         protocol=protocol,
+        split_args=_split_args(protocol, valid_frac, test_frac),
         out_dir=out,
         exclude_seen=not include_seen,
         sampled_negatives=sampled,
@@ -246,6 +265,54 @@ def plot_scaling(dataset, results, out, metric) -> None:
     from recgen.eval.plots import scaling_plot
 
     click.echo(f"wrote {scaling_plot(dataset, out, results_dir=results, metric=metric)}")
+
+
+@cli.command("diffusion-steps")
+@click.option("--dataset", "-d", required=True, help="Dataset name or path.")
+@click.option("--model", "-m", required=True, help="A diffusion model: diffrec, ldiffrec or dreamrec.")
+@data_dir_option
+@click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
+@click.option("--steps", "steps_", required=True, help="Comma-separated inference step counts, e.g. 1,2,5,10.")
+@click.option("--protocol", default="leave-one-out", show_default=True, help="Split protocol (as for bench).")
+@click.option("--valid-frac", type=float, default=None, help="Validation fraction for ratio/temporal splits.")
+@click.option("--test-frac", type=float, default=None, help="Test fraction for ratio/temporal splits.")
+@click.option(
+    "--out",
+    default="benchmarks/results/steps",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for the steps JSON.",
+)
+@click.option(
+    "--plot",
+    default="benchmarks/diffusion-steps.png",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="PNG redrawn from every steps JSON in --out.",
+)
+def diffusion_steps(dataset, model, data_dir, sets, steps_, protocol, valid_frac, test_frac, out, plot) -> None:
+    """Fit a diffusion model once, then evaluate test accuracy and speed at several inference step counts."""
+    from recgen.config import parse_sets
+    from recgen.eval.steps import load_steps_results, run_steps_sweep, steps_plot
+
+    try:
+        steps = [int(v) for v in steps_.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--steps must be comma-separated integers, got {steps_!r}") from None
+    result = run_steps_sweep(
+        dataset,
+        model,
+        steps,
+        sets=parse_sets(sets),
+        data_dir=data_dir,
+        protocol=protocol,
+        split_args=_split_args(protocol, valid_frac, test_frac),
+        out_dir=out,
+        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        log=_log,
+    )
+    click.echo(f"results: {result['_path']}")
+    click.echo(f"wrote {steps_plot(load_steps_results(out), plot)}")
 
 
 # ------------------------------------------------------------------------------ train / recommend

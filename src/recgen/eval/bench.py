@@ -116,6 +116,7 @@ def run_bench(
     sets: dict[str, Any] | None = None,
     seeds: int = 1,
     protocol: str = "leave-one-out",
+    split_args: dict[str, Any] | None = None,
     ks: Sequence[int] = (5, 10, 20),
     out_dir: str | Path = DEFAULT_RESULTS_DIR,
     exclude_seen: bool = True,
@@ -132,7 +133,7 @@ def run_bench(
     base_cfg = make_config(klass.Config, sets or {})  # validates fields before any data is loaded
     t0 = time.perf_counter()
     ds = load_dataset(dataset, format=format, data_dir=data_dir)
-    split = make_split(ds, protocol)
+    split = make_split(ds, protocol, **(split_args or {}))
     load_seconds = time.perf_counter() - t0
     log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions")
     log(f"protocol: {split.describe()}")
@@ -234,7 +235,10 @@ def run_bench(
 
 def result_filename(result: dict[str, Any]) -> str:
     cfg_hash = hashlib.sha256(json.dumps(result["config"], sort_keys=True).encode()).hexdigest()[:8]
-    proto = result["protocol"].get("name", "protocol")
+    p = result["protocol"]
+    proto = p.get("name", "protocol")
+    if "valid_frac" in p:  # e.g. temporal-v10-t20: the split's fractions are part of what was run
+        proto += f"-v{round(100 * p['valid_frac'])}-t{round(100 * p['test_frac'])}"
     return f"{result['dataset']}__{result['model']}__{proto}__{cfg_hash}.json"
 
 

@@ -117,11 +117,23 @@ def _config_str(cfg: dict[str, Any], model: str | None = None) -> str:
     return ", ".join(shown) or "defaults"
 
 
+def protocol_label(p: dict[str, Any]) -> str:
+    """Short protocol name for table rows: '' for leave-one-out, e.g. 'temporal 7:1:2' otherwise."""
+    name = p.get("name", "?")
+    if name in ("leave-one-out", "loo"):
+        return ""
+    if "valid_frac" in p:
+        v, t = p["valid_frac"], p["test_frac"]
+        return f"{name} {round(10 * (1 - v - t))}:{round(10 * v)}:{round(10 * t)}"
+    return name
+
+
 def _sort_key(r: dict[str, Any]) -> tuple:
     d = r["dataset"]
     return (
         DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER),
         d,
+        protocol_label(r["protocol"]),
         r["model"],
         _config_str(r["config"], r["model"]),
     )
@@ -133,19 +145,20 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
         "| dataset | model | config | seeds | R@5 | N@5 | R@10 | N@10 | MRR | eval users/s | fit s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    by_dataset: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in sorted(results, key=_sort_key):
-        by_dataset.setdefault(r["dataset"], []).append(r)
-    for dataset, rows in by_dataset.items():
+        by_dataset.setdefault((r["dataset"], protocol_label(r["protocol"])), []).append(r)
+    for (dataset, proto), rows in by_dataset.items():
+        label = f"{dataset} ({proto})" if proto else dataset
         for r in rows:
-            cells = [dataset, f"**{r['model']}** (recgen)", _config_str(r["config"], r["model"]), str(len(r["seeds"]))]
+            cells = [label, f"**{r['model']}** (recgen)", _config_str(r["config"], r["model"]), str(len(r["seeds"]))]
             cells += [_fmt(r, c) for c in COLS]
             cells += [
                 f"{r['throughput']['eval_users_per_second']:.0f}",
                 f"{r['timings']['fit_seconds_mean']:.1f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        if with_published:
+        if with_published and not proto:
             for p in PUBLISHED:
                 if p["dataset"] == dataset:
                     cells = [dataset, f"{p['model']} (published: {p['source']})", "", ""]
@@ -215,7 +228,23 @@ def write_report(
             "",
         ]
     )
+    from recgen.eval.steps import load_steps_results, steps_table
+
     for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
+        steps_results = load_steps_results(sub)
+        if steps_results:
+            body += "\n".join(
+                [
+                    f"## Study: `{sub.name}` (diffusion inference steps vs accuracy)",
+                    "",
+                    f"From `{sub}`; plot: `benchmarks/diffusion-steps.png`.",
+                    "",
+                    steps_table(steps_results),
+                    "",
+                    *[f"- `{r['command']}`" for r in steps_results],
+                    "",
+                ]
+            )
         sub_results = load_results(sub)
         if sub_results:
             body += "\n".join(

@@ -68,7 +68,10 @@ class DiffRecConfig(UserVectorConfig):
         check(self.time_emb_dim >= 1, f"time_emb_dim must be >= 1, got {self.time_emb_dim}")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
-        check(self.noise_schedule in SCHEDULES, f"noise_schedule must be one of {list(SCHEDULES)}, got {self.noise_schedule!r}")
+        check(
+            self.noise_schedule in SCHEDULES,
+            f"noise_schedule must be one of {list(SCHEDULES)}, got {self.noise_schedule!r}",
+        )
         check(self.noise_scale > 0, f"noise_scale must be > 0, got {self.noise_scale}")
         check(
             0 < self.noise_min <= self.noise_max < 1,
@@ -95,7 +98,9 @@ def parse_dims(text: str) -> list[int]:
 
 
 def diffrec_betas(cfg) -> np.ndarray:
-    betas = make_betas(cfg.noise_schedule, cfg.steps, scale=cfg.noise_scale, beta_min=cfg.noise_min, beta_max=cfg.noise_max)
+    betas = make_betas(
+        cfg.noise_schedule, cfg.steps, scale=cfg.noise_scale, beta_min=cfg.noise_min, beta_max=cfg.noise_max
+    )
     betas[0] = min(betas[0], 1e-5)  # the reference's beta_fixed: a near-noiseless first step
     return betas
 
@@ -135,14 +140,22 @@ class DiffRecNet(nn.Module):
 
 
 def diffusion_x0_loss(
-    diffusion: GaussianDiffusion, denoise, x0: torch.Tensor, gen: torch.Generator, reweight: bool
+    diffusion: GaussianDiffusion,
+    denoise,
+    x0: torch.Tensor,
+    gen: torch.Generator,
+    reweight: bool,
+    detach_target: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """DiffRec's training loss for one batch; returns (loss, predicted x0)."""
+    """DiffRec's training loss for one batch; returns (loss, predicted x0).
+
+    ``detach_target`` stops the gradient of the regression target (L-DiffRec: x0 is the encoder's latent, and
+    letting the diffusion loss move it lets the encoder shrink every latent to one point)."""
     t, weight_pt = diffusion.sample_steps(x0.shape[0], gen, importance=reweight)
     noise = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
     xt = diffusion.q_sample(x0, t, noise)
     pred = denoise(xt, t)
-    mse = (x0 - pred).pow(2).mean(-1)  # (B,)
+    mse = ((x0.detach() if detach_target else x0) - pred).pow(2).mean(-1)  # (B,)
     loss = mse * diffusion.x0_loss_weight(t).to(mse.dtype) if reweight else mse
     if reweight:
         diffusion.record_losses(t, loss)

@@ -35,8 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from recgen.config import check
-from recgen.models._diffusion import SCHEDULES, GaussianDiffusion, make_betas, query_generators, query_noise
-from recgen.models._diffusion import timestep_embedding
+from recgen.models._diffusion import (
+    SCHEDULES,
+    GaussianDiffusion,
+    make_betas,
+    query_generators,
+    query_noise,
+    timestep_embedding,
+)
 from recgen.models.sasrec import SASRecConfig, SASRecNet
 from recgen.train.sequential import SequentialRecommender, left_pad
 
@@ -57,7 +63,10 @@ class DreamRecConfig(SASRecConfig):
     def validate(self) -> None:
         super().validate()
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
-        check(self.noise_schedule in SCHEDULES, f"noise_schedule must be one of {list(SCHEDULES)}, got {self.noise_schedule!r}")
+        check(
+            self.noise_schedule in SCHEDULES,
+            f"noise_schedule must be one of {list(SCHEDULES)}, got {self.noise_schedule!r}",
+        )
         check(self.guidance >= 0, f"guidance must be >= 0, got {self.guidance}")
         check(0.0 <= self.p_uncond < 1.0, f"p_uncond must be in [0, 1), got {self.p_uncond}")
         check(
