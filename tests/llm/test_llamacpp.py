@@ -1,0 +1,103 @@
+"""The llamacpp backend on the embedded SmolLM2 (real model, real llama.cpp), and the `recgen llm` CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from recgen.cli.main import main
+from recgen.errors import ConfigError, DataError
+from recgen.llm import load_llm, parse_spec
+
+
+def test_greedy_generation_is_deterministic(embedded_llm):
+    a = embedded_llm.chat("Name a fruit.", max_tokens=16)
+    b = embedded_llm.chat("Name a fruit.", max_tokens=16)
+    assert a.text and a.text == b.text
+    assert 0 < a.completion_tokens <= 16 and a.prompt_tokens > 0
+    raw = embedded_llm.complete("The capital of France is", max_tokens=8, stop=["\n"])
+    assert "\n" not in raw.text
+
+
+def test_json_schema_output_is_valid_and_in_the_enum(embedded_llm):
+    titles = ["Toy Story", "Heat", "Fargo"]
+    schema = {
+        "type": "object",
+        "properties": {"title": {"type": "string", "enum": titles}, "score": {"type": "integer"}},
+        "required": ["title", "score"],
+    }
+    g = embedded_llm.chat("Pick a movie for a child and rate it from 1 to 5.", json_schema=schema, max_tokens=40)
+    out = g.json()
+    assert out["title"] in titles and isinstance(out["score"], int)
+
+
+def test_grammar_constrains_output(embedded_llm):
+    g = embedded_llm.complete("Is the sky blue? Answer:", grammar='root ::= " Yes" | " No"', max_tokens=4)
+    assert g.text in (" Yes", " No")
+    with pytest.raises(ConfigError, match="grammar"):
+        embedded_llm.complete("x", grammar="root ::= ???", max_tokens=2)
+
+
+def test_score_is_a_sum_of_next_token_logprobs(embedded_llm):
+    prompt = "Question: what colour is grass?\nAnswer:"
+    (green, purple) = embedded_llm.score(prompt, [" green", " purple"])
+    assert green > purple and green < 0
+    # a one-token continuation scores the same as the verbalizer call on that token
+    nt = embedded_llm.next_token_logprobs(prompt, [" green"])
+    assert nt[0] == pytest.approx(green, abs=1e-4) or len(embedded_llm._tokens(" green", False)) > 1
+    # a two-part continuation: log p(ab) = log p(a) + log p(b | a)
+    a, ab = embedded_llm.score(prompt, [" light", " light green"])
+    (b_given_a,) = embedded_llm.score(prompt + " light", [" green"])
+    assert ab == pytest.approx(a + b_given_a, abs=1e-3)
+
+
+def test_next_token_logprobs_are_a_distribution(embedded_llm):
+    labels = [chr(ord("A") + i) for i in range(20)]
+    lp = np.array(embedded_llm.next_token_logprobs("Pick a letter from A to T.\nAnswer:", [" " + x for x in labels]))
+    assert np.all(lp <= 0) and np.exp(lp).sum() <= 1.0 + 1e-6
+
+
+def test_cache_returns_stored_answers(embedded_gguf, tmp_path):
+    llm = load_llm(f"llamacpp:{embedded_gguf}", cache=tmp_path / "c.sqlite", n_threads=1)
+    first = llm.chat("Say hi.", max_tokens=8)
+    again = llm.chat("Say hi.", max_tokens=8)
+    other = llm.chat("Say hi.", max_tokens=8, temperature=0.8, seed=3)
+    assert not first.cached and again.cached and again.text == first.text and not other.cached
+    assert llm.info()["model_sha256"] == llm.identity()["model_sha256"] and len(llm.info()["model_sha256"]) == 64
+    llm.close()
+
+
+def test_bad_specs_and_inputs(embedded_llm, tmp_path):
+    with pytest.raises(ConfigError, match="unknown LLM backend"):
+        parse_spec("gpt:foo")
+    with pytest.raises(ConfigError, match="needs a target"):
+        parse_spec("hf:")
+    with pytest.raises(DataError, match="does not exist"):
+        load_llm(f"llamacpp:{tmp_path / 'missing.gguf'}")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(DataError, match="valid GGUF"):
+        load_llm(f"llamacpp:{bad}")
+    with pytest.raises(ConfigError, match="max_tokens"):
+        embedded_llm.chat("hi", max_tokens=0)
+    with pytest.raises(ConfigError, match="unknown generation parameter"):
+        embedded_llm.chat("hi", temprature=0.5)
+    with pytest.raises(DataError, match="role"):
+        embedded_llm.chat([{"role": "robot", "content": "hi"}])
+    with pytest.raises(DataError, match="exceeds the context"):
+        embedded_llm.complete("word " * 3000, max_tokens=4)
+
+
+def test_cli_generate_and_score_offline(capsys, embedded_gguf, tmp_path):
+    spec = ["--model", f"llamacpp:{embedded_gguf}", "--cache", str(tmp_path / "c.sqlite")]
+    assert main(["llm", "generate", "Name a colour.", "--max-tokens", "8", "--json", *spec]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["text"] and out["backend"] == "llamacpp" and len(out["model_sha256"]) == 64
+    assert main(["llm", "score", "The sky is", "-c", " blue", "-c", " made of cheese", *spec]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["continuation"] for x in lines] == [" blue", " made of cheese"]
+    schema = json.dumps({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]})
+    assert main(["llm", "generate", "Is water wet?", "--json-schema", schema, *spec]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out)["ok"], bool)
+    assert main(["llm", "generate", "x", "--json-schema", "{nope", *spec]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
