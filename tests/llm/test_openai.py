@@ -93,8 +93,8 @@ def test_json_schema_and_verbalizer_scoring(server, embedded_llm):
     opts = [" A", " B", " C"]
     remote_lp = remote.next_token_logprobs(prompt, opts)
     local_lp = embedded_llm.next_token_logprobs(prompt, opts)
-    for r, l in zip(remote_lp, local_lp, strict=True):
-        assert r == pytest.approx(l, abs=1e-2)
+    for r, loc in zip(remote_lp, local_lp, strict=True):
+        assert r == pytest.approx(loc, abs=1e-2)
     with pytest.raises(DataError, match="end-of-text"):  # this prompt's greedy next token is EOS
         remote.next_token_logprobs("Pick a letter.\nAnswer:", opts)
     # llama-cpp-python's server misaligns echoed logprobs: exact scoring must refuse, not return wrong numbers

