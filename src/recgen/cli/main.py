@@ -166,8 +166,26 @@ def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None
 )
 @click.option("--include-seen", is_flag=True, help="Do not exclude history items from the rankings.")
 @click.option("--sampled", default=0, help="Also compute labelled sampled metrics with N negatives.")
+@click.option(
+    "--max-eval-users",
+    default=0,
+    show_default=True,
+    help="Evaluate on this many seeded random users of valid and test (0 = all; for costly models).",
+)
 def bench(
-    dataset, model, format_, data_dir, sets, seeds, protocol, valid_frac, test_frac, out, include_seen, sampled
+    dataset,
+    model,
+    format_,
+    data_dir,
+    sets,
+    seeds,
+    protocol,
+    valid_frac,
+    test_frac,
+    out,
+    include_seen,
+    sampled,
+    max_eval_users,
 ) -> None:
     """Fit on train, choose on validation, evaluate test (full ranking); write a results JSON, print a table."""
     from recgen.config import parse_sets
@@ -189,6 +207,7 @@ def bench(
         out_dir=out,
         exclude_seen=not include_seen,
         sampled_negatives=sampled,
+        max_eval_users=max_eval_users,
         command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         log=_log,
     )
@@ -203,6 +222,8 @@ def bench(
     for k in HEADLINE:
         table.add_column(k, justify="right")
     for split in ("valid", "test"):
+        if not result[split]:
+            continue  # zero-shot models skip validation
         cells = []
         for k in HEADLINE:
             m, s = result[split][k], result[f"{split}_std"][k]

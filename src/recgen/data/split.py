@@ -93,7 +93,7 @@ class Split:
         """One line naming the protocol (printed beside every result)."""
         p = self.protocol
         parts = [p.get("name", "?")]
-        for key in ("valid_frac", "test_frac", "seed"):
+        for key in ("valid_frac", "test_frac", "seed", "eval_users"):
             if key in p:
                 parts.append(f"{key}={p[key]}")
         parts.append(f"order: {p.get('order', ORDER_RULE)}")

@@ -122,6 +122,7 @@ def run_bench(
     exclude_seen: bool = True,
     sampled_negatives: int = 0,
     eval_batch_size: int = 512,
+    max_eval_users: int = 0,
     command: str | None = None,
     log=print,
 ) -> dict[str, Any]:
@@ -134,6 +135,16 @@ def run_bench(
     t0 = time.perf_counter()
     ds = load_dataset(dataset, format=format, data_dir=data_dir)
     split = make_split(ds, protocol, **(split_args or {}))
+    if max_eval_users < 0:
+        raise ConfigError(f"--max-eval-users must be >= 0 (0 = all), got {max_eval_users}")
+    if max_eval_users:
+        # the same seeded users for every model and seed, recorded in the protocol (for costly models: LLMs)
+        rng = np.random.default_rng(0)
+        for name in ("valid", "test"):
+            es = getattr(split, name)
+            if len(es) > max_eval_users:
+                setattr(split, name, es.select(np.sort(rng.choice(len(es), max_eval_users, replace=False))))
+        split.protocol = {**split.protocol, "eval_users": max_eval_users, "eval_users_seed": 0}
     load_seconds = time.perf_counter() - t0
     log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions")
     log(f"protocol: {split.describe()}")
@@ -149,7 +160,13 @@ def run_bench(
         t = time.perf_counter()
         m.fit(split.train, valid=split.valid)
         fit_s = time.perf_counter() - t
-        rv = evaluate(m, split.valid, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size, progress=True)
+        if getattr(m, "selects_on_valid", True):
+            rv = evaluate(m, split.valid, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size, progress=True)
+            valid_metrics = rv.metrics
+        else:  # zero-shot models choose nothing on validation; skip its (costly) evaluation
+            valid_metrics = {}
+        if hasattr(m, "reset_stats"):
+            m.reset_stats()  # model-side counters (e.g. out-of-catalogue lines) cover the test users only
         rt = evaluate(
             m,
             split.test,
@@ -162,7 +179,7 @@ def run_bench(
         )
         entry = {
             "seed": seed,
-            "valid": rv.metrics,
+            "valid": valid_metrics,
             "test": rt.metrics,
             "fit_seconds": fit_s,
             "eval_seconds": rt.seconds,
@@ -175,6 +192,8 @@ def run_bench(
             entry["train_speed"] = dict(m.train_speed_)
             if "achieved_gflops" in entry["train_speed"] and machine.get("matmul_peak_gflops"):
                 entry["train_speed"]["mfu"] = entry["train_speed"]["achieved_gflops"] / machine["matmul_peak_gflops"]
+        if hasattr(m, "run_info"):
+            entry["run_info"] = m.run_info()
         if hasattr(m, "non_embedding_parameters"):
             entry["non_embedding_parameters"] = m.non_embedding_parameters()
         per_seed.append(entry)

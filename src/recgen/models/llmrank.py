@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import re
 import string
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,6 +115,7 @@ def parse_listwise(text: str, titles: Sequence[str]) -> tuple[list[int], int, in
 class LLMRank(Recommender):
     name = "llmrank"
     Config = LLMRankConfig
+    selects_on_valid = False  # zero-shot: bench skips the validation pass
 
     def _fit(self, dataset: Dataset, valid: Any) -> None:
         from recgen.config import parse_sets
@@ -133,7 +135,25 @@ class LLMRank(Recommender):
         ext = self.items_.external(np.arange(1, self.n_items_ + 1))
         self.titles_ = [""] + [titles.get(str(e), str(e)) for e in ext]  # dense id -> title
         self._llm = None
-        self.stats_ = {"users": 0, "lines": 0, "out_of_catalogue": 0, "unparsed_users": 0}
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.stats_ = {"users": 0, "lines": 0, "out_of_catalogue": 0, "unparsed_users": 0, "llm_seconds": 0.0}
+
+    def run_info(self) -> dict[str, Any]:
+        """What the results file records: the LLM (backend, model file, SHA-256), prompt version, decoding, and
+        the counters of the last evaluation (out-of-catalogue lines for listwise generation)."""
+        st = dict(self.stats_)
+        if st["lines"]:
+            st["out_of_catalogue_rate"] = st["out_of_catalogue"] / st["lines"]
+        return {
+            "llm": self.llm().identity(),
+            "prompt_template": f"{PROMPT_VERSION}-{self.config.method}",
+            "temperature": 0.0,
+            "seed": self.config.seed,
+            "retriever": self.retriever_.name,
+            "stats": st,
+        }
 
     def llm(self):
         if self._llm is None:
@@ -157,6 +177,7 @@ class LLMRank(Recommender):
         history = [self._title(int(i)) for i in hist[-cfg.history_len :]]
         prompt = build_prompt(history, titles, cfg.method)
         llm = self.llm()
+        t0 = time.perf_counter()
         if cfg.method == "verbalizer":
             lp = np.asarray(llm.next_token_logprobs(prompt, list(LABELS[: len(shown)])))
             ranked = np.argsort(-lp, kind="stable")  # ties keep presentation order
@@ -169,6 +190,7 @@ class LLMRank(Recommender):
                 self.stats_["unparsed_users"] += 1
             ranked = named + [i for i in range(len(shown)) if i not in named]
         self.stats_["users"] += 1
+        self.stats_["llm_seconds"] += time.perf_counter() - t0
         return [int(order[i]) for i in ranked]
 
     @torch.no_grad()

@@ -1,0 +1,94 @@
+"""LLM recommenders on the embedded LLM (real llama.cpp): the re-ranker's contract and parsing, TALLRec samples."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from recgen.cli.main import main
+from recgen.data.dataset import from_columns
+from recgen.data.split import leave_one_out
+from recgen.eval.evaluator import evaluate
+from recgen.models import create_model
+from recgen.models.llmrank import LABELS, build_prompt, parse_listwise
+from recgen.models.tallrec import TALLRecConfig, build_prompt as tallrec_prompt, make_samples
+from recgen.testing import make_cluster_dataset
+
+FRUITS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "peach", "pear"]
+TOOLS = ["hammer", "saw", "drill", "wrench", "pliers", "chisel", "level", "clamp"]
+
+
+@pytest.fixture(scope="module")
+def titled():
+    """Two clusters of users; fruit lovers and tool lovers, items with real words as titles."""
+    base = make_cluster_dataset(n_clusters=2, users_per_cluster=12, items_per_cluster=8, seed=3)
+    ext = base.items.external(base.item_ids)
+    names = {f"i{c}_{j}": (FRUITS if c == 0 else TOOLS)[j] for c in range(2) for j in range(8)}
+    items = sorted(names)
+    table = pa.table({"item_id": items, "title": [names[i] for i in items]})
+    ds = from_columns(
+        base.users.external(base.user_ids), ext, base.timestamps, ratings=base.ratings, item_table=table, name="titled"
+    )
+    return leave_one_out(ds)
+
+
+def test_parse_listwise_maps_labels_titles_and_counts_inventions():
+    titles = ["Toy Story", "Heat", "Fargo"]
+    text = "B. Heat\n2) fargo\nZ. Casablanca\nThe Matrix\nA. Toy Story\nB. Heat"
+    order, lines, unmatched = parse_listwise(text, titles)
+    assert order == [1, 2, 0] and lines == 6 and unmatched == 2
+    prompt = build_prompt(["Alien"], titles, "verbalizer")
+    assert prompt.endswith("Answer:") and "C. Fargo" in prompt and "- Alien" in prompt
+    assert LABELS[:3] == "ABC"
+
+
+@pytest.mark.parametrize("method", ["verbalizer", "listwise"])
+def test_reranker_only_reorders_the_retrievers_top_candidates(titled, embedded_gguf, method):
+    cfg = {"retriever": "ease", "retriever_config": "l2=5", "llm": f"llamacpp:{embedded_gguf}", "n_candidates": 5}
+    model = create_model("llmrank", method=method, max_tokens=60, **cfg).fit(titled.train)
+    retriever = model.retriever_
+    users = titled.test.user_ids[:4]
+    for u in users:
+        ext = model.users_.external(np.array([u]))[0]
+        base = retriever.recommend(ext, 12)
+        got = model.recommend(ext, 12)
+        assert set(got.item_ids[:5]) == set(base.item_ids[:5])  # the same candidates, possibly re-ordered
+        assert list(got.item_ids[5:]) == list(base.item_ids[5:])  # everything below keeps the retriever's order
+    res = evaluate(model, titled.test.select(np.arange(4)), ks=(5,))
+    assert 0.0 <= res.metrics["recall@5"] <= 1.0
+    info = model.run_info()
+    assert info["llm"]["backend"] == "llamacpp" and len(info["llm"]["model_sha256"]) == 64
+    assert info["stats"]["users"] > 0
+    if method == "listwise":
+        assert info["stats"]["lines"] >= info["stats"]["out_of_catalogue"] >= 0
+
+
+def test_reranker_shuffle_probe_changes_presentation_not_candidates(titled, embedded_gguf):
+    cfg = {"retriever": "ease", "retriever_config": "l2=5", "llm": f"llamacpp:{embedded_gguf}", "n_candidates": 5}
+    plain = create_model("llmrank", **cfg).fit(titled.train)
+    shuffled = create_model("llmrank", shuffle_candidates=True, **cfg).fit(titled.train)
+    u = titled.train.users.external(np.array([1]))[0]
+    assert set(plain.recommend(u, 5).item_ids) == set(shuffled.recommend(u, 5).item_ids)
+
+
+def test_bench_records_llm_identity_and_subsampled_users(capsys, titled, embedded_gguf, tmp_path):
+    titled.train.save(tmp_path / "train")
+    argv = ["bench", "-d", str(tmp_path / "train"), "-m", "llmrank", "--set", f"llm=llamacpp:{embedded_gguf}"]
+    argv += ["--set", "retriever_config=l2=5", "--set", "n_candidates=4", "--max-eval-users", "3"]
+    assert main([*argv, "--out", str(tmp_path / "res")]) == 0, capsys.readouterr().err
+    (res,) = [json.loads(p.read_text()) for p in (tmp_path / "res").glob("*.json")]
+    assert res["protocol"]["eval_users"] == 3
+    info = res["per_seed"][0]["run_info"]
+    assert info["prompt_template"].startswith("rerank-v1") and info["stats"]["users"] == 3
+
+
+def test_tallrec_samples_split_users_and_label_by_rating(titled):
+    cfg = TALLRecConfig(n_test=10, min_history=2)
+    pool, test = make_samples(titled.train, cfg)
+    assert pool and test
+    assert not {s.user for s in pool} & {s.user for s in test}
+    s = test[0]
+    prompt = tallrec_prompt(s)
+    assert s.target in prompt and prompt.endswith("### Response:")
+    assert s.label in (0, 1) and all(isinstance(ok, bool) for _, ok in s.history)
