@@ -12,7 +12,8 @@ from recgen.data.split import leave_one_out
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
 from recgen.models.llmrank import LABELS, build_prompt, parse_listwise
-from recgen.models.tallrec import TALLRecConfig, build_prompt as tallrec_prompt, make_samples
+from recgen.models.tallrec import TALLRecConfig, make_samples
+from recgen.models.tallrec import build_prompt as tallrec_prompt
 from recgen.testing import make_cluster_dataset
 
 FRUITS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "peach", "pear"]

@@ -258,6 +258,8 @@ def result_filename(result: dict[str, Any]) -> str:
     proto = p.get("name", "protocol")
     if "valid_frac" in p:  # e.g. temporal-v10-t20: the split's fractions are part of what was run
         proto += f"-v{round(100 * p['valid_frac'])}-t{round(100 * p['test_frac'])}"
+    if p.get("eval_users"):  # a user subsample is a different measurement
+        proto += f"-u{p['eval_users']}"
     return f"{result['dataset']}__{result['model']}__{proto}__{cfg_hash}.json"
 
 
