@@ -532,6 +532,37 @@ def llm_score(prompt, continuations, next_token, spec, cache, no_cache) -> None:
     llm.close()
 
 
+@llm_group.command("tallrec")
+@click.option("--dataset", "-d", default="ml-100k", show_default=True, help="A rated dataset with item titles.")
+@data_dir_option
+@click.option("--train-samples", default="16,64,256", show_default=True, help="Comma-separated training sizes.")
+@click.option("--model", "-m", "base", default="smollm2", show_default=True, help="hf model: smollm2, folder or .gguf.")
+@click.option("--set", "sets", multiple=True, help="TALLRecConfig override key=value (repeatable).")
+@click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
+def llm_tallrec(dataset, data_dir, train_samples, base, sets, out) -> None:
+    """TALLRec: zero-shot and LoRA-tuned AUC of "will the user like this item?" at several training sizes."""
+    from recgen.config import parse_sets
+    from recgen.models.tallrec import run_tallrec
+
+    try:
+        sizes = tuple(int(v) for v in train_samples.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--train-samples must be comma-separated integers, got {train_samples!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--train-samples must be positive integers, got {train_samples!r}")
+    r = run_tallrec(
+        dataset,
+        sizes,
+        llm=base,
+        data_dir=data_dir,
+        sets=parse_sets(sets),
+        out_dir=out,
+        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        log=_log,
+    )
+    click.echo(f"results: {r['_path']}")
+
+
 @llm_group.command("info")
 @llm_option
 def llm_info(spec) -> None:

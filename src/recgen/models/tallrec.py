@@ -198,7 +198,7 @@ class TALLRec:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(batch)
+                total += float(loss.detach()) * len(batch)
                 steps += 1
             log.append({"epoch": epoch, "loss": total / len(samples)})
         self.tokenizer.padding_side = "left"
