@@ -56,6 +56,7 @@ class DreamRecConfig(SASRecConfig):
     guidance: float = 2.0  # classifier-free guidance weight w
     p_uncond: float = 0.1  # probability of training with the null condition
     inference_steps: int = 0  # reverse steps at inference (0 = all ``steps``; fewer = respaced)
+    detach_target: bool = False  # stop the MSE gradient into the target item embedding (see the docstring)
     n_layers: int = 1  # encoder layers (the reference uses one attention block)
     dropout: float = 0.1
     lr: float = 1e-3
@@ -132,6 +133,8 @@ class DreamRec(SequentialRecommender):
         mask = targets > 0
         c = h[mask]  # (P, D) condition at each position
         x0 = net.item_embeddings()[targets[mask]]  # (P, D) target item embeddings
+        if cfg.detach_target:
+            x0 = x0.detach()
         gen = self.trainer_.generator
         n = x0.shape[0]
         drop = torch.rand(n, generator=gen) < cfg.p_uncond
