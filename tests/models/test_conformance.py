@@ -54,3 +54,8 @@ class TestLDiffRec(RecommenderConformance):
 class TestDreamRec(RecommenderConformance):
     model_name = "dreamrec"
     config = {"epochs": 4, "eval_every": 2, "batch_size": 16, "embedding_dim": 16, "max_seq_len": 8, "steps": 20}
+
+
+class TestDiffRecStepsChosenOnValidation(RecommenderConformance):
+    model_name = "diffrec"
+    config = {"epochs": 4, "eval_every": 2, "batch_size": 16, "hidden_dims": "32", "steps": 10, "inference_steps": -1}

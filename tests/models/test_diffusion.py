@@ -203,3 +203,15 @@ def test_diffusion_steps_cli_writes_results_and_plot(capsys, tmp_path):
     assert "no inference_steps" in capsys.readouterr().err
     code = main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "R.md"), "--readme", ""])
     assert code == 0 and "diffusion inference steps" in (tmp_path / "R.md").read_text()
+
+
+def test_diffrec_chooses_inference_steps_on_validation(tiny_split, tmp_path):
+    model = create_model("diffrec", epochs=4, hidden_dims="16", batch_size=16, steps=10, inference_steps=-1)
+    model.fit(tiny_split.train, valid=tiny_split.valid)
+    choice = model.inference_choice_
+    assert sorted(choice) == [1, 2, 5, 10]
+    best = max(choice.values())
+    assert model.inference_steps_ == min(s for s, v in choice.items() if v == best)
+    assert evaluate(model, tiny_split.valid, ks=(10,)).metrics["ndcg@10"] == pytest.approx(best)
+    loaded = type(model).load(model.save(tmp_path / "m"))
+    assert loaded.reverse_steps() == model.inference_steps_

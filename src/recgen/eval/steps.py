@@ -50,6 +50,8 @@ def run_steps_sweep(
             f"model {model!r} has no inference_steps; use a diffusion model (diffrec, ldiffrec, dreamrec)"
         )
     cfg = make_config(klass.Config, {**(sets or {}), "seed": seed})
+    if getattr(cfg, "inference_steps", 0) == -1:
+        cfg = dataclasses.replace(cfg, inference_steps=0)  # the sweep sets the steps itself
     bad = [s for s in steps if not 1 <= s <= cfg.steps]
     if not steps or bad:
         raise ConfigError(f"steps to evaluate must be in [1, {cfg.steps}] (the model's diffusion steps), got {bad}")

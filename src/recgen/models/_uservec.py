@@ -101,6 +101,11 @@ class UserVectorRecommender(Recommender):
         self.train_log_ = state.log
         self.train_speed_ = self.trainer_.speed()
         self._infer_net_ = None
+        self.fitted_ = True
+        self._after_fit(valid)
+
+    def _after_fit(self, valid: Any) -> None:
+        """Hook after training (e.g. choosing inference settings on validation)."""
 
     def _matmul_params(self) -> int:
         """Weights of the linear layers (the FLOP count of one sample's forward pass is twice this)."""

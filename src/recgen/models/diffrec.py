@@ -58,7 +58,7 @@ class DiffRecConfig(UserVectorConfig):
     noise_max: float = 0.01  # upper noise bound (before scaling)
     reweight: bool = True  # SNR(t-1) - SNR(t) weights and importance sampling of t
     sampling_noise_steps: int = 0  # T': noise steps added to the user vector at inference
-    inference_steps: int = 0  # reverse steps run at inference (0 = all ``steps``)
+    inference_steps: int = 0  # reverse steps run at inference (0 = all ``steps``; -1 = chosen on validation)
     lr: float = 1e-4
     weight_decay: float = 0.0
     batch_size: int = 400
@@ -82,8 +82,9 @@ class DiffRecConfig(UserVectorConfig):
             f"sampling_noise_steps must be in [0, steps={self.steps}], got {self.sampling_noise_steps}",
         )
         check(
-            0 <= self.inference_steps <= self.steps,
-            f"inference_steps must be in [0, steps={self.steps}] (0 = all), got {self.inference_steps}",
+            -1 <= self.inference_steps <= self.steps,
+            f"inference_steps must be in [-1, steps={self.steps}] (0 = all, -1 = chosen on validation), "
+            f"got {self.inference_steps}",
         )
         parse_dims(self.hidden_dims)
 
@@ -202,6 +203,39 @@ class DiffRec(UserVectorRecommender):
             net.denoiser,
             x,
             noise_steps=cfg.sampling_noise_steps,
-            reverse_steps=cfg.inference_steps or cfg.steps,
+            reverse_steps=self.reverse_steps(),
             gens=gens,
         )
+
+    def reverse_steps(self) -> int:
+        """Reverse steps used at inference: the configured number, all steps (0), or the validation choice (-1)."""
+        s = self.config.inference_steps
+        if s == -1:
+            return getattr(self, "inference_steps_", None) or self.config.steps
+        return s or self.config.steps
+
+    def _after_fit(self, valid) -> None:
+        """With ``inference_steps = -1``: evaluate validation NDCG@10 at 1, 2, 5, 10, ... up to all steps and keep
+        the best (ties: fewer steps). Our ML-100K sweep found 1-5 reverse steps far better than all 40."""
+        if self.config.inference_steps != -1 or valid is None:
+            return
+        from recgen.eval.evaluator import evaluate
+
+        t = self.config.steps
+        grid = sorted({s for s in (1, 2, 5, 10, 20, 50, 100, 200, t) if s <= t})
+        best, best_s = -1.0, t
+        self.inference_choice_ = {}
+        for s in grid:
+            self.inference_steps_ = s
+            self._infer_net_ = None
+            v = evaluate(self, valid, ks=(10,)).metrics["ndcg@10"]
+            self.inference_choice_[s] = v
+            if v > best:
+                best, best_s = v, s
+        self.inference_steps_ = best_s
+
+    def _extra_meta(self):
+        return {**super()._extra_meta(), "inference_steps": getattr(self, "inference_steps_", None)}
+
+    def _load_extra_meta(self, extra) -> None:
+        self.inference_steps_ = extra.get("inference_steps")
