@@ -31,7 +31,7 @@ import numpy as np
 
 from recgen.config import check
 from recgen.data.dataset import Dataset
-from recgen.errors import BackendUnavailableError, DataError
+from recgen.errors import DataError
 
 PROMPT_VERSION = "tallrec-v1"
 INSTRUCTION = (
@@ -151,59 +151,26 @@ class TALLRec:
         return np.concatenate(out) if out else np.zeros(0)
 
     def tune(self, samples: list[Sample]) -> dict[str, Any]:
-        """LoRA fine-tuning on the answer tokens; returns the training log."""
-        import torch
+        """LoRA fine-tuning on the answer tokens (``recgen.llm.sft``); returns the training log."""
+        from recgen.llm.sft import LoraSFTConfig, lora_sft
 
-        try:
-            from peft import LoraConfig, get_peft_model
-        except ImportError:
-            raise BackendUnavailableError("TALLRec tuning needs peft: pip install peft") from None
         cfg = self.config
-        torch.manual_seed(cfg.seed)
-        lora = LoraConfig(
-            r=cfg.lora_r,
+        sft = LoraSFTConfig(
+            lora_r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
-            target_modules=["q_proj", "v_proj"],
-            task_type="CAUSAL_LM",
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs or default_epochs(len(samples)),
+            max_length=cfg.max_length,
+            seed=cfg.seed,
         )
-        self.model = get_peft_model(self.model, lora)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr)
-        epochs = cfg.epochs or default_epochs(len(samples))
-        gen = np.random.default_rng(cfg.seed + 1)
-        log, t0, steps = [], time.perf_counter(), 0
         self.tokenizer.padding_side = "right"
-        for epoch in range(1, epochs + 1):
-            self.model.train()
-            perm = gen.permutation(len(samples))
-            total = 0.0
-            for s in range(0, len(perm), cfg.batch_size):
-                batch = [samples[i] for i in perm[s : s + cfg.batch_size]]
-                prompts = [build_prompt(x) for x in batch]
-                answers = [" Yes." if x.label else " No." for x in batch]
-                p_ids = [self.tokenizer(p, truncation=True, max_length=cfg.max_length)["input_ids"] for p in prompts]
-                a_ids = [self.tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]
-                width = max(len(p) + len(a) for p, a in zip(p_ids, a_ids, strict=True))
-                pad = self.tokenizer.pad_token_id
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for i, (p, a) in enumerate(zip(p_ids, a_ids, strict=True)):
-                    seq = p + a
-                    ids[i, : len(seq)] = torch.tensor(seq)
-                    labels[i, len(p) : len(seq)] = torch.tensor(a)
-                    mask[i, : len(seq)] = 1
-                loss = self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(batch)
-                steps += 1
-            log.append({"epoch": epoch, "loss": total / len(samples)})
+        prompts = [build_prompt(x) for x in samples]
+        answers = [" Yes." if x.label else " No." for x in samples]
+        self.model, info = lora_sft(self.model, self.tokenizer, prompts, answers, sft)
         self.tokenizer.padding_side = "left"
-        self.model.eval()
-        return {"epochs": epochs, "steps": steps, "train_seconds": time.perf_counter() - t0, "log": log}
+        return info
 
 
 def config_dict(cfg: TALLRecConfig) -> dict[str, Any]:
