@@ -93,3 +93,32 @@ def test_tallrec_samples_split_users_and_label_by_rating(titled):
     prompt = tallrec_prompt(s)
     assert s.target in prompt and prompt.endswith("### Response:")
     assert s.label in (0, 1) and all(isinstance(ok, bool) for _, ok in s.history)
+
+
+def test_title_trie_allows_only_catalogue_continuations():
+    from recgen.models.bigrec import TitleTrie
+
+    trie = TitleTrie([(1, 2, 3), (1, 4), (5,)])
+    assert sorted(trie.allowed([])) == [1, 5]
+    assert sorted(trie.allowed([1])) == [2, 4]
+    assert trie.allowed([1, 2]) == [3] and trie.allowed([9]) == [] and trie.allowed([5]) == []
+
+
+def test_bigrec_grounds_every_recommendation_in_the_catalogue(titled, embedded_gguf):
+    import dataclasses
+
+    model = create_model("bigrec", llm=str(embedded_gguf), epochs=1, max_train_samples=8, beam=6, max_new_tokens=8)
+    model.fit(titled.train)
+    assert model.train_info_["pairs"] == 8 and model.train_info_["steps"] == 1
+    users = titled.test.user_ids[:2]
+    hists = [model.train_history(int(u)) for u in users]  # recommend(user) conditions on the training history
+    recs = model.recommend_batch([model.users_.external(np.array([u]))[0] for u in users], 5)
+    for r, h in zip(recs, hists, strict=True):
+        assert 0 < len(r) <= 5 and set(r.item_ids) <= set(model.items_.ids)
+        assert not set(r.item_ids) & set(model.items_.external(h))
+    assert model.run_info()["stats"]["out_of_catalogue"] == 0
+    model.config = dataclasses.replace(model.config, grounding="l2")
+    model.reset_stats()
+    full = model.recommend(model.users_.external(np.array([users[0]]))[0], model.n_items_)
+    assert len(full) == model.n_items_ - len(set(model.train_history(int(users[0]))))  # a full ranking
+    assert model.run_info()["stats"]["generations"] == 1

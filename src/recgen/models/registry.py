@@ -20,6 +20,7 @@ MODELS: dict[str, str] = {
     "ldiffrec": "recgen.models.ldiffrec:LDiffRec",
     "dreamrec": "recgen.models.dreamrec:DreamRec",
     "llmrank": "recgen.models.llmrank:LLMRank",
+    "bigrec": "recgen.models.bigrec:BIGRec",
 }
 
 
