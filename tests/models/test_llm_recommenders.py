@@ -107,9 +107,13 @@ def test_title_trie_allows_only_catalogue_continuations():
 def test_bigrec_grounds_every_recommendation_in_the_catalogue(titled, embedded_gguf):
     import dataclasses
 
-    model = create_model("bigrec", llm=str(embedded_gguf), epochs=1, max_train_samples=8, beam=6, max_new_tokens=8)
+    model = create_model(
+        "bigrec", llm=str(embedded_gguf), epochs=1, max_train_samples=8, beam=6, max_new_tokens=8, dpo_samples=3
+    )
     model.fit(titled.train)
     assert model.train_info_["pairs"] == 8 and model.train_info_["steps"] == 1
+    dpo_info = model.train_info_["dpo"]  # pairs only where the SFT model's own top title was wrong
+    assert dpo_info["candidates"] == 3 and 0 <= dpo_info["pairs"] <= 3
     users = titled.test.user_ids[:2]
     hists = [model.train_history(int(u)) for u in users]  # recommend(user) conditions on the training history
     recs = model.recommend_batch([model.users_.external(np.array([u]))[0] for u in users], 5)
@@ -122,3 +126,22 @@ def test_bigrec_grounds_every_recommendation_in_the_catalogue(titled, embedded_g
     full = model.recommend(model.users_.external(np.array([users[0]]))[0], model.n_items_)
     assert len(full) == model.n_items_ - len(set(model.train_history(int(users[0]))))  # a full ranking
     assert model.run_info()["stats"]["generations"] == 1
+
+
+def test_dpo_raises_the_margin_of_chosen_over_rejected(embedded_gguf):
+    """A few DPO steps on one pair must raise log pi(chosen) - log pi(rejected) above the reference's margin."""
+    import torch
+
+    from recgen.llm.hf import load_hf
+    from recgen.llm.sft import DPOConfig, answer_logprobs, dpo
+
+    model, tok, _ = load_hf(embedded_gguf)
+    tok.padding_side = "right"
+    prompts, chosen, rejected = ["The best fruit is"], [" mango"], [" hammer"]
+    with torch.no_grad():
+        before = answer_logprobs(model, tok, prompts, chosen, 64) - answer_logprobs(model, tok, prompts, rejected, 64)
+    model, log = dpo(model, tok, prompts * 4, chosen * 4, rejected * 4, DPOConfig(epochs=3, batch_size=4, lr=1e-3))
+    with torch.no_grad():
+        after = answer_logprobs(model, tok, prompts, chosen, 64) - answer_logprobs(model, tok, prompts, rejected, 64)
+    assert float(after) > float(before) + 0.5
+    assert log["steps"] == 3 and log["log"][-1]["reward_accuracy"] == 1.0

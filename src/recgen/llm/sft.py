@@ -106,3 +106,66 @@ def lora_sft(model, tokenizer, prompts: list[str], answers: list[str], cfg: Lora
         "train_tokens_per_second": tokens / max(seconds, 1e-9),
         "log": log,
     }
+
+
+def answer_logprobs(model, tokenizer, prompts: list[str], answers: list[str], max_length: int):
+    """Summed log-probability of each answer given its prompt (a tensor with grad where the model has it)."""
+    import torch
+
+    ids, mask, labels = answer_batch(tokenizer, prompts, answers, max_length)
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    target = labels[:, 1:]
+    keep = target != -100
+    logp = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (logp * keep).sum(-1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DPOConfig(LoraSFTConfig):
+    beta: float = 0.1  # DPO temperature on the log-ratio margin
+    lr: float = 1e-4
+
+
+def dpo(model, tokenizer, prompts: list[str], chosen: list[str], rejected: list[str], cfg: DPOConfig):
+    """Direct Preference Optimization (Rafailov et al. 2023) with a fresh LoRA on top of ``model``.
+
+    ``model`` is the SFT model (a peft model is merged first); the reference policy is the same network with the
+    new adapter disabled, so no second copy of the weights is held. Loss per pair:
+    -log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r)))). Returns (model, log).
+    """
+    import torch
+
+    if not (len(prompts) == len(chosen) == len(rejected)) or not prompts:
+        raise DataError("dpo needs equally many prompts, chosen and rejected answers (at least one)")
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    torch.manual_seed(cfg.seed)
+    model = add_lora(model, cfg)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed + 2)
+    log, t0, steps = [], time.perf_counter(), 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        total, acc = 0.0, 0.0
+        perm = rng.permutation(len(prompts))
+        for s in range(0, len(prompts), cfg.batch_size):
+            idx = perm[s : s + cfg.batch_size]
+            p = [prompts[i] for i in idx]
+            c = [chosen[i] for i in idx]
+            r = [rejected[i] for i in idx]
+            with torch.no_grad(), model.disable_adapter():
+                ref_c = answer_logprobs(model, tokenizer, p, c, cfg.max_length)
+                ref_r = answer_logprobs(model, tokenizer, p, r, cfg.max_length)
+            pol_c = answer_logprobs(model, tokenizer, p, c, cfg.max_length)
+            pol_r = answer_logprobs(model, tokenizer, p, r, cfg.max_length)
+            margin = cfg.beta * ((pol_c - ref_c) - (pol_r - ref_r))
+            loss = -torch.nn.functional.logsigmoid(margin).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            acc += float((margin.detach() > 0).sum())
+            steps += 1
+        log.append({"epoch": epoch, "loss": total / len(prompts), "reward_accuracy": acc / len(prompts)})
+    model.eval()
+    return model, {"epochs": cfg.epochs, "steps": steps, "train_seconds": time.perf_counter() - t0, "log": log}

@@ -49,9 +49,14 @@ class BIGRecConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     max_length: int = 256
+    dpo_samples: int = 0  # > 0: after SFT, DPO on this many (true next title vs the model's own wrong top title)
+    dpo_beta: float = 0.1
+    dpo_epochs: int = 1
+    dpo_lr: float = 1e-4
     seed: int = 0
 
     def validate(self) -> None:
+        check(self.dpo_samples >= 0 and self.dpo_beta > 0, "dpo_samples must be >= 0 and dpo_beta > 0")
         check(self.grounding in ("trie", "l2"), f"grounding must be trie or l2, got {self.grounding!r}")
         check(self.beam >= 1, f"beam must be >= 1, got {self.beam}")
         check(self.history_len >= 1 and self.epochs >= 0, "history_len must be >= 1 and epochs >= 0")
@@ -120,6 +125,58 @@ class BIGRec(Recommender):
             self.model_, info = lora_sft(self.model_, self.tokenizer_, prompts, answers, sft)
             self.train_info_.update(info)
         self._setup_decoding()
+        if cfg.dpo_samples:
+            self._dpo(prompts[: cfg.dpo_samples], answers[: cfg.dpo_samples])
+
+    def _top_title(self, prompt: str) -> str | None:
+        """The model's own best catalogue title for a prompt (trie-constrained beam search)."""
+        tok = self.tokenizer_
+        enc = tok([prompt], return_tensors="pt")
+        n = enc["input_ids"].shape[1]
+        out = self.model_.generate(
+            **enc,
+            max_new_tokens=self.config.max_new_tokens,
+            num_beams=min(self.config.beam, 5),
+            do_sample=False,
+            prefix_allowed_tokens_fn=lambda _b, ids: self.trie_.allowed(ids[n:].tolist()) or [tok.eos_token_id],
+            pad_token_id=tok.pad_token_id,
+        )
+        gen = out[0, n:].tolist()
+        if tok.eos_token_id in gen:
+            gen = gen[: gen.index(tok.eos_token_id) + 1]
+        item = self.seq_item_.get(tuple(gen))
+        return None if item is None else self.titles_[item]
+
+    def _dpo(self, prompts: list[str], answers: list[str]) -> None:
+        """DPO pairs: the true next title (chosen) vs the SFT model's own top title when it is wrong (rejected)."""
+        from recgen.llm.sft import DPOConfig, dpo
+
+        cfg, tok = self.config, self.tokenizer_
+        p, c, r = [], [], []
+        with torch.no_grad():
+            for prompt, answer in zip(prompts, answers, strict=True):
+                top = self._top_title(prompt)
+                if top is not None and " " + top + tok.eos_token != answer:
+                    p.append(prompt)
+                    c.append(answer)
+                    r.append(" " + top + tok.eos_token)
+        info: dict[str, Any] = {"pairs": len(p), "candidates": len(prompts)}
+        if p:
+            tok.padding_side = "right"
+            dcfg = DPOConfig(
+                lora_r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lr=cfg.dpo_lr,
+                batch_size=cfg.batch_size,
+                epochs=cfg.dpo_epochs,
+                max_length=cfg.max_length,
+                beta=cfg.dpo_beta,
+                seed=cfg.seed,
+            )
+            self.model_, log = dpo(self.model_, tok, p, c, r, dcfg)
+            info.update(log)
+            tok.padding_side = "left"
+        self.train_info_["dpo"] = info
 
     def _titles(self) -> None:
         titles = self.item_titles()
