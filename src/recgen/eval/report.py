@@ -120,12 +120,13 @@ def _config_str(cfg: dict[str, Any], model: str | None = None) -> str:
 def protocol_label(p: dict[str, Any]) -> str:
     """Short protocol name for table rows: '' for leave-one-out, e.g. 'temporal 7:1:2' otherwise."""
     name = p.get("name", "?")
+    users = f"{p['eval_users']} seeded test users" if p.get("eval_users") else ""
     if name in ("leave-one-out", "loo"):
-        return ""
+        return users
     if "valid_frac" in p:
         v, t = p["valid_frac"], p["test_frac"]
-        return f"{name} {round(10 * (1 - v - t))}:{round(10 * v)}:{round(10 * t)}"
-    return name
+        name = f"{name} {round(10 * (1 - v - t))}:{round(10 * v)}:{round(10 * t)}"
+    return f"{name}, {users}" if users else name
 
 
 def _sort_key(r: dict[str, Any]) -> tuple:
@@ -187,6 +188,40 @@ def scaling_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def load_llm_results(folder: Path) -> list[dict[str, Any]]:
+    import json
+
+    out = []
+    for p in sorted(Path(folder).glob("*.json")):
+        try:
+            r = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue
+        if r.get("schema") == "recgen-llm/1" and r.get("task") == "tallrec":
+            out.append(r)
+    return out
+
+
+def tallrec_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | model (sha256) | seed | train samples | test AUC | zero-shot AUC | history like-rate AUC | "
+        "item like-rate AUC (all train users) | published (LLaMA-7B) | LoRA steps | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        pub = {int(k): v for k, v in r.get("published", {}).get("auc", {}).items()}
+        for run in r["runs"]:
+            n = run["n_train"]
+            sha = (r.get("model_sha256") or "")[:12]
+            lines.append(
+                f"| {r['dataset']} | {Path(r['model_file']).name} ({sha}) | {r['seed']} | "
+                f"{n} | {run['test_auc']:.4f} | {r['zero_shot_auc']:.4f} | "
+                f"{r['baselines']['history_like_rate_auc']:.4f} | {r['baselines']['item_like_rate_auc']:.4f} | "
+                f"{pub.get(n, float('nan')):.4f} | {run['steps']} | {run['train_seconds']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
 def protocols_section(results: list[dict[str, Any]]) -> str:
     protos = sorted({r["protocol"].get("description", "") for r in results})
     return "\n".join(f"- {p}" for p in protos)
@@ -231,6 +266,18 @@ def write_report(
     from recgen.eval.steps import load_steps_results, steps_table
 
     for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
+        llm_results = load_llm_results(sub)
+        if llm_results:
+            body += "\n".join(
+                [
+                    f"## Study: `{sub.name}` (TALLRec: LoRA few-shot preference tuning, test AUC)",
+                    "",
+                    tallrec_table(llm_results),
+                    "",
+                    *[f"- `{r['command']}`" for r in llm_results],
+                    "",
+                ]
+            )
         steps_results = load_steps_results(sub)
         if steps_results:
             body += "\n".join(
