@@ -101,3 +101,18 @@ def test_cli_generate_and_score_offline(capsys, embedded_gguf, tmp_path):
     assert isinstance(json.loads(capsys.readouterr().out)["ok"], bool)
     assert main(["llm", "generate", "x", "--json-schema", "{nope", *spec]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["llm", "tallrec", "--train-samples", "a,b"], "comma-separated integers"),
+        (["llm", "tallrec", "--train-samples", "0"], "positive integers"),
+        (["llm", "generate", "hi", "--raw", "--system", "be nice", "--model", "llamacpp:/nonexistent.gguf"], "does not"),
+        (["llm", "info", "--model", "gpt:x"], "unknown LLM backend"),
+    ],
+)
+def test_llm_cli_bad_input_is_one_line(capsys, argv, match):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and match in err and len(err.strip().splitlines()) == 1
