@@ -108,7 +108,7 @@ def test_cli_generate_and_score_offline(capsys, embedded_gguf, tmp_path):
     [
         (["llm", "tallrec", "--train-samples", "a,b"], "comma-separated integers"),
         (["llm", "tallrec", "--train-samples", "0"], "positive integers"),
-        (["llm", "generate", "hi", "--raw", "--system", "be nice", "--model", "llamacpp:/nonexistent.gguf"], "does not"),
+        (["llm", "generate", "hi", "--model", "llamacpp:/nonexistent.gguf"], "does not exist"),
         (["llm", "info", "--model", "gpt:x"], "unknown LLM backend"),
     ],
 )
