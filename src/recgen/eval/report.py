@@ -102,6 +102,11 @@ def _fmt(result: dict[str, Any], key: str) -> str:
     return f"{v:.4f} ± {s:.4f}" if len(result.get("seeds", [])) > 1 else f"{v:.4f}"
 
 
+def _speed(v: float) -> str:
+    """Users/s: whole numbers when fast, three significant digits for the slow LLM rows (0.16, not 0)."""
+    return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
+
+
 def _config_str(cfg: dict[str, Any], model: str | None = None) -> str:
     """The fields that differ from the model's defaults (all fields if the model is unknown)."""
     defaults: dict[str, Any] = {}
@@ -155,7 +160,7 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
             cells = [label, f"**{r['model']}** (recgen)", _config_str(r["config"], r["model"]), str(len(r["seeds"]))]
             cells += [_fmt(r, c) for c in COLS]
             cells += [
-                f"{r['throughput']['eval_users_per_second']:.0f}",
+                _speed(r["throughput"]["eval_users_per_second"]),
                 f"{r['timings']['fit_seconds_mean']:.1f}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
