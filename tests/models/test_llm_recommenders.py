@@ -145,3 +145,12 @@ def test_dpo_raises_the_margin_of_chosen_over_rejected(embedded_gguf):
         after = answer_logprobs(model, tok, prompts, chosen, 64) - answer_logprobs(model, tok, prompts, rejected, 64)
     assert float(after) > float(before) + 0.5
     assert log["steps"] == 3 and log["log"][-1]["reward_accuracy"] == 1.0
+
+
+def test_reranker_save_load_gives_identical_lists(titled, embedded_gguf, tmp_path):
+    cfg = {"retriever": "ease", "retriever_config": "l2=5", "llm": f"llamacpp:{embedded_gguf}", "n_candidates": 5}
+    model = create_model("llmrank", **cfg).fit(titled.train)
+    loaded = type(model).load(model.save(tmp_path / "rr"))
+    for u in titled.train.users.external(np.arange(1, 4)):
+        a, b = model.recommend(u, 8), loaded.recommend(u, 8)
+        assert list(a.item_ids) == list(b.item_ids)
