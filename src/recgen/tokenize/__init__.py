@@ -1,0 +1,1 @@
+"""Item tokenization: text encoders (and, next, ID / codebook / collaborative tokenizers)."""
