@@ -228,3 +228,18 @@ def test_sequence_model_bench_speed_and_scaling_plot(capsys, data_folder, tmp_pa
     assert code == 0, err
     text = (tmp_path / "R.md").read_text()
     assert "## Study: `results`" in text and "| clusters | sasrec | 8 |" in text
+
+
+def test_bench_grid_chooses_on_validation(capsys, data_folder, tmp_path):
+    out_dir = tmp_path / "results"
+    argv = ["bench", "-d", str(data_folder / "tiny"), "-m", "ease", "--grid", "l2=1,50,5000", "--out", str(out_dir)]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    (res,) = [json.loads(p.read_text()) for p in out_dir.glob("*.json")]
+    points = res["grid"]["points"]
+    assert [p["l2"] for p in points] == [1.0, 50.0, 5000.0]
+    best = max(points, key=lambda p: p["valid_ndcg@10"])
+    assert res["grid"]["chosen"] == {"l2": best["l2"]} and res["config"]["l2"] == best["l2"]
+    assert res["valid"]["ndcg@10"] == best["valid_ndcg@10"]  # the chosen config is what was run
+    code, _, err = run(capsys, "bench", "-d", str(data_folder / "tiny"), "-m", "ease", "--grid", "l2")
+    assert code == 2 and "--grid takes key=v1,v2" in err

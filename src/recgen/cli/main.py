@@ -172,6 +172,11 @@ def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None
     show_default=True,
     help="Evaluate on this many seeded random users of valid and test (0 = all; for costly models).",
 )
+@click.option(
+    "--grid",
+    multiple=True,
+    help="Choose a config field on validation NDCG@10 first: key=v1,v2,... (repeatable; all combinations).",
+)
 def bench(
     dataset,
     model,
@@ -186,10 +191,11 @@ def bench(
     include_seen,
     sampled,
     max_eval_users,
+    grid,
 ) -> None:
     """Fit on train, choose on validation, evaluate test (full ranking); write a results JSON, print a table."""
     from recgen.config import parse_sets
-    from recgen.eval.bench import HEADLINE, run_bench
+    from recgen.eval.bench import HEADLINE, parse_grid, run_bench
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
@@ -208,6 +214,7 @@ def bench(
         exclude_seen=not include_seen,
         sampled_negatives=sampled,
         max_eval_users=max_eval_users,
+        grid=parse_grid(grid),
         command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         log=_log,
     )

@@ -123,6 +123,7 @@ def run_bench(
     sampled_negatives: int = 0,
     eval_batch_size: int = 512,
     max_eval_users: int = 0,
+    grid: dict[str, list[str]] | None = None,
     command: str | None = None,
     log=print,
 ) -> dict[str, Any]:
@@ -149,6 +150,9 @@ def run_bench(
     log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions")
     log(f"protocol: {split.describe()}")
     machine = machine_info()
+    grid_log = None
+    if grid:
+        base_cfg, grid_log = _grid_search(klass, base_cfg, grid, split, log)
     per_seed = []
     for seed in range(seeds):
         cfg = (
@@ -241,6 +245,7 @@ def run_bench(
             },
         },
         "best_epochs": [e["best_epoch"] for e in per_seed],
+        **({"grid": grid_log} if grid_log else {}),
         "recgen_version": __version__,
         "git_commit": commit,
         "machine": machine,
@@ -250,6 +255,39 @@ def run_bench(
     path = write_result(result, out_dir)
     result["_path"] = str(path)
     return result
+
+
+def _grid_search(klass, base_cfg, grid: dict[str, list[str]], split, log) -> tuple[Any, dict[str, Any]]:
+    """Fit every combination of the grid (seed of the base config) on train, score validation NDCG@10, and return
+    the config with the best one (ties: the first in grid order) and the log of every point."""
+    import itertools
+
+    keys = list(grid)
+    points = []
+    best, best_cfg = float("-inf"), base_cfg
+    for values in itertools.product(*(grid[k] for k in keys)):
+        cfg = make_config(klass.Config, dict(zip(keys, values, strict=True)), base=base_cfg)
+        m = klass(cfg).fit(split.train, valid=split.valid)
+        v = evaluate(m, split.valid, ks=(10,)).metrics["ndcg@10"]
+        points.append({**{k: getattr(cfg, k) for k in keys}, "valid_ndcg@10": v})
+        log(f"grid {dict(zip(keys, values, strict=True))}: valid ndcg@10 {v:.4f}")
+        if v > best:
+            best, best_cfg = v, cfg
+    chosen = {k: getattr(best_cfg, k) for k in keys}
+    log(f"grid choice (validation NDCG@10 {best:.4f}): {chosen}")
+    return best_cfg, {"metric": "valid ndcg@10", "points": points, "chosen": chosen}
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
+    """``key=v1,v2,...`` strings (``--grid``) -> {key: [values]}."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not vals:
+            raise ConfigError(f"--grid takes key=v1,v2,..., got {item!r}")
+        out[key.strip()] = vals
+    return out
 
 
 def result_filename(result: dict[str, Any]) -> str:

@@ -157,7 +157,10 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
     for (dataset, proto), rows in by_dataset.items():
         label = f"{dataset} ({proto})" if proto else dataset
         for r in rows:
-            cells = [label, f"**{r['model']}** (recgen)", _config_str(r["config"], r["model"]), str(len(r["seeds"]))]
+            conf = _config_str(r["config"], r["model"])
+            if r.get("grid"):
+                conf += f" ({', '.join(r['grid']['chosen'])} chosen on validation)"
+            cells = [label, f"**{r['model']}** (recgen)", conf, str(len(r["seeds"]))]
             cells += [_fmt(r, c) for c in COLS]
             cells += [
                 _speed(r["throughput"]["eval_users_per_second"]),
