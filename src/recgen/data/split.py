@@ -202,6 +202,18 @@ def temporal_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: float = 0
     return _from_roles(ds, roles, {"name": "temporal", "valid_frac": valid_frac, "test_frac": test_frac})
 
 
+def _cut_per_user(ds: Dataset, order: np.ndarray, valid_frac: float, test_frac: float) -> np.ndarray:
+    """Roles for rows in ``order`` (grouped by user): each user's last ``test_frac`` rows test, the ``valid_frac``
+    before them validate. Counts round half up, then are trimmed so every user keeps one training row."""
+    pos, length = _positions(ds, order)
+    n_test = np.minimum(np.floor(length * test_frac + 0.5).astype(np.int64), length - 1)
+    n_valid = np.minimum(np.floor(length * valid_frac + 0.5).astype(np.int64), length - 1 - n_test)
+    roles = np.full(ds.n_interactions, TRAIN, dtype=np.int8)
+    roles[order[pos >= length - n_test]] = TEST
+    roles[order[(pos >= length - n_test - n_valid) & (pos < length - n_test)]] = VALID
+    return roles
+
+
 def ratio_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: float = 0.1, seed: int = 0) -> Split:
     """Random ratio split per user: each user's interactions are shuffled (seeded) and cut by the fractions.
 
@@ -211,13 +223,7 @@ def ratio_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: float = 0.1,
     rng = np.random.default_rng(seed)
     keys = rng.random(ds.n_interactions)
     order = np.lexsort((keys, ds.user_ids))
-    pos, length = _positions(ds, order)
-    # round half up, then trim so that every user keeps at least one training interaction
-    n_test = np.minimum(np.floor(length * test_frac + 0.5).astype(np.int64), length - 1)
-    n_valid = np.minimum(np.floor(length * valid_frac + 0.5).astype(np.int64), length - 1 - n_test)
-    roles = np.full(ds.n_interactions, TRAIN, dtype=np.int8)
-    roles[order[pos >= length - n_test]] = TEST
-    roles[order[(pos >= length - n_test - n_valid) & (pos < length - n_test)]] = VALID
+    roles = _cut_per_user(ds, order, valid_frac, test_frac)
     return _from_roles(ds, roles, {"name": "ratio", "valid_frac": valid_frac, "test_frac": test_frac, "seed": seed})
 
 
@@ -229,13 +235,7 @@ def user_temporal_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: floa
     in the S3-Rec/P5 files) this per-user cut is the closest honest equivalent, and it is named as such.
     """
     _check_fracs(valid_frac, test_frac)
-    order = ds.chronological_order()
-    pos, length = _positions(ds, order)
-    n_test = np.minimum(np.floor(length * test_frac + 0.5).astype(np.int64), length - 1)
-    n_valid = np.minimum(np.floor(length * valid_frac + 0.5).astype(np.int64), length - 1 - n_test)
-    roles = np.full(ds.n_interactions, TRAIN, dtype=np.int8)
-    roles[order[pos >= length - n_test]] = TEST
-    roles[order[(pos >= length - n_test - n_valid) & (pos < length - n_test)]] = VALID
+    roles = _cut_per_user(ds, ds.chronological_order(), valid_frac, test_frac)
     return _from_roles(ds, roles, {"name": "user-temporal", "valid_frac": valid_frac, "test_frac": test_frac})
 
 
