@@ -76,6 +76,17 @@ class Generation:
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_completion(cls, text: str, choice: dict[str, Any], response: dict[str, Any]) -> Generation:
+        """From an OpenAI-format completion response (llama-cpp-python returns the same shape in process)."""
+        usage = response.get("usage") or {}
+        return cls(
+            text=text,
+            finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
+
     def json(self) -> Any:
         """The output parsed as JSON (for schema-constrained calls)."""
         try:

@@ -164,12 +164,12 @@ class LlamaCppLLM(LLM):
         self._check_length(prompt, params.max_tokens)
         out = self._llm.create_completion(prompt, **self._kwargs(params))
         choice = out["choices"][0]
-        return _generation(choice["text"], choice, out)
+        return Generation.from_completion(choice["text"], choice, out)
 
     def _chat(self, messages: list[Message], params: GenParams) -> Generation:
         out = self._llm.create_chat_completion(messages=messages, **self._kwargs(params))
         choice = out["choices"][0]
-        return _generation(choice["message"].get("content") or "", choice, out)
+        return Generation.from_completion(choice["message"].get("content") or "", choice, out)
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
         """The model's chat template applied to messages (for scoring answers in chat form)."""
@@ -231,13 +231,3 @@ class LlamaCppLLM(LLM):
     def close(self) -> None:
         self._llm.close() if hasattr(self._llm, "close") else None
         super().close()
-
-
-def _generation(text: str, choice: dict[str, Any], out: dict[str, Any]) -> Generation:
-    usage = out.get("usage") or {}
-    return Generation(
-        text=text,
-        finish_reason=choice.get("finish_reason") or "stop",
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-    )

@@ -119,12 +119,12 @@ class OpenAILLM(LLM):
     def _complete(self, prompt: str, params: GenParams) -> Generation:
         data = self._with_schema("/completions", {**self._body(params), "prompt": prompt}, params.json_schema)
         choice = data["choices"][0]
-        return _generation(choice["text"], choice, data)
+        return Generation.from_completion(choice["text"], choice, data)
 
     def _chat(self, messages: list[Message], params: GenParams) -> Generation:
         data = self._with_schema("/chat/completions", {**self._body(params), "messages": messages}, params.json_schema)
         choice = data["choices"][0]
-        return _generation(choice["message"].get("content") or "", choice, data)
+        return Generation.from_completion(choice["message"].get("content") or "", choice, data)
 
     def _next_token_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
         body = {"model": self.model, "prompt": prompt, "max_tokens": 1, "temperature": 0.0, "logprobs": 20}
@@ -216,13 +216,3 @@ class OpenAILLM(LLM):
     def close(self) -> None:
         self._http.close()
         super().close()
-
-
-def _generation(text: str, choice: dict[str, Any], data: dict[str, Any]) -> Generation:
-    usage = data.get("usage") or {}
-    return Generation(
-        text=text,
-        finish_reason=choice.get("finish_reason") or "stop",
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-    )
