@@ -307,14 +307,24 @@ def write_result(result: dict[str, Any], out_dir: str | Path) -> Path:
     return atomic_write_file(Path(out_dir) / result_filename(result), lambda tmp: Path(tmp).write_text(text))
 
 
-def load_results(results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]]:
+def read_json_results(folder: str | Path) -> list[dict[str, Any]]:
+    """Every results JSON in ``folder`` (any recgen schema), sorted by file name, with ``_path`` set; files that
+    are not valid JSON or carry no schema are skipped. The one reader behind every results loader."""
     out = []
-    for p in sorted(Path(results_dir).glob("*.json")):
+    for p in sorted(Path(folder).glob("*.json")):
         try:
             r = json.loads(p.read_text())
         except json.JSONDecodeError:
             continue
-        if r.get("schema", "").startswith("recgen-bench"):
+        if isinstance(r, dict) and isinstance(r.get("schema"), str):
             r["_path"] = str(p)
             out.append(r)
     return out
+
+
+def is_bench_result(r: dict[str, Any]) -> bool:
+    return r["schema"].startswith("recgen-bench")
+
+
+def load_results(results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]]:
+    return [r for r in read_json_results(results_dir) if is_bench_result(r)]

@@ -196,18 +196,8 @@ def scaling_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def load_llm_results(folder: Path) -> list[dict[str, Any]]:
-    import json
-
-    out = []
-    for p in sorted(Path(folder).glob("*.json")):
-        try:
-            r = json.loads(p.read_text())
-        except json.JSONDecodeError:
-            continue
-        if r.get("schema") == "recgen-llm/1" and r.get("task") == "tallrec":
-            out.append(r)
-    return out
+def is_tallrec_result(r: dict[str, Any]) -> bool:
+    return r["schema"] == "recgen-llm/1" and r.get("task") == "tallrec"
 
 
 def tallrec_table(results: list[dict[str, Any]]) -> str:
@@ -271,10 +261,12 @@ def write_report(
             "",
         ]
     )
-    from recgen.eval.steps import load_steps_results, steps_table
+    from recgen.eval.bench import is_bench_result, read_json_results
+    from recgen.eval.steps import is_steps_result, steps_table
 
     for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
-        llm_results = load_llm_results(sub)
+        found = read_json_results(sub)  # each study folder is read once, then split by schema
+        llm_results = [r for r in found if is_tallrec_result(r)]
         if llm_results:
             body += "\n".join(
                 [
@@ -286,7 +278,7 @@ def write_report(
                     "",
                 ]
             )
-        steps_results = load_steps_results(sub)
+        steps_results = [r for r in found if is_steps_result(r)]
         if steps_results:
             body += "\n".join(
                 [
@@ -300,7 +292,7 @@ def write_report(
                     "",
                 ]
             )
-        sub_results = load_results(sub)
+        sub_results = [r for r in found if is_bench_result(r)]
         if sub_results:
             body += "\n".join(
                 [

@@ -106,20 +106,14 @@ def run_steps_sweep(
     return result
 
 
+def is_steps_result(r: dict[str, Any]) -> bool:
+    return r["schema"] == SCHEMA
+
+
 def load_steps_results(folder: str | Path) -> list[dict[str, Any]]:
-    out = []
-    folder = Path(folder)
-    if not folder.is_dir():
-        return out
-    for p in sorted(folder.glob("*.json")):
-        try:
-            r = json.loads(p.read_text())
-        except json.JSONDecodeError:
-            continue
-        if r.get("schema") == SCHEMA:
-            r["_path"] = str(p)
-            out.append(r)
-    return out
+    from recgen.eval.bench import read_json_results
+
+    return [r for r in read_json_results(folder) if is_steps_result(r)] if Path(folder).is_dir() else []
 
 
 def steps_table(results: list[dict[str, Any]]) -> str:
