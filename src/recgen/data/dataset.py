@@ -365,6 +365,15 @@ class Dataset:
         return ds
 
 
+def title_map(item_table: pa.Table | None) -> dict[str, str]:
+    """External item id -> title from an item table (empty where there is no table, no ``title`` column, or an
+    empty title)."""
+    if item_table is None or "title" not in item_table.column_names:
+        return {}
+    ids, titles = item_table.column(0).to_pylist(), item_table.column("title").to_pylist()
+    return {str(i): t for i, t in zip(ids, titles, strict=True) if t}
+
+
 def from_columns(
     users: Sequence[Any] | np.ndarray,
     items: Sequence[Any] | np.ndarray,

@@ -25,7 +25,7 @@ from safetensors.numpy import load_file, save_file
 
 from recgen import __version__
 from recgen.config import make_config, to_dict
-from recgen.data.dataset import Dataset, Vocabulary, replace_dir
+from recgen.data.dataset import Dataset, Vocabulary, replace_dir, title_map
 from recgen.errors import ConfigError, DataError, NotFittedError
 from recgen.ops.topk import stable_topk
 
@@ -278,11 +278,16 @@ class Recommender:
 
     def item_titles(self) -> dict[str, str]:
         """External item id -> title, where the training data had an item table with titles."""
-        table = getattr(self, "item_table_", None)
-        if table is None or "title" not in table.column_names:
-            return {}
-        ids, titles = table.column(0).to_pylist(), table.column("title").to_pylist()
-        return {i: t for i, t in zip(ids, titles, strict=True) if t}
+        return title_map(getattr(self, "item_table_", None))
+
+    def dense_titles(self) -> list[str]:
+        """Titles indexed by dense item id (index 0 = padding, ""); an item without a title shows its external id.
+        Raises DataError when the training data had no titles (for models that prompt with them)."""
+        titles = self.item_titles()
+        if not titles:
+            raise DataError(f"{self.name} needs item titles; the dataset has no item table with a 'title' column")
+        ext = self.items_.external(np.arange(1, self.n_items_ + 1))
+        return [""] + [titles.get(str(e), str(e)) for e in ext]
 
     def _extra_meta(self) -> dict[str, Any]:
         return {}

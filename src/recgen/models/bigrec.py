@@ -98,7 +98,7 @@ class BIGRec(Recommender):
         from recgen.llm.sft import LoraSFTConfig, lora_sft
 
         cfg = self.config
-        self._titles()
+        self.titles_ = self.dense_titles()
         self.model_, self.tokenizer_, self.model_path_ = load_hf(cfg.llm)
         rng = np.random.default_rng(cfg.seed)
         prompts, answers = [], []
@@ -177,13 +177,6 @@ class BIGRec(Recommender):
             info.update(log)
             tok.padding_side = "left"
         self.train_info_["dpo"] = info
-
-    def _titles(self) -> None:
-        titles = self.item_titles()
-        if not titles:
-            raise DataError("bigrec needs item titles; the dataset has no item table with a 'title' column")
-        ext = self.items_.external(np.arange(1, self.n_items_ + 1))
-        self.titles_ = [""] + [str(titles.get(str(e), str(e))) for e in ext]
 
     def _prompt(self, hist: np.ndarray) -> str:
         return build_prompt([self.titles_[int(i)] for i in hist[-self.config.history_len :]])

@@ -37,8 +37,8 @@ import torch
 
 from recgen.config import check
 from recgen.data.dataset import Dataset
-from recgen.errors import ConfigError, DataError
-from recgen.models.base import Recommender
+from recgen.errors import ConfigError
+from recgen.models.base import Recommender, mask_scores
 from recgen.ops.topk import stable_topk
 
 PROMPT_VERSION = "rerank-v1"
@@ -129,11 +129,7 @@ class LLMRank(Recommender):
         self._setup()
 
     def _setup(self) -> None:
-        titles = self.item_titles()
-        if not titles:
-            raise DataError("llmrank needs item titles; the dataset has no item table with a 'title' column")
-        ext = self.items_.external(np.arange(1, self.n_items_ + 1))
-        self.titles_ = [""] + [titles.get(str(e), str(e)) for e in ext]  # dense id -> title
+        self.titles_ = self.dense_titles()
         self._llm = None
         self.reset_stats()
 
@@ -196,8 +192,8 @@ class LLMRank(Recommender):
     @torch.no_grad()
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
         cfg = self.config
-        base = self.retriever_.score_masked(user_ids, histories, exclude_seen=True).double()
-        out = self.retriever_.score(user_ids, histories).double().clone()
+        out = self.retriever_.score(user_ids, histories).double()  # scored once; masked copy picks candidates
+        base = mask_scores(out.clone(), histories, exclude_seen=True)
         _, top = stable_topk(base, cfg.n_candidates)
         lift = float(out[torch.isfinite(out)].abs().max()) + 1.0 if torch.isfinite(out).any() else 1.0
         for b, h in enumerate(histories):

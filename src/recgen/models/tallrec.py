@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from recgen.config import check
-from recgen.data.dataset import Dataset
+from recgen.data.dataset import Dataset, title_map
 from recgen.errors import DataError
 
 PROMPT_VERSION = "tallrec-v1"
@@ -86,10 +86,7 @@ def make_samples(ds: Dataset, cfg: TALLRecConfig) -> tuple[list[Sample], list[Sa
     """(train pool, test samples): one random target per user, users split by ``test_frac`` (seeded)."""
     if ds.ratings is None:
         raise DataError(f"TALLRec needs ratings (like = rating >= {cfg.like_threshold}); {ds.name} has none")
-    titles = {}
-    if ds.item_table is not None and "title" in ds.item_table.column_names:
-        ids = ds.item_table.column(0).to_pylist()
-        titles = dict(zip(ids, ds.item_table.column("title").to_pylist(), strict=True))
+    titles = title_map(ds.item_table)
     if not titles:
         raise DataError(f"TALLRec needs item titles; {ds.name} has no item table with a 'title' column")
     rng = np.random.default_rng(cfg.seed)
@@ -186,9 +183,7 @@ def baselines(train_pool: list[Sample], test: list[Sample], ds: Dataset, cfg: TA
 
     y = np.array([s.label for s in test])
     hist_rate = np.array([np.mean([ok for _, ok in s.history]) if s.history else 0.5 for s in test])
-    titles = {}
-    ids = ds.item_table.column(0).to_pylist()
-    titles = dict(zip(ids, ds.item_table.column("title").to_pylist(), strict=True))
+    titles = title_map(ds.item_table)
     train_users = {s.user for s in train_pool}
     mask = np.isin(ds.user_ids, list(train_users))
     ext = ds.items.external(ds.item_ids[mask])
