@@ -34,6 +34,18 @@ format_option = click.option(
 )
 columns_option = click.option("--columns", default=None, help="Column map for csv/parquet: user=COL,item=COL,...")
 sep_option = click.option("--sep", default=None, help="Field separator for csv (default comma; tab for .tsv).")
+protocol_option = click.option(
+    "--protocol",
+    default="leave-one-out",
+    show_default=True,
+    help="Split: leave-one-out, temporal (global time), ratio (random per user), user-temporal (time per user).",
+)
+valid_frac_option = click.option(
+    "--valid-frac", type=float, default=None, help="Validation fraction for ratio/temporal splits."
+)
+test_frac_option = click.option(
+    "--test-frac", type=float, default=None, help="Test fraction for ratio/temporal splits."
+)
 
 
 def _parse_columns(columns: str | None) -> dict[str, str] | None:
@@ -149,14 +161,9 @@ def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None
 @data_dir_option
 @click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
 @click.option("--seeds", default=1, show_default=True, help="Number of seeds (0..N-1); mean and spread reported.")
-@click.option(
-    "--protocol",
-    default="leave-one-out",
-    show_default=True,
-    help="Split: leave-one-out, temporal (global time), ratio (random per user), user-temporal (time per user).",
-)
-@click.option("--valid-frac", type=float, default=None, help="Validation fraction for ratio/temporal splits.")
-@click.option("--test-frac", type=float, default=None, help="Test fraction for ratio/temporal splits.")
+@protocol_option
+@valid_frac_option
+@test_frac_option
 @click.option(
     "--out",
     default="benchmarks/results",
@@ -301,9 +308,9 @@ def plot_scaling(dataset, results, out, metric) -> None:
 @data_dir_option
 @click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
 @click.option("--steps", "steps_", required=True, help="Comma-separated inference step counts, e.g. 1,2,5,10.")
-@click.option("--protocol", default="leave-one-out", show_default=True, help="Split protocol (as for bench).")
-@click.option("--valid-frac", type=float, default=None, help="Validation fraction for ratio/temporal splits.")
-@click.option("--test-frac", type=float, default=None, help="Test fraction for ratio/temporal splits.")
+@protocol_option
+@valid_frac_option
+@test_frac_option
 @click.option(
     "--out",
     default="benchmarks/results/steps",
