@@ -577,6 +577,33 @@ def llm_tallrec(dataset, data_dir, train_samples, base, sets, out) -> None:
     click.echo(f"results: {r['_path']}")
 
 
+@llm_group.command("bigrec")
+@click.option("--dataset", "-d", default="ml-100k", show_default=True, help="A dataset with item titles.")
+@data_dir_option
+@click.option("--max-eval-users", default=100, show_default=True, help="Seeded test users (0 = all).")
+@click.option("--dpo-samples", default=128, show_default=True, help="Training samples offered to DPO (0 = no DPO).")
+@click.option("--baselines", default="pop,ease", show_default=True, help="Retrievers fitted on the same split.")
+@click.option("--set", "sets", multiple=True, help="BIGRecConfig override key=value (repeatable).")
+@click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
+def llm_bigrec(dataset, data_dir, max_eval_users, dpo_samples, baselines, sets, out) -> None:
+    """BIGRec study: one SFT fit, trie and L2 grounding, then DPO on top, on the same users as the retrievers."""
+    from recgen.config import parse_sets
+    from recgen.models.bigrec import run_bigrec_study
+
+    r = run_bigrec_study(
+        dataset,
+        max_eval_users=max_eval_users,
+        dpo_samples=dpo_samples,
+        baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
+        data_dir=data_dir,
+        sets=parse_sets(sets),
+        out_dir=out,
+        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        log=_log,
+    )
+    click.echo(f"results: {r['_path']}")
+
+
 @llm_group.command("info")
 @llm_option
 def llm_info(spec) -> None:

@@ -107,6 +107,23 @@ def _mean_std(values: Sequence[dict[str, float]]) -> tuple[dict[str, float], dic
     return mean, std
 
 
+def restrict_eval_users(split, max_eval_users: int) -> None:
+    """Keep ``max_eval_users`` seeded users in valid and test (0 = all), recorded in the split's protocol.
+
+    The same users for every model and seed (seed 0), so costly models (LLMs) compare with their retrievers.
+    """
+    if max_eval_users < 0:
+        raise ConfigError(f"--max-eval-users must be >= 0 (0 = all), got {max_eval_users}")
+    if not max_eval_users:
+        return
+    rng = np.random.default_rng(0)
+    for name in ("valid", "test"):
+        es = getattr(split, name)
+        if len(es) > max_eval_users:
+            setattr(split, name, es.select(np.sort(rng.choice(len(es), max_eval_users, replace=False))))
+    split.protocol = {**split.protocol, "eval_users": max_eval_users, "eval_users_seed": 0}
+
+
 def run_bench(
     dataset: str,
     model: str,
@@ -136,16 +153,7 @@ def run_bench(
     t0 = time.perf_counter()
     ds = load_dataset(dataset, format=format, data_dir=data_dir)
     split = make_split(ds, protocol, **(split_args or {}))
-    if max_eval_users < 0:
-        raise ConfigError(f"--max-eval-users must be >= 0 (0 = all), got {max_eval_users}")
-    if max_eval_users:
-        # the same seeded users for every model and seed, recorded in the protocol (for costly models: LLMs)
-        rng = np.random.default_rng(0)
-        for name in ("valid", "test"):
-            es = getattr(split, name)
-            if len(es) > max_eval_users:
-                setattr(split, name, es.select(np.sort(rng.choice(len(es), max_eval_users, replace=False))))
-        split.protocol = {**split.protocol, "eval_users": max_eval_users, "eval_users_seed": 0}
+    restrict_eval_users(split, max_eval_users)
     load_seconds = time.perf_counter() - t0
     log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions")
     log(f"protocol: {split.describe()}")

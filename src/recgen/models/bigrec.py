@@ -124,9 +124,10 @@ class BIGRec(Recommender):
             self.tokenizer_.padding_side = "right"
             self.model_, info = lora_sft(self.model_, self.tokenizer_, prompts, answers, sft)
             self.train_info_.update(info)
+        self.train_pairs_ = (prompts, answers)
         self._setup_decoding()
         if cfg.dpo_samples:
-            self._dpo(prompts[: cfg.dpo_samples], answers[: cfg.dpo_samples])
+            self.run_dpo(cfg.dpo_samples)
 
     def _top_title(self, prompt: str) -> str | None:
         """The model's own best catalogue title for a prompt (trie-constrained beam search)."""
@@ -147,10 +148,15 @@ class BIGRec(Recommender):
         item = self.seq_item_.get(tuple(gen))
         return None if item is None else self.titles_[item]
 
-    def _dpo(self, prompts: list[str], answers: list[str]) -> None:
-        """DPO pairs: the true next title (chosen) vs the SFT model's own top title when it is wrong (rejected)."""
+    def run_dpo(self, n_samples: int) -> dict[str, Any]:
+        """DPO on the first ``n_samples`` training pairs: the true next title (chosen) vs the current model's own
+        top title when it is wrong (rejected); pairs where the model is already right are skipped."""
         from recgen.llm.sft import DPOConfig, dpo
 
+        check(n_samples >= 1, f"DPO needs at least one sample, got {n_samples}")
+        if not hasattr(self, "train_pairs_"):
+            raise DataError("run_dpo needs a fitted BIGRec model (call fit first)")
+        prompts, answers = (x[:n_samples] for x in self.train_pairs_)
         cfg, tok = self.config, self.tokenizer_
         p, c, r = [], [], []
         with torch.no_grad():
@@ -177,6 +183,26 @@ class BIGRec(Recommender):
             info.update(log)
             tok.padding_side = "left"
         self.train_info_["dpo"] = info
+        return info
+
+    @torch.no_grad()
+    def target_logprob(self, histories: Sequence[np.ndarray], targets: Sequence[int], batch: int = 16) -> float:
+        """Mean per-token log-probability of the true next titles given the prompts: a signal of what SFT or DPO
+        taught the model that does not need the title to reach the top-K."""
+        from recgen.llm.sft import answer_logprobs
+
+        tok = self.tokenizer_
+        tok.padding_side = "right"
+        total, n_tok = 0.0, 0
+        try:
+            for s in range(0, len(targets), batch):
+                p = [self._prompt(np.asarray(h)) for h in histories[s : s + batch]]
+                a = [" " + self.titles_[int(t)] + tok.eos_token for t in targets[s : s + batch]]
+                total += float(answer_logprobs(self.model_, tok, p, a, self.config.max_length).sum())
+                n_tok += sum(len(tok(x, add_special_tokens=False)["input_ids"]) for x in a)
+        finally:
+            tok.padding_side = "left"
+        return total / max(n_tok, 1)
 
     def _prompt(self, hist: np.ndarray) -> str:
         return build_prompt([self.titles_[int(i)] for i in hist[-self.config.history_len :]])
@@ -281,3 +307,137 @@ class BIGRec(Recommender):
 
     def _state(self) -> dict[str, np.ndarray]:
         raise DataError("saving bigrec models is not supported yet (the LoRA adapter would need its own format)")
+
+
+def run_bigrec_study(
+    dataset: str,
+    *,
+    max_eval_users: int = 100,
+    dpo_samples: int = 128,
+    baselines: Sequence[str] = ("pop", "ease"),
+    data_dir: str | None = None,
+    sets: dict[str, Any] | None = None,
+    out_dir: str = "benchmarks/results/llm",
+    command: str | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """One SFT fit, evaluated with both groundings, then DPO on top and evaluated again, on the same seeded test
+    users as the retrievers fitted beside it (leave-one-out, full ranking). Writes one results JSON.
+
+    Fitting once and evaluating every stage on it isolates what each step changes (grounding, DPO) from the
+    run-to-run variance of SFT, which a separate ``recgen bench`` per variant would mix in.
+    """
+    import dataclasses
+    import datetime as dt
+    import json
+    import sys
+    from pathlib import Path
+
+    from recgen import __version__
+    from recgen.config import make_config
+    from recgen.data.dataset import atomic_write_file
+    from recgen.data.loaders import load_dataset
+    from recgen.data.split import make_split
+    from recgen.eval.bench import HEADLINE, git_commit, machine_info, restrict_eval_users
+    from recgen.eval.evaluator import evaluate
+    from recgen.models.registry import create_model
+
+    check(dpo_samples >= 0, f"--dpo-samples must be >= 0, got {dpo_samples}")
+    cfg = make_config(BIGRecConfig, {**(sets or {}), "dpo_samples": 0})
+    commit = git_commit()
+    ds = load_dataset(dataset, data_dir=data_dir)
+    split = make_split(ds, "leave-one-out")
+    restrict_eval_users(split, max_eval_users)
+    test = split.test
+    log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items; {len(test)} test users ({split.describe()})")
+    ks = (5, 10, 20)
+
+    def headline(metrics: dict[str, float]) -> str:
+        return ", ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE)
+
+    retrievers = {}
+    for name in baselines:
+        b = create_model(name)
+        t = time.perf_counter()
+        b.fit(split.train, valid=split.valid)
+        r = evaluate(b, test, ks=ks)
+        retrievers[name] = {
+            "test": r.metrics,
+            "fit_seconds": time.perf_counter() - t,
+            "config": dataclasses.asdict(b.config),
+        }
+        log(f"{name}: {headline(r.metrics)}")
+
+    model = BIGRec(cfg)
+    t = time.perf_counter()
+    model.fit(split.train)
+    fit_s = time.perf_counter() - t
+    log(f"SFT: {model.train_info_.get('pairs')} pairs, {model.train_info_.get('steps')} steps, {fit_s:.0f}s")
+    histories = [test.history(i) for i in range(len(test))]
+    targets = [int(test.targets(i)[0]) for i in range(len(test))]
+    stages = []
+
+    def run_stage(stage: str) -> None:
+        lp = model.target_logprob(histories, targets)
+        for grounding in ("trie", "l2"):
+            model.config = dataclasses.replace(model.config, grounding=grounding)
+            model.reset_stats()
+            r = evaluate(model, test, ks=ks, batch_size=16)
+            stats = model.run_info()["stats"]
+            stages.append(
+                {
+                    "stage": stage,
+                    "grounding": grounding,
+                    "test": r.metrics,
+                    "target_logprob_per_token": lp,
+                    "eval_seconds": r.seconds,
+                    "seconds_per_user": r.seconds / max(len(test), 1),
+                    "stats": stats,
+                }
+            )
+            log(f"{stage} / {grounding}: {headline(r.metrics)}; OOC {stats.get('out_of_catalogue_rate', 0):.3f}")
+        model.config = dataclasses.replace(model.config, grounding=cfg.grounding)
+
+    run_stage("sft")
+    if dpo_samples:
+        t = time.perf_counter()
+        info = model.run_dpo(dpo_samples)
+        log(f"DPO: {info.get('pairs')} pairs of {info.get('candidates')} samples, {time.perf_counter() - t:.0f}s")
+        run_stage("sft+dpo")
+    info = model.run_info()
+    result = {
+        "schema": "recgen-llm/1",
+        "task": "bigrec",
+        "dataset": ds.name,
+        "dataset_fingerprint": ds.fingerprint(),
+        "protocol": {
+            **split.protocol,
+            "description": split.describe(),
+            "exclude_seen": True,
+            "ranking": "full catalogue",
+        },
+        "backend": info["llm"]["backend"],
+        "model_file": info["llm"]["model_file"],
+        "model_sha256": info["llm"]["model_sha256"],
+        "prompt_template": PROMPT_VERSION,
+        "temperature": 0.0,
+        "seed": cfg.seed,
+        "config": dataclasses.asdict(cfg),
+        "dpo_samples": dpo_samples,
+        "n_test": len(test),
+        "fit_seconds": fit_s,
+        "train": info["train"],
+        "stages": stages,
+        "retrievers": retrievers,
+        "machine": machine_info(),
+        "recgen_version": __version__,
+        "git_commit": commit,
+        "command": command or " ".join(["recgen", *sys.argv[1:]]),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    text = json.dumps(result, indent=2, default=str) + "\n"
+    users = f"-u{max_eval_users}" if max_eval_users else ""
+    path_out = Path(out_dir) / f"{ds.name}__bigrec-study{users}__seed{cfg.seed}.json"
+    atomic_write_file(path_out, lambda tmp: Path(tmp).write_text(text))
+    result["_path"] = str(path_out)
+    return result
