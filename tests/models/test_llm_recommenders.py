@@ -20,8 +20,7 @@ FRUITS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "peach", "pear
 TOOLS = ["hammer", "saw", "drill", "wrench", "pliers", "chisel", "level", "clamp"]
 
 
-@pytest.fixture(scope="module")
-def titled():
+def titled_dataset():
     """Two clusters of users; fruit lovers and tool lovers, items with real words as titles."""
     base = make_cluster_dataset(n_clusters=2, users_per_cluster=12, items_per_cluster=8, seed=3)
     ext = base.items.external(base.item_ids)
@@ -31,7 +30,12 @@ def titled():
     ds = from_columns(
         base.users.external(base.user_ids), ext, base.timestamps, ratings=base.ratings, item_table=table, name="titled"
     )
-    return leave_one_out(ds)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def titled():
+    return leave_one_out(titled_dataset())
 
 
 def test_parse_listwise_maps_labels_titles_and_counts_inventions():
@@ -154,3 +158,27 @@ def test_reranker_save_load_gives_identical_lists(titled, embedded_gguf, tmp_pat
     for u in titled.train.users.external(np.arange(1, 4)):
         a, b = model.recommend(u, 8), loaded.recommend(u, 8)
         assert list(a.item_ids) == list(b.item_ids)
+
+
+def test_bigrec_study_evaluates_each_stage_on_the_retrievers_users(embedded_gguf, tmp_path):
+    folder = titled_dataset().save(tmp_path / "titled")
+    out = tmp_path / "out"
+    code = main(
+        ["llm", "bigrec", "-d", str(folder), "--max-eval-users", "4", "--dpo-samples", "3", "--baselines", "pop",
+         "--set", f"llm={embedded_gguf}", "--set", "max_train_samples=8", "--set", "beam=5",
+         "--set", "max_new_tokens=8", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    (path,) = out.glob("*__bigrec-study-u4__seed0.json")
+    r = json.loads(path.read_text())
+    assert r["n_test"] == 4 and r["protocol"]["eval_users"] == 4 and r["train"]["pairs"] == 8
+    assert [(s["stage"], s["grounding"]) for s in r["stages"]] == [
+        ("sft", "trie"), ("sft", "l2"), ("sft+dpo", "trie"), ("sft+dpo", "l2")
+    ]  # fmt: skip
+    for s in r["stages"]:
+        assert 0.0 <= s["test"]["ndcg@10"] <= s["test"]["recall@10"] <= 1.0
+        assert s["stats"]["generations"] == 4 and s["target_logprob_per_token"] < 0
+        if s["grounding"] == "trie":
+            assert s["stats"]["out_of_catalogue"] == 0
+    assert r["train"]["dpo"]["candidates"] == 3 and set(r["retrievers"]) == {"pop"}
+    assert r["model_sha256"] and r["prompt_template"] == "bigrec-v1"

@@ -220,6 +220,37 @@ def tallrec_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def is_bigrec_study(r: dict[str, Any]) -> bool:
+    return r["schema"] == "recgen-llm/1" and r.get("task") == "bigrec"
+
+
+def bigrec_table(results: list[dict[str, Any]]) -> str:
+    """Each BIGRec stage and grounding beside the retrievers fitted on the same seeded users."""
+    lines = [
+        "| dataset | users | model (sha256) | stage | grounding | R@10 | N@10 | out-of-catalogue | "
+        "true title log-prob / token | s / user | SFT pairs / steps | DPO pairs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        sha = (r.get("model_sha256") or "")[:12]
+        tr = r.get("train", {})
+        dpo = tr.get("dpo", {}).get("pairs", "-")
+        for name, b in r.get("retrievers", {}).items():
+            lines.append(
+                f"| {r['dataset']} | {r['n_test']} | {name} (same users) | - | - | {b['test']['recall@10']:.4f} | "
+                f"{b['test']['ndcg@10']:.4f} | - | - | - | - | - |"
+            )
+        for st in r["stages"]:
+            ooc = st["stats"].get("out_of_catalogue_rate", 0.0)
+            lines.append(
+                f"| {r['dataset']} | {r['n_test']} | {Path(r['model_file']).name} ({sha}) | {st['stage']} | "
+                f"{st['grounding']} | {st['test']['recall@10']:.4f} | {st['test']['ndcg@10']:.4f} | {ooc:.3f} | "
+                f"{st['target_logprob_per_token']:.3f} | {st['seconds_per_user']:.1f} | "
+                f"{tr.get('pairs', '-')} / {tr.get('steps', '-')} | {dpo if st['stage'] != 'sft' else '-'} |"
+            )
+    return "\n".join(lines)
+
+
 def protocols_section(results: list[dict[str, Any]]) -> str:
     protos = sorted({r["protocol"].get("description", "") for r in results})
     return "\n".join(f"- {p}" for p in protos)
@@ -270,7 +301,7 @@ def write_report(
         if llm_results:
             body += "\n".join(
                 [
-                    f"## Study: `{sub.name}` (TALLRec: LoRA few-shot preference tuning, test AUC)",
+                    f"\n## Study: `{sub.name}` (TALLRec: LoRA few-shot preference tuning, test AUC)",
                     "",
                     tallrec_table(llm_results),
                     "",
@@ -278,11 +309,23 @@ def write_report(
                     "",
                 ]
             )
+        bigrec_results = [r for r in found if is_bigrec_study(r)]
+        if bigrec_results:
+            body += "\n".join(
+                [
+                    f"\n## Study: `{sub.name}` (BIGRec: SFT, trie vs L2 grounding, DPO on top; leave-one-out)",
+                    "",
+                    bigrec_table(bigrec_results),
+                    "",
+                    *[f"- `{r['command']}`" for r in bigrec_results],
+                    "",
+                ]
+            )
         steps_results = [r for r in found if is_steps_result(r)]
         if steps_results:
             body += "\n".join(
                 [
-                    f"## Study: `{sub.name}` (diffusion inference steps vs accuracy)",
+                    f"\n## Study: `{sub.name}` (diffusion inference steps vs accuracy)",
                     "",
                     f"From `{sub}`; plot: `benchmarks/diffusion-steps.png`.",
                     "",
@@ -296,7 +339,7 @@ def write_report(
         if sub_results:
             body += "\n".join(
                 [
-                    f"## Study: `{sub.name}`",
+                    f"\n## Study: `{sub.name}`",
                     "",
                     f"From `{sub}` (see the commands stored in each file); plots beside `benchmarks/`.",
                     "",
