@@ -59,3 +59,19 @@ class TestDreamRec(RecommenderConformance):
 class TestDiffRecStepsChosenOnValidation(RecommenderConformance):
     model_name = "diffrec"
     config = {"epochs": 4, "eval_every": 2, "batch_size": 16, "hidden_dims": "32", "steps": 10, "inference_steps": -1}
+
+
+class TestTIGER(RecommenderConformance):
+    model_name = "tiger"
+    config = {
+        "tokenizer": "rqkmeans", "embeddings": "svd", "svd_dim": 4, "codebook_size": 4, "levels": 2,
+        "d_model": 16, "ffn_dim": 32, "n_heads": 2, "epochs": 4, "eval_every": 2, "batch_size": 16, "beam": 8,
+    }  # fmt: skip
+
+
+class TestTIGERUnconstrained(RecommenderConformance):
+    model_name = "tiger"
+    config = {
+        "tokenizer": "id", "embeddings": "svd", "d_model": 16, "ffn_dim": 32, "epochs": 2, "eval_every": 2,
+        "batch_size": 16, "beam": 6, "constrained": False,
+    }  # fmt: skip

@@ -1,27 +1,12 @@
 """SASRec / HSTU / the trainer: learnability on a known next item, every loss, resume equals uninterrupted."""
 
-import numpy as np
 import pytest
 
-from recgen.data.dataset import from_columns
 from recgen.data.split import leave_one_out
 from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
-
-
-def cycle_dataset(n_users=80, n_items=12, length=10, seed=0):
-    """Each user walks a fixed cycle of items from a random start: the next item is always determined."""
-    rng = np.random.default_rng(seed)
-    users, items, ts = [], [], []
-    for u in range(n_users):
-        start = rng.integers(n_items)
-        for t in range(length):
-            users.append(f"u{u}")
-            items.append(f"i{(start + t) % n_items}")
-            ts.append(1000.0 * t)
-    return from_columns(users, items, ts)
-
+from recgen.testing import make_cycle_dataset as cycle_dataset
 
 SMALL = {
     "embedding_dim": 32,

@@ -21,6 +21,7 @@ MODELS: dict[str, str] = {
     "dreamrec": "recgen.models.dreamrec:DreamRec",
     "llmrank": "recgen.models.llmrank:LLMRank",
     "bigrec": "recgen.models.bigrec:BIGRec",
+    "tiger": "recgen.models.tiger:TIGER",
 }
 
 

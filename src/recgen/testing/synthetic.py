@@ -40,3 +40,16 @@ def make_cluster_dataset(
 def make_tiny_dataset(seed: int = 0) -> Dataset:
     """The default tiny dataset of the conformance suite (60 users, 32 items, well under a second to fit)."""
     return make_cluster_dataset(n_clusters=4, users_per_cluster=15, items_per_cluster=8, seed=seed)
+
+
+def make_cycle_dataset(n_users: int = 80, n_items: int = 12, length: int = 10, seed: int = 0) -> Dataset:
+    """Each user walks a fixed cycle of items from a random start: the next item is always determined."""
+    rng = np.random.default_rng(seed)
+    users, items, ts = [], [], []
+    for u in range(n_users):
+        start = rng.integers(n_items)
+        for t in range(length):
+            users.append(f"u{u}")
+            items.append(f"i{(start + t) % n_items}")
+            ts.append(1000.0 * t)
+    return from_columns(users, items, ts)

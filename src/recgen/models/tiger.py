@@ -1,0 +1,516 @@
+"""TIGER: generative retrieval over semantic item IDs (Rajput et al., NeurIPS 2023, "Recommender Systems with
+Generative Retrieval").
+
+Every item gets a short tuple of codes from an item tokenizer (``recgen.tokenize.codebook``: RQ-VAE, residual
+k-means, a LETTER-style collaborative RQ-VAE, or plain IDs), plus TIGER's extra level that makes each tuple unique.
+A transformer encoder reads a hashed user token followed by the codes of the user's last ``max_items`` items; a
+transformer decoder writes the next item's codes one level at a time. Recommending is beam search over codes:
+
+- ``constrained=True`` (default): at every level only codes that continue a prefix of an existing item are
+  allowed (a prefix trie, stored as one (prefixes x codes) table per level so the masks of all users and beams
+  are gathered at once), so every finished beam is a catalogue item: the invalid-ID rate is 0 by construction;
+- ``constrained=False``: free beam search over each level's codes, as in the paper; tuples that name no item are
+  counted (``run_info()["stats"]["invalid_rate"]``) and dropped.
+
+The beams' log-probabilities rank the items found (``beam`` >= K; seen items are removed afterwards by the
+harness, so a wider beam keeps K left); the items no beam reached follow, ordered by the log-probability of their
+first code (so the ranking is a full one, as the harness and the serving API expect; metrics at K <= beam come
+from the beams alone unless seen items or invalid beams leave fewer than K). Decoding is batched over users and beams
+with key/value caching: the encoder runs once per user, the cross-attention keys and values are projected once
+per layer and shared by a user's beams (beams are extra query rows), and the decoder's self-attention keys and
+values grow by one position per level, reordered with the surviving beams.
+
+Where recgen differs from the paper and its public re-implementations (EdoardoBotta/RQ-VAE-Recommender,
+the T5-based ports): the transformer is a small own pre-LayerNorm encoder-decoder with learned absolute
+positions (T5 uses RMSNorm and relative position buckets), sized by default for the 2-core CPU
+(``d_model`` 64, 2 + 2 layers; the paper: 128, 4 + 4, 6 heads, MLP 1024, dropout 0.1 - pass those for a GPU);
+the output layer is tied to the token embeddings and restricted to the current level's codes; training pairs are
+(prefix -> next item) for the last ``targets_per_user`` positions of every training sequence (0 = all, as TIGER);
+the epoch is chosen on validation NDCG@10 by the shared trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recgen.config import check
+from recgen.data.dataset import Dataset
+from recgen.errors import DataError
+from recgen.models.base import Recommender
+from recgen.train.trainer import Trainer, TrainerConfig
+
+TOKENIZERS = ("rqvae", "rqkmeans", "collab", "id")
+EMBEDDINGS = ("text", "svd")
+PAD, BOS, FIRST = 0, 1, 2  # token ids: padding, decoder start, first user-hash token
+FALLBACK = -1e6  # score offset of items no beam reached (below any beam's log-probability)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TIGERConfig(TrainerConfig):
+    # item tokenizer
+    tokenizer: str = "rqvae"  # rqvae | rqkmeans | collab (RQ-VAE aligned with SASRec item embeddings) | id
+    embeddings: str = "text"  # item content vectors: text (sentence encoder over item texts) | svd (train matrix)
+    text_encoder: str = "minilm"  # sentence-transformers model: minilm (embedded) or a local folder
+    svd_dim: int = 64  # dimension of the svd embeddings
+    levels: int = 3  # code levels before the collision level
+    codebook_size: int = 256
+    rqvae_epochs: int = 200
+    rqvae_latent_dim: int = 32
+    rqvae_hidden: str = "512,256,128"
+    rqvae_lr: float = 1e-3
+    rqvae_beta: float = 0.25
+    collab_weight: float = 1.0  # collab: weight of the contrastive alignment with SASRec item embeddings
+    diversity_weight: float = 0.1  # collab: weight of the code-usage diversity term
+    collab_epochs: int = 20  # collab: epochs of the SASRec that provides collaborative embeddings
+    # seq2seq transformer
+    d_model: int = 64
+    n_heads: int = 2
+    ffn_dim: int = 256
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    dropout: float = 0.1
+    max_items: int = 20  # history items read by the encoder
+    user_buckets: int = 2000  # hashed user tokens (0 = none)
+    targets_per_user: int = 0  # training targets per user, the most recent ones (0 = every position)
+    # decoding
+    beam: int = 20
+    constrained: bool = True
+    # training
+    batch_size: int = 256
+    epochs: int = 50
+    eval_every: int = 5
+    patience: int = 3
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.tokenizer in TOKENIZERS, f"tokenizer must be one of {list(TOKENIZERS)}, got {self.tokenizer!r}")
+        check(self.embeddings in EMBEDDINGS, f"embeddings must be one of {list(EMBEDDINGS)}, got {self.embeddings!r}")
+        check(self.levels >= 1 and self.codebook_size >= 2, "need levels >= 1 and codebook_size >= 2")
+        check(self.d_model % self.n_heads == 0, f"n_heads must divide d_model, got {self.n_heads} and {self.d_model}")
+        check(self.encoder_layers >= 1 and self.decoder_layers >= 1, "need >= 1 encoder and decoder layer")
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(self.max_items >= 1, f"max_items must be >= 1, got {self.max_items}")
+        check(self.user_buckets >= 0 and self.targets_per_user >= 0, "user_buckets and targets_per_user are >= 0")
+        check(self.beam >= 1, f"beam must be >= 1, got {self.beam}")
+        check(self.svd_dim >= 1 and self.rqvae_epochs >= 1, "svd_dim and rqvae_epochs must be >= 1")
+        try:
+            hidden = tuple(int(v) for v in self.rqvae_hidden.split(",") if v.strip())
+        except ValueError:
+            hidden = ()
+        check(
+            bool(hidden) and min(hidden) >= 1, f"rqvae_hidden must be comma-separated widths, got {self.rqvae_hidden!r}"
+        )
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.h, self.dropout = heads, dropout
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:  # (..., T, D) -> (..., H, T, Dh)
+        *lead, t, d = x.shape
+        return x.view(*lead, t, self.h, d // self.h).transpose(-3, -2)
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv(x).chunk(2, dim=-1)
+        return self.split(k), self.split(v)
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        q = self.split(self.q(x))
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        y = y.transpose(-3, -2)
+        return self.out(y.reshape(*y.shape[:-2], -1))
+
+
+class Layer(nn.Module):
+    """Pre-LN block: self-attention, optional cross-attention, feed-forward."""
+
+    def __init__(self, cfg: TIGERConfig, cross: bool) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.n1, self.self_attn = nn.LayerNorm(d), Attention(d, cfg.n_heads, cfg.dropout)
+        self.cross = Attention(d, cfg.n_heads, cfg.dropout) if cross else None
+        self.n2 = nn.LayerNorm(d) if cross else None
+        self.n3 = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(
+            nn.Linear(d, cfg.ffn_dim), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.ffn_dim, d)
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+
+class TIGERNet(nn.Module):
+    def __init__(self, vocab: int, enc_len: int, cfg: TIGERConfig, levels: int) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.tok = nn.Embedding(vocab, d, padding_idx=PAD)
+        self.enc_pos = nn.Embedding(enc_len, d)
+        self.dec_pos = nn.Embedding(levels, d)
+        self.enc = nn.ModuleList(Layer(cfg, cross=False) for _ in range(cfg.encoder_layers))
+        self.dec = nn.ModuleList(Layer(cfg, cross=True) for _ in range(cfg.decoder_layers))
+        self.enc_norm, self.dec_norm = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        for e in (self.tok, self.enc_pos, self.dec_pos):
+            nn.init.normal_(e.weight, std=0.02)
+        with torch.no_grad():
+            self.tok.weight[PAD].zero_()
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) left-padded tokens -> memory (B, S, D) and key mask (B, 1, 1, S) (True = attend)."""
+        t = src.shape[1]
+        keep = src != PAD
+        keep = keep | (~keep.any(1, keepdim=True))  # an all-padding row attends to everything (finite softmax)
+        mask = keep[:, None, None, :]
+        x = self.drop(self.tok(src) * math.sqrt(self.tok.embedding_dim) + self.enc_pos.weight[-t:])
+        for layer in self.enc:
+            h = layer.n1(x)
+            k, v = layer.self_attn.keys_values(h)
+            x = x + layer.drop(layer.self_attn.attend(h, k, v, mask))
+            x = x + layer.drop(layer.ffn(layer.n3(x)))
+        return self.enc_norm(x), mask
+
+    def decode_train(self, dec_in: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: (B, L) decoder inputs -> (B, L, D) states (causal self-attention)."""
+        t = dec_in.shape[1]
+        x = self.drop(self.tok(dec_in) * math.sqrt(self.tok.embedding_dim) + self.dec_pos.weight[:t])
+        causal = torch.ones(t, t, dtype=torch.bool, device=dec_in.device).tril()
+        for layer in self.dec:
+            h = layer.n1(x)
+            k, v = layer.self_attn.keys_values(h)
+            x = x + layer.drop(layer.self_attn.attend(h, k, v, causal))
+            h = layer.n2(x)
+            k, v = layer.cross.keys_values(memory)
+            x = x + layer.drop(layer.cross.attend(h, k, v, mask))
+            x = x + layer.drop(layer.ffn(layer.n3(x)))
+        return self.dec_norm(x)
+
+    def decode_step(self, tokens: torch.Tensor, pos: int, cache: dict[str, Any]) -> torch.Tensor:
+        """One decoding position for (B, W) beams of tokens; cache holds per-layer cross K/V (B, H, S, Dh) and
+        self K/V (B, W, H, t, Dh). Returns (B, W, D)."""
+        x = self.tok(tokens) * math.sqrt(self.tok.embedding_dim) + self.dec_pos.weight[pos]
+        for i, layer in enumerate(self.dec):
+            h = layer.n1(x)[:, :, None]  # (B, W, 1, D)
+            k, v = layer.self_attn.keys_values(h)  # (B, W, H, 1, Dh)
+            if pos > 0:
+                k = torch.cat([cache["self"][i][0], k], dim=-2)
+                v = torch.cat([cache["self"][i][1], v], dim=-2)
+            cache["self"][i] = (k, v)
+            x = x + layer.self_attn.attend(h, k, v, None)[:, :, 0]
+            h = layer.n2(x)  # (B, W, D): the W beams are W query rows over the user's memory
+            ck, cv = cache["cross"][i]
+            x = x + layer.cross.attend(h, ck, cv, cache["mask"])
+            x = x + layer.ffn(layer.n3(x))
+        return self.dec_norm(x)
+
+
+class TIGER(Recommender):
+    name = "tiger"
+    Config = TIGERConfig
+    batch_size_recommend = 64
+
+    # ------------------------------------------------------------------------------------ tokenizer
+    def _item_vectors(self, dataset: Dataset) -> np.ndarray:
+        cfg = self.config
+        if cfg.embeddings == "text":
+            from recgen.tokenize.text import TextEncoder, item_texts
+
+            return TextEncoder(cfg.text_encoder).encode(item_texts(dataset))
+        from recgen.models._sparse import interaction_matrix  # svd of the item-user matrix
+
+        x = interaction_matrix(dataset).T.tocsr().astype(np.float64)  # (items + 1, users + 1)
+        k = min(cfg.svd_dim, min(x.shape) - 2)
+        if k < 1:
+            raise DataError("svd embeddings need at least 3 users and 3 items")
+        from scipy.sparse.linalg import svds
+
+        u, s, _ = svds(x, k=k, random_state=cfg.seed)
+        return (u * np.sqrt(s))[1:].astype(np.float32)
+
+    def _fit_tokenizer(self, dataset: Dataset) -> None:
+        from recgen.tokenize.codebook import IDTokenizer, RQKMeansTokenizer, RQVAETokenizer
+
+        cfg = self.config
+        t0 = time.perf_counter()
+        if cfg.tokenizer == "id":
+            tok = IDTokenizer().fit(dataset.n_items)
+        else:
+            vectors = self._item_vectors(dataset)
+            if cfg.tokenizer == "rqkmeans":
+                tok = RQKMeansTokenizer(cfg.levels, cfg.codebook_size, seed=cfg.seed).fit(vectors)
+            else:
+                collab = self._collab_vectors(dataset) if cfg.tokenizer == "collab" else None
+                tok = RQVAETokenizer(
+                    cfg.levels,
+                    cfg.codebook_size,
+                    latent_dim=cfg.rqvae_latent_dim,
+                    hidden=tuple(int(v) for v in cfg.rqvae_hidden.split(",") if v.strip()),
+                    beta=cfg.rqvae_beta,
+                    epochs=cfg.rqvae_epochs,
+                    lr=cfg.rqvae_lr,
+                    collab_weight=cfg.collab_weight,
+                    diversity_weight=cfg.diversity_weight,
+                    seed=cfg.seed,
+                ).fit(vectors, collab)
+        self.codes_ = tok.codes_
+        self.tokenizer_stats_ = {**dataclasses.asdict(tok.stats_), "seconds": time.perf_counter() - t0}
+
+    def _collab_vectors(self, dataset: Dataset) -> np.ndarray:
+        """Item embeddings of a SASRec-CE fitted on the same training data (no validation: a fixed budget)."""
+        from recgen.models.sasrec import SASRec
+
+        cfg = self.config
+        sas = SASRec(epochs=cfg.collab_epochs, eval_every=cfg.collab_epochs, seed=cfg.seed)
+        sas.fit(dataset)
+        return sas.net_.item_embeddings().detach()[1:].numpy()
+
+    def _setup_vocab(self) -> None:
+        """Token offsets per level and the trie tables from ``codes_`` (n_items + 1, L)."""
+        codes = self.codes_[1:]
+        self.level_sizes_ = [int(codes[:, lv].max()) + 1 for lv in range(codes.shape[1])]
+        users = self.config.user_buckets
+        self.offsets_ = np.cumsum([FIRST + users] + self.level_sizes_[:-1]).astype(np.int64)
+        self.vocab_ = int(FIRST + users + sum(self.level_sizes_))
+        # trie as tables: child[l][p, c] = index of prefix (p, c) at level l + 1 (the dense item at the last
+        # level), -1 where no item continues that way
+        self.child_ = []
+        prefix_ids = np.zeros(len(codes), dtype=np.int64)  # every item's prefix index at the current level
+        for lv, size in enumerate(self.level_sizes_):
+            n_prefix = int(prefix_ids.max()) + 1
+            table = np.full((n_prefix, size), -1, dtype=np.int64)
+            if lv == len(self.level_sizes_) - 1:
+                table[prefix_ids, codes[:, lv]] = np.arange(1, len(codes) + 1)
+            else:
+                pairs = prefix_ids * size + codes[:, lv]
+                uniq, inv = np.unique(pairs, return_inverse=True)
+                table.reshape(-1)[uniq] = np.arange(len(uniq))
+                prefix_ids = inv.reshape(-1)
+            self.child_.append(torch.from_numpy(table))
+
+    # --------------------------------------------------------------------------------------- inputs
+    def _user_token(self, users: np.ndarray) -> np.ndarray:
+        b = self.config.user_buckets
+        if not b:
+            return np.zeros(len(users), dtype=np.int64)
+        tok = FIRST + (np.asarray(users, dtype=np.int64) * 2654435761 % 2**32) % b
+        return np.where(np.asarray(users) > 0, tok, PAD)
+
+    def _source(self, users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """(B, 1 + max_items * L) encoder tokens: user token, then the codes of the last items, left-padded."""
+        m, L = self.config.max_items, self.codes_.shape[1]
+        out = np.zeros((len(histories), 1 + m * L), dtype=np.int64)
+        for i, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64)[-m:]
+            if len(h):
+                out[i, out.shape[1] - len(h) * L :] = (self.codes_[h] + self.offsets_).reshape(-1)
+        first = out.shape[1] - np.array([min(len(h), m) * L for h in histories], dtype=np.int64) - 1
+        out[np.arange(len(histories)), first] = self._user_token(users)
+        return out
+
+    def _training_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        users, hists, targets = [], [], []
+        per = self.config.targets_per_user
+        for u in range(1, self.n_users_ + 1):
+            h = self.train_history(u)
+            start = 1 if not per else max(1, len(h) - per)
+            for j in range(start, len(h)):
+                users.append(u)
+                hists.append(h[:j])
+                targets.append(h[j])
+        if not targets:
+            raise DataError("TIGER needs users with at least two training interactions")
+        src = self._source(np.array(users), hists)
+        tgt = self.codes_[np.array(targets)]  # (P, L) codes, not yet offset
+        return src, tgt
+
+    # -------------------------------------------------------------------------------------- training
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        src, tgt = batch
+        memory, mask = self.net_.encode(src)
+        off = torch.from_numpy(self.offsets_)
+        dec_in = torch.cat([torch.full((len(tgt), 1), BOS, dtype=torch.long), (tgt + off)[:, :-1]], dim=1)
+        h = self.net_.decode_train(dec_in, memory, mask)  # (B, L, D)
+        emb = self.net_.tok.weight
+        loss = 0.0
+        for lv, size in enumerate(self.level_sizes_):
+            logits = h[:, lv] @ emb[self.offsets_[lv] : self.offsets_[lv] + size].T
+            loss = loss + F.cross_entropy(logits, tgt[:, lv])
+        return loss / len(self.level_sizes_), len(tgt)
+
+    def _fit(self, dataset: Dataset, valid: Any) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self._fit_tokenizer(dataset)
+        self._setup_vocab()
+        src, tgt = self._training_pairs()
+        self.reset_stats()
+        self.net_ = TIGERNet(self.vocab_, src.shape[1], cfg, len(self.level_sizes_))
+        self._infer_net_ = None
+        src_t, tgt_t = torch.from_numpy(src), torch.from_numpy(tgt)
+        n, bs = len(src), cfg.batch_size
+        lengths = torch.from_numpy((src != PAD).sum(1))
+
+        def batches(epoch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            perm = torch.randperm(n, generator=gen)
+            chunks = []  # length-sorted chunks, trimmed to their longest source (left padding)
+            for c in range(0, n, bs * 32):
+                idx = perm[c : c + bs * 32]
+                idx = idx[torch.argsort(lengths[idx], descending=True, stable=True)]
+                chunks.extend(idx[s : s + bs] for s in range(0, len(idx), bs))
+            for j in torch.randperm(len(chunks), generator=gen).tolist():
+                idx = chunks[j]
+                width = int(lengths[idx].max())
+                yield src_t[idx, -width:], tgt_t[idx]
+
+        evaluate_fn = None
+        if valid is not None:
+            from recgen.eval.evaluator import evaluate
+
+            def evaluate_fn() -> dict[str, float]:
+                self._infer_net_ = None
+                self.fitted_ = True
+                return evaluate(self, valid, ks=(10,), batch_size=self.batch_size_recommend).metrics
+
+        fields = {f.name for f in dataclasses.fields(TrainerConfig)}
+        self.trainer_ = Trainer(
+            self.net_,
+            TrainerConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields}),
+            batches=batches,
+            loss_fn=self._loss,
+            evaluate=evaluate_fn,
+            steps_per_epoch=(n + bs - 1) // bs,
+            resolved_config={"model": self.name, **dataclasses.asdict(cfg)},
+        )
+        state = self.trainer_.fit()
+        self.best_epoch_ = state.best_epoch
+        self.train_log_ = state.log
+        self.train_speed_ = self.trainer_.speed()
+        self.train_pairs_ = n
+        self._infer_net_ = None
+        self.reset_stats()
+
+    # -------------------------------------------------------------------------------------- decoding
+    def reset_stats(self) -> None:
+        self.stats_ = {"users": 0, "beams": 0, "invalid": 0, "decode_seconds": 0.0}
+
+    def run_info(self) -> dict[str, Any]:
+        st = dict(getattr(self, "stats_", {}))
+        if st.get("beams"):
+            st["invalid_rate"] = st["invalid"] / st["beams"]
+            st["ms_per_user"] = 1000 * st["decode_seconds"] / max(st["users"], 1)
+        return {
+            "tokenizer": {"name": self.config.tokenizer, "levels": self.level_sizes_, **self.tokenizer_stats_},
+            "constrained": self.config.constrained,
+            "beam": self.config.beam,
+            "train_pairs": getattr(self, "train_pairs_", None),
+            "stats": st,
+        }
+
+    def _inference_net(self) -> nn.Module:
+        if getattr(self, "_infer_net_", None) is None:
+            import copy
+
+            self._infer_net_ = copy.deepcopy(self.net_).double().eval()
+        return self._infer_net_
+
+    @torch.no_grad()
+    def beam_search(
+        self, users: np.ndarray, histories: Sequence[np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, W) dense items (0 = invalid or dead beam) and their log-probabilities, best first; and (B, C) the
+        log-probabilities of the first level's codes."""
+        net, cfg = self._inference_net(), self.config
+        src = torch.from_numpy(self._source(users, histories))
+        memory, mask = net.encode(src)
+        b, w = len(src), cfg.beam
+        cache: dict[str, Any] = {"self": [None] * len(net.dec), "mask": mask, "cross": []}
+        for layer in net.dec:
+            cache["cross"].append(layer.cross.keys_values(memory))  # (B, H, S, Dh), shared by the beams
+        emb = net.tok.weight
+        tokens = torch.full((b, 1), BOS, dtype=torch.long)
+        logp = torch.zeros(b, 1, dtype=torch.float64)
+        prefix = torch.zeros(b, 1, dtype=torch.long)  # trie prefix index of each beam (-1 = off the trie)
+        first = None
+        for lv, size in enumerate(self.level_sizes_):
+            h = net.decode_step(tokens, lv, cache)  # (B, W', D)
+            off = int(self.offsets_[lv])
+            lp = torch.log_softmax(h @ emb[off : off + size].T, dim=-1)  # (B, W', size)
+            if lv == 0:
+                first = lp[:, 0]  # (B, size): log p(first code), the fallback ranking outside the beams
+            child = self.child_[lv][prefix.clamp(min=0)]  # (B, W', size)
+            child = torch.where((prefix >= 0)[..., None], child, torch.full_like(child, -1))
+            if cfg.constrained:
+                lp = lp.masked_fill(child < 0, -torch.inf)
+            cand = (logp[..., None] + lp).reshape(b, -1)
+            k = min(w, cand.shape[1])
+            top, idx = torch.topk(cand, k, dim=1)
+            parent, code = idx // size, idx % size
+            logp = top
+            prefix = torch.gather(child.reshape(b, -1), 1, idx)
+            tokens = code + off
+            for i, kv in enumerate(cache["self"]):
+                sel = parent[:, :, None, None, None].expand(-1, -1, *kv[0].shape[2:])
+                cache["self"][i] = (torch.gather(kv[0], 1, sel), torch.gather(kv[1], 1, sel))
+        items = torch.where(torch.isfinite(logp) & (prefix > 0), prefix, torch.zeros_like(prefix))
+        return items, logp, first
+
+    @torch.no_grad()
+    def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        t0 = time.perf_counter()
+        items, logp, first = self.beam_search(user_ids, histories)
+        # every catalogue item outside the beams ranks below them, by the log-probability of its first code
+        scores = FALLBACK + first[:, torch.from_numpy(self.codes_[:, 0])]
+        scores[:, 0] = -torch.inf
+        finite = torch.isfinite(logp)
+        valid = items > 0
+        # a beam's item gets its log-probability (the first, best beam wins if an item appears twice: it cannot,
+        # since item tuples are unique)
+        rows = torch.arange(len(histories))[:, None].expand_as(items)
+        scores[rows[valid], items[valid]] = logp[valid]
+        self.stats_["users"] += len(histories)
+        self.stats_["beams"] += int(finite.sum())
+        self.stats_["invalid"] += int((finite & ~valid).sum())
+        self.stats_["decode_seconds"] += time.perf_counter() - t0
+        return scores
+
+    # ----------------------------------------------------------------------------------------- state
+    def non_embedding_parameters(self) -> int:
+        return sum(p.numel() for n, p in self.net_.named_parameters() if not n.startswith("tok."))
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {
+            "best_epoch": getattr(self, "best_epoch_", None),
+            "tokenizer_stats": self.tokenizer_stats_,
+            "enc_len": int(self.net_.enc_pos.num_embeddings),
+        }
+
+    def _load_extra_meta(self, extra: dict[str, Any]) -> None:
+        self.best_epoch_ = extra.get("best_epoch")
+        self.tokenizer_stats_ = extra.get("tokenizer_stats", {})
+        self.enc_len_ = extra["enc_len"]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        out = {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        out["_codes"] = self.codes_
+        return out
+
+    def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
+        self.codes_ = tensors.pop("_codes")
+        self._setup_vocab()
+        self.net_ = TIGERNet(self.vocab_, self.enc_len_, self.config, len(self.level_sizes_))
+        self.net_.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
+        self.net_.eval()
+        self._infer_net_ = None
+        self.reset_stats()
