@@ -243,3 +243,22 @@ def test_bench_grid_chooses_on_validation(capsys, data_folder, tmp_path):
     assert res["valid"]["ndcg@10"] == best["valid_ndcg@10"]  # the chosen config is what was run
     code, _, err = run(capsys, "bench", "-d", str(data_folder / "tiny"), "-m", "ease", "--grid", "l2")
     assert code == 2 and "--grid takes key=v1,v2" in err
+
+
+def test_codebook_study_records_tokenizer_statistics(capsys, data_folder, tmp_path):
+    from recgen.eval.report import write_report
+
+    out = tmp_path / "results" / "codebooks"
+    argv = ["codebook", "-d", str(data_folder / "tiny"), "--tokenizers", "rqkmeans,id", "--out", str(out)]
+    argv += ["--set", "embeddings=svd", "--set", "svd_dim=3", "--set", "codebook_size=3", "--set", "levels=2"]
+    assert main(argv) == 0
+    (path,) = out.glob("*__codebooks__svd.json")
+    r = json.loads(path.read_text())
+    rq, ids = r["tokenizers"]
+    assert rq["tokenizer"] == "rqkmeans" and len(rq["perplexity"]) == 2 and rq["level_sizes"][:2] == [3, 3]
+    assert 0.0 <= rq["collision_rate"] <= 1.0 and rq["reconstruction_mse"] >= 0.0
+    assert ids["level_sizes"] == [r["n_items"], 1] and ids["collision_rate"] == 0.0
+    body = write_report(tmp_path / "results", tmp_path / "R.md", None)
+    assert "| rqkmeans | svd | [3, 3," in body
+    assert main(["codebook", "-d", str(data_folder / "tiny"), "--tokenizers", "bpe", "--out", str(out)]) == 2
+    assert "tokenizer must be one of" in capsys.readouterr().err

@@ -487,6 +487,31 @@ def _read_json_arg(value: str | None, what: str):
         raise ConfigError(f"{what} is not valid JSON ({exc}); give a JSON object or a file holding one") from None
 
 
+@cli.command("codebook")
+@click.option("--dataset", "-d", default="ml-100k", show_default=True, help="Dataset name or path.")
+@data_dir_option
+@click.option(
+    "--tokenizers", default="rqvae,rqkmeans,collab,id", show_default=True, help="Comma-separated item tokenizers."
+)
+@click.option("--set", "sets", multiple=True, help="TIGERConfig override key=value (tokenizer fields; repeatable).")
+@click.option("--out", default="benchmarks/results/codebooks", show_default=True, help="Folder for the JSON.")
+def codebook(dataset, data_dir, tokenizers, sets, out) -> None:
+    """Fit item tokenizers (semantic IDs) and record codebook usage, collisions and reconstruction error."""
+    from recgen.config import parse_sets
+    from recgen.models.tiger import run_codebook_study
+
+    r = run_codebook_study(
+        dataset,
+        tuple(t.strip() for t in tokenizers.split(",") if t.strip()),
+        data_dir=data_dir,
+        sets=parse_sets(sets),
+        out_dir=out,
+        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        log=_log,
+    )
+    click.echo(f"results: {r['_path']}")
+
+
 @cli.group("llm")
 def llm_group() -> None:
     """Generate and score with an LLM backend (offline by default: the embedded SmolLM2)."""

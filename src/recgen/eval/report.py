@@ -251,6 +251,28 @@ def bigrec_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def is_codebook_result(r: dict[str, Any]) -> bool:
+    return r["schema"] == "recgen-codebooks/1"
+
+
+def codebook_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | items | tokenizer | item vectors | code levels (sizes) | perplexity per level | "
+        "collision rate (before extra level) | reconstruction error | dead-code restarts | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for t in r["tokenizers"]:
+            ppl = " / ".join(f"{p:.1f}" for p in t["perplexity"])
+            vec = "-" if t["tokenizer"] == "id" else t["embeddings"]
+            lines.append(
+                f"| {r['dataset']} | {r['n_items']} | {t['tokenizer']} | {vec} | {t['level_sizes']} | {ppl} | "
+                f"{t['collision_rate']:.4f} | {t['reconstruction_mse']:.4f} | {t.get('dead_code_restarts', '-')} | "
+                f"{t['seconds']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
 def protocols_section(results: list[dict[str, Any]]) -> str:
     protos = sorted({r["protocol"].get("description", "") for r in results})
     return "\n".join(f"- {p}" for p in protos)
@@ -318,6 +340,18 @@ def write_report(
                     bigrec_table(bigrec_results),
                     "",
                     *[f"- `{r['command']}`" for r in bigrec_results],
+                    "",
+                ]
+            )
+        codebook_results = [r for r in found if is_codebook_result(r)]
+        if codebook_results:
+            body += "\n".join(
+                [
+                    f"\n## Study: `{sub.name}` (item tokenizers: codebook usage, collisions, reconstruction)",
+                    "",
+                    codebook_table(codebook_results),
+                    "",
+                    *[f"- `{r['command']}`" for r in codebook_results],
                     "",
                 ]
             )

@@ -222,59 +222,9 @@ class TIGER(Recommender):
     batch_size_recommend = 64
 
     # ------------------------------------------------------------------------------------ tokenizer
-    def _item_vectors(self, dataset: Dataset) -> np.ndarray:
-        cfg = self.config
-        if cfg.embeddings == "text":
-            from recgen.tokenize.text import TextEncoder, item_texts
-
-            return TextEncoder(cfg.text_encoder).encode(item_texts(dataset))
-        from recgen.models._sparse import interaction_matrix  # svd of the item-user matrix
-
-        x = interaction_matrix(dataset).T.tocsr().astype(np.float64)  # (items + 1, users + 1)
-        k = min(cfg.svd_dim, min(x.shape) - 2)
-        if k < 1:
-            raise DataError("svd embeddings need at least 3 users and 3 items")
-        from scipy.sparse.linalg import svds
-
-        u, s, _ = svds(x, k=k, random_state=cfg.seed)
-        return (u * np.sqrt(s))[1:].astype(np.float32)
-
     def _fit_tokenizer(self, dataset: Dataset) -> None:
-        from recgen.tokenize.codebook import IDTokenizer, RQKMeansTokenizer, RQVAETokenizer
-
-        cfg = self.config
-        t0 = time.perf_counter()
-        if cfg.tokenizer == "id":
-            tok = IDTokenizer().fit(dataset.n_items)
-        else:
-            vectors = self._item_vectors(dataset)
-            if cfg.tokenizer == "rqkmeans":
-                tok = RQKMeansTokenizer(cfg.levels, cfg.codebook_size, seed=cfg.seed).fit(vectors)
-            else:
-                collab = self._collab_vectors(dataset) if cfg.tokenizer == "collab" else None
-                tok = RQVAETokenizer(
-                    cfg.levels,
-                    cfg.codebook_size,
-                    latent_dim=cfg.rqvae_latent_dim,
-                    hidden=tuple(int(v) for v in cfg.rqvae_hidden.split(",") if v.strip()),
-                    beta=cfg.rqvae_beta,
-                    epochs=cfg.rqvae_epochs,
-                    lr=cfg.rqvae_lr,
-                    collab_weight=cfg.collab_weight,
-                    diversity_weight=cfg.diversity_weight,
-                    seed=cfg.seed,
-                ).fit(vectors, collab)
-        self.codes_ = tok.codes_
-        self.tokenizer_stats_ = {**dataclasses.asdict(tok.stats_), "seconds": time.perf_counter() - t0}
-
-    def _collab_vectors(self, dataset: Dataset) -> np.ndarray:
-        """Item embeddings of a SASRec-CE fitted on the same training data (no validation: a fixed budget)."""
-        from recgen.models.sasrec import SASRec
-
-        cfg = self.config
-        sas = SASRec(epochs=cfg.collab_epochs, eval_every=cfg.collab_epochs, seed=cfg.seed)
-        sas.fit(dataset)
-        return sas.net_.item_embeddings().detach()[1:].numpy()
+        codes, stats = fit_item_tokenizer(dataset, self.config)
+        self.codes_, self.tokenizer_stats_ = codes, stats
 
     def _setup_vocab(self) -> None:
         """Token offsets per level and the trie tables from ``codes_`` (n_items + 1, L)."""
@@ -514,3 +464,124 @@ class TIGER(Recommender):
         self.net_.eval()
         self._infer_net_ = None
         self.reset_stats()
+
+
+def item_vectors(dataset: Dataset, cfg: TIGERConfig) -> np.ndarray:
+    """(n_items, d) content vectors of dense items 1..n: sentence embeddings of the item texts, or the truncated
+    SVD of the item x user training matrix."""
+    if cfg.embeddings == "text":
+        from recgen.tokenize.text import TextEncoder, item_texts
+
+        return TextEncoder(cfg.text_encoder).encode(item_texts(dataset))
+    from scipy.sparse.linalg import svds
+
+    from recgen.models._sparse import interaction_matrix
+
+    x = interaction_matrix(dataset).T.tocsr().astype(np.float64)  # (items + 1, users + 1)
+    k = min(cfg.svd_dim, min(x.shape) - 2)
+    if k < 1:
+        raise DataError("svd embeddings need at least 3 users and 3 items")
+    u, s, _ = svds(x, k=k, random_state=cfg.seed)
+    return (u * np.sqrt(s))[1:].astype(np.float32)
+
+
+def collab_vectors(dataset: Dataset, cfg: TIGERConfig) -> np.ndarray:
+    """Item embeddings of a SASRec-CE fitted on the same training data (no validation: a fixed epoch budget)."""
+    from recgen.models.sasrec import SASRec
+
+    sas = SASRec(epochs=cfg.collab_epochs, eval_every=cfg.collab_epochs, seed=cfg.seed)
+    sas.fit(dataset)
+    return sas.net_.item_embeddings().detach()[1:].numpy()
+
+
+def fit_item_tokenizer(dataset: Dataset, cfg: TIGERConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """The item codes ((n_items + 1, levels + 1), row 0 = padding) of ``cfg.tokenizer`` and its statistics
+    (perplexity per level, collision rate before the extra level, reconstruction error, seconds)."""
+    from recgen.tokenize.codebook import IDTokenizer, RQKMeansTokenizer, RQVAETokenizer
+
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if cfg.tokenizer == "id":
+        tok = IDTokenizer().fit(dataset.n_items)
+    else:
+        vectors = item_vectors(dataset, cfg)
+        if cfg.tokenizer == "rqkmeans":
+            tok = RQKMeansTokenizer(cfg.levels, cfg.codebook_size, seed=cfg.seed).fit(vectors)
+        else:
+            collab = collab_vectors(dataset, cfg) if cfg.tokenizer == "collab" else None
+            tok = RQVAETokenizer(
+                cfg.levels,
+                cfg.codebook_size,
+                latent_dim=cfg.rqvae_latent_dim,
+                hidden=tuple(int(v) for v in cfg.rqvae_hidden.split(",") if v.strip()),
+                beta=cfg.rqvae_beta,
+                epochs=cfg.rqvae_epochs,
+                lr=cfg.rqvae_lr,
+                collab_weight=cfg.collab_weight,
+                diversity_weight=cfg.diversity_weight,
+                seed=cfg.seed,
+            ).fit(vectors, collab)
+            extra = {"dead_code_restarts": tok.restarts_, "log": tok.log_}
+    stats = {**dataclasses.asdict(tok.stats_), **extra, "seconds": time.perf_counter() - t0}
+    return tok.codes_, stats
+
+
+def run_codebook_study(
+    dataset: str,
+    tokenizers: Sequence[str] = ("rqvae", "rqkmeans", "collab", "id"),
+    *,
+    data_dir: str | None = None,
+    sets: dict[str, Any] | None = None,
+    out_dir: str = "benchmarks/results/codebooks",
+    command: str | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Fit each item tokenizer on the leave-one-out training split (what TIGER sees) and record its statistics:
+    codebook usage (perplexity per level), collision rate before the extra level, reconstruction error."""
+    import datetime as dt
+    import json
+    import sys
+    from pathlib import Path
+
+    from recgen import __version__
+    from recgen.config import make_config
+    from recgen.data.dataset import atomic_write_file
+    from recgen.data.loaders import load_dataset
+    from recgen.data.split import make_split
+    from recgen.eval.bench import git_commit, machine_info
+
+    base = make_config(TIGERConfig, sets or {})
+    for t in tokenizers:
+        check(t in TOKENIZERS, f"tokenizer must be one of {list(TOKENIZERS)}, got {t!r}")
+    commit = git_commit()
+    ds = load_dataset(dataset, data_dir=data_dir)
+    train = make_split(ds, "leave-one-out").train
+    rows = []
+    for t in tokenizers:
+        cfg = dataclasses.replace(base, tokenizer=t)
+        codes, stats = fit_item_tokenizer(train, cfg)
+        stats.pop("log", None)
+        levels = [int(codes[1:, lv].max()) + 1 for lv in range(codes.shape[1])]
+        rows.append({"tokenizer": t, "embeddings": cfg.embeddings, "level_sizes": levels, **stats})
+        log(
+            f"{t}: levels {levels}, perplexity {[round(p, 1) for p in stats['perplexity']]}, "
+            f"collisions {stats['collision_rate']:.4f}, reconstruction {stats['reconstruction_mse']:.4f}"
+        )
+    result = {
+        "schema": "recgen-codebooks/1",
+        "dataset": ds.name,
+        "dataset_fingerprint": ds.fingerprint(),
+        "n_items": ds.n_items,
+        "config": dataclasses.asdict(base),
+        "tokenizers": rows,
+        "machine": machine_info(measure_peak=False),
+        "recgen_version": __version__,
+        "git_commit": commit,
+        "command": command or " ".join(["recgen", *sys.argv[1:]]),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    path = Path(out_dir) / f"{ds.name}__codebooks__{base.embeddings}.json"
+    text = json.dumps(result, indent=2, default=float) + "\n"
+    atomic_write_file(path, lambda tmp: Path(tmp).write_text(text))
+    result["_path"] = str(path)
+    return result
