@@ -68,6 +68,19 @@ def _log(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _command_line() -> str:
+    """The command as typed (quoted), stored in every results file."""
+    return "recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _run_study(fn, *args, sets=(), **kwargs) -> None:
+    """Run a study function with the shared arguments (parsed --set, command line, logging), print its file."""
+    from recgen.config import parse_sets
+
+    r = fn(*args, sets=parse_sets(sets), command=_command_line(), log=_log, **kwargs)
+    click.echo(f"results: {r['_path']}")
+
+
 @click.group(context_settings=CONTEXT)
 def cli() -> None:
     """recgen: generative recommendation with honest, full-ranking evaluation."""
@@ -222,7 +235,7 @@ def bench(
         sampled_negatives=sampled,
         max_eval_users=max_eval_users,
         grid=parse_grid(grid),
-        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=_command_line(),
         log=_log,
     )
     from rich.console import Console
@@ -343,7 +356,7 @@ def diffusion_steps(dataset, model, data_dir, sets, steps_, protocol, valid_frac
         protocol=protocol,
         split_args=_split_args(protocol, valid_frac, test_frac),
         out_dir=out,
-        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=_command_line(),
         log=_log,
     )
     click.echo(f"results: {result['_path']}")
@@ -497,19 +510,10 @@ def _read_json_arg(value: str | None, what: str):
 @click.option("--out", default="benchmarks/results/codebooks", show_default=True, help="Folder for the JSON.")
 def codebook(dataset, data_dir, tokenizers, sets, out) -> None:
     """Fit item tokenizers (semantic IDs) and record codebook usage, collisions and reconstruction error."""
-    from recgen.config import parse_sets
     from recgen.models.tiger import run_codebook_study
 
-    r = run_codebook_study(
-        dataset,
-        tuple(t.strip() for t in tokenizers.split(",") if t.strip()),
-        data_dir=data_dir,
-        sets=parse_sets(sets),
-        out_dir=out,
-        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        log=_log,
-    )
-    click.echo(f"results: {r['_path']}")
+    names = tuple(t.strip() for t in tokenizers.split(",") if t.strip())
+    _run_study(run_codebook_study, dataset, names, data_dir=data_dir, sets=sets, out_dir=out)
 
 
 @cli.group("llm")
@@ -580,7 +584,6 @@ def llm_score(prompt, continuations, next_token, spec, cache, no_cache) -> None:
 @click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
 def llm_tallrec(dataset, data_dir, train_samples, base, sets, out) -> None:
     """TALLRec: zero-shot and LoRA-tuned AUC of "will the user like this item?" at several training sizes."""
-    from recgen.config import parse_sets
     from recgen.models.tallrec import run_tallrec
 
     try:
@@ -589,17 +592,7 @@ def llm_tallrec(dataset, data_dir, train_samples, base, sets, out) -> None:
         raise ConfigError(f"--train-samples must be comma-separated integers, got {train_samples!r}") from None
     if not sizes or min(sizes) < 1:
         raise ConfigError(f"--train-samples must be positive integers, got {train_samples!r}")
-    r = run_tallrec(
-        dataset,
-        sizes,
-        llm=base,
-        data_dir=data_dir,
-        sets=parse_sets(sets),
-        out_dir=out,
-        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        log=_log,
-    )
-    click.echo(f"results: {r['_path']}")
+    _run_study(run_tallrec, dataset, sizes, llm=base, data_dir=data_dir, sets=sets, out_dir=out)
 
 
 @llm_group.command("bigrec")
@@ -612,21 +605,18 @@ def llm_tallrec(dataset, data_dir, train_samples, base, sets, out) -> None:
 @click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
 def llm_bigrec(dataset, data_dir, max_eval_users, dpo_samples, baselines, sets, out) -> None:
     """BIGRec study: one SFT fit, trie and L2 grounding, then DPO on top, on the same users as the retrievers."""
-    from recgen.config import parse_sets
     from recgen.models.bigrec import run_bigrec_study
 
-    r = run_bigrec_study(
+    _run_study(
+        run_bigrec_study,
         dataset,
         max_eval_users=max_eval_users,
         dpo_samples=dpo_samples,
         baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
         data_dir=data_dir,
-        sets=parse_sets(sets),
+        sets=sets,
         out_dir=out,
-        command="recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        log=_log,
     )
-    click.echo(f"results: {r['_path']}")
 
 
 @llm_group.command("info")

@@ -310,9 +310,25 @@ def result_filename(result: dict[str, Any]) -> str:
 
 
 def write_result(result: dict[str, Any], out_dir: str | Path) -> Path:
-    """Write a results JSON atomically (temp file + rename)."""
+    """Write a bench results JSON atomically under its canonical file name."""
+    return write_json(result, Path(out_dir) / result_filename(result))
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> Path:
+    """Write any results JSON atomically (temp file + rename), so a crash never leaves half a file."""
     text = json.dumps(result, indent=2, default=str) + "\n"
-    return atomic_write_file(Path(out_dir) / result_filename(result), lambda tmp: Path(tmp).write_text(text))
+    return atomic_write_file(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def provenance(commit: str | None, command: str | None, *, measure_peak: bool = True) -> dict[str, Any]:
+    """The fields every results file ends with: machine, recgen version, git commit, command line, time."""
+    return {
+        "machine": machine_info(measure_peak),
+        "recgen_version": __version__,
+        "git_commit": commit,
+        "command": command or " ".join(["recgen", *sys.argv[1:]]),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def read_json_results(folder: str | Path) -> list[dict[str, Any]]:

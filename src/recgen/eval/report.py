@@ -317,69 +317,31 @@ def write_report(
     from recgen.eval.bench import is_bench_result, read_json_results
     from recgen.eval.steps import is_steps_result, steps_table
 
+    # (is this study's schema, heading, intro line, table, sort of the command list)
+    studies = [
+        (is_tallrec_result, "TALLRec: LoRA few-shot preference tuning, test AUC", None, tallrec_table, None),
+        (is_bigrec_study, "BIGRec: SFT, trie vs L2 grounding, DPO on top; leave-one-out", None, bigrec_table, None),
+        (is_codebook_result, "item tokenizers: codebook usage, collisions, reconstruction", None, codebook_table, None),
+        (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
+         steps_table, None),
+        (is_bench_result, None, "see the commands stored in each file; plots beside `benchmarks/`.", scaling_table,
+         _sort_key),
+    ]  # fmt: skip
     for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
         found = read_json_results(sub)  # each study folder is read once, then split by schema
-        llm_results = [r for r in found if is_tallrec_result(r)]
-        if llm_results:
+        for is_kind, title, intro, make_table, order in studies:
+            rs = [r for r in found if is_kind(r)]
+            if not rs:
+                continue
+            heading = f"\n## Study: `{sub.name}`" + (f" ({title})" if title else "")
             body += "\n".join(
                 [
-                    f"\n## Study: `{sub.name}` (TALLRec: LoRA few-shot preference tuning, test AUC)",
+                    heading,
                     "",
-                    tallrec_table(llm_results),
+                    *([f"From `{sub}`; {intro}", ""] if intro else []),
+                    make_table(rs),
                     "",
-                    *[f"- `{r['command']}`" for r in llm_results],
-                    "",
-                ]
-            )
-        bigrec_results = [r for r in found if is_bigrec_study(r)]
-        if bigrec_results:
-            body += "\n".join(
-                [
-                    f"\n## Study: `{sub.name}` (BIGRec: SFT, trie vs L2 grounding, DPO on top; leave-one-out)",
-                    "",
-                    bigrec_table(bigrec_results),
-                    "",
-                    *[f"- `{r['command']}`" for r in bigrec_results],
-                    "",
-                ]
-            )
-        codebook_results = [r for r in found if is_codebook_result(r)]
-        if codebook_results:
-            body += "\n".join(
-                [
-                    f"\n## Study: `{sub.name}` (item tokenizers: codebook usage, collisions, reconstruction)",
-                    "",
-                    codebook_table(codebook_results),
-                    "",
-                    *[f"- `{r['command']}`" for r in codebook_results],
-                    "",
-                ]
-            )
-        steps_results = [r for r in found if is_steps_result(r)]
-        if steps_results:
-            body += "\n".join(
-                [
-                    f"\n## Study: `{sub.name}` (diffusion inference steps vs accuracy)",
-                    "",
-                    f"From `{sub}`; plot: `benchmarks/diffusion-steps.png`.",
-                    "",
-                    steps_table(steps_results),
-                    "",
-                    *[f"- `{r['command']}`" for r in steps_results],
-                    "",
-                ]
-            )
-        sub_results = [r for r in found if is_bench_result(r)]
-        if sub_results:
-            body += "\n".join(
-                [
-                    f"\n## Study: `{sub.name}`",
-                    "",
-                    f"From `{sub}` (see the commands stored in each file); plots beside `benchmarks/`.",
-                    "",
-                    scaling_table(sub_results),
-                    "",
-                    *[f"- `{r['command']}`" for r in sorted(sub_results, key=_sort_key)],
+                    *[f"- `{r['command']}`" for r in (sorted(rs, key=order) if order else rs)],
                     "",
                 ]
             )

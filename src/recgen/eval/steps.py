@@ -8,21 +8,16 @@ milliseconds per user are written to one JSON file (schema ``recgen-steps/1``) a
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recgen import __version__
 from recgen.config import make_config, to_dict
-from recgen.data.dataset import atomic_write_file
 from recgen.data.loaders import load_dataset
 from recgen.data.split import make_split
 from recgen.errors import ConfigError
-from recgen.eval.bench import git_commit, machine_info
+from recgen.eval.bench import git_commit, provenance, write_json
 from recgen.eval.evaluator import evaluate
 from recgen.models.registry import get_model_class
 
@@ -93,15 +88,10 @@ def run_steps_sweep(
         "fit_seconds": fit_s,
         "best_epoch": getattr(m, "best_epoch_", None),
         "points": points,
-        "machine": machine_info(),
-        "recgen_version": __version__,
-        "git_commit": commit,
-        "command": command or " ".join(["recgen", *sys.argv[1:]]),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(commit, command),
     }
     name = f"{ds.name}__{model}__{split.protocol.get('name', 'protocol')}__steps.json"
-    text = json.dumps(result, indent=2, default=str) + "\n"
-    path = atomic_write_file(Path(out_dir) / name, lambda tmp: Path(tmp).write_text(text))
+    path = write_json(result, Path(out_dir) / name)
     result["_path"] = str(path)
     return result
 

@@ -10,8 +10,6 @@ copy of the network, so rankings do not depend on the batch size.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +20,8 @@ import torch
 from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.models._sparse import history_matrix, interaction_matrix
-from recgen.models.base import Recommender
-from recgen.train.trainer import Trainer, TrainerConfig
+from recgen.train.netmodel import NetRecommender
+from recgen.train.trainer import TrainerConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +37,7 @@ class UserVectorConfig(TrainerConfig):
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
 
-class UserVectorRecommender(Recommender):
+class UserVectorRecommender(NetRecommender):
     def _build_net(self) -> torch.nn.Module:
         raise NotImplementedError
 
@@ -51,10 +49,6 @@ class UserVectorRecommender(Recommender):
 
     def _infer(self, net: torch.nn.Module, x: torch.Tensor, histories: Sequence[np.ndarray]) -> torch.Tensor:
         raise NotImplementedError
-
-    def _trainer_config(self) -> TrainerConfig:
-        fields = {f.name for f in dataclasses.fields(TrainerConfig)}
-        return TrainerConfig(**{k: v for k, v in dataclasses.asdict(self.config).items() if k in fields})
 
     def _fit(self, dataset: Dataset, valid: Any) -> None:
         cfg = self.config
@@ -77,30 +71,13 @@ class UserVectorRecommender(Recommender):
         def loss_fn(batch: torch.Tensor) -> tuple[torch.Tensor, int]:
             return self._loss(batch, self._gen), batch.shape[0]
 
-        evaluate_fn = None
-        if valid is not None:
-            from recgen.eval.evaluator import evaluate
-
-            def evaluate_fn() -> dict[str, float]:
-                self._infer_net_ = None
-                self.fitted_ = True
-                return evaluate(self, valid, ks=(10,)).metrics
-
-        self.trainer_ = Trainer(
-            self.net_,
-            self._trainer_config(),
+        self._train(
             batches=batches,
             loss_fn=loss_fn,
-            evaluate=evaluate_fn,
-            flops_per_batch=lambda b: 6.0 * b.shape[0] * self._matmul_params(),
+            valid=valid,
             steps_per_epoch=(n + bs - 1) // bs,
-            resolved_config={"model": self.name, **dataclasses.asdict(cfg)},
+            flops_per_batch=lambda b: 6.0 * b.shape[0] * self._matmul_params(),
         )
-        state = self.trainer_.fit()
-        self.best_epoch_ = state.best_epoch
-        self.train_log_ = state.log
-        self.train_speed_ = self.trainer_.speed()
-        self._infer_net_ = None
         self.fitted_ = True
         self._after_fit(valid)
 
@@ -114,25 +91,11 @@ class UserVectorRecommender(Recommender):
     def non_embedding_parameters(self) -> int:
         return sum(p.numel() for p in self.net_.parameters())
 
-    def _inference_net(self) -> torch.nn.Module:
-        if self._infer_net_ is None:
-            self._infer_net_ = copy.deepcopy(self.net_).double().eval()
-        return self._infer_net_
-
     @torch.no_grad()
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
         x = torch.from_numpy(history_matrix(histories, self.n_items_ + 1, dtype=np.float64).toarray())
         x.clamp_(max=1.0)
         return self._infer(self._inference_net(), x, histories)
 
-    def _extra_meta(self) -> dict[str, Any]:
-        return {"best_epoch": getattr(self, "best_epoch_", None)}
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
-
     def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
-        self.net_ = self._build_net()
-        self.net_.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
-        self.net_.eval()
-        self._infer_net_ = None
+        self._set_net(self._build_net(), tensors)

@@ -328,17 +328,12 @@ def run_bigrec_study(
     run-to-run variance of SFT, which a separate ``recgen bench`` per variant would mix in.
     """
     import dataclasses
-    import datetime as dt
-    import json
-    import sys
     from pathlib import Path
 
-    from recgen import __version__
     from recgen.config import make_config
-    from recgen.data.dataset import atomic_write_file
     from recgen.data.loaders import load_dataset
     from recgen.data.split import make_split
-    from recgen.eval.bench import HEADLINE, git_commit, machine_info, restrict_eval_users
+    from recgen.eval.bench import HEADLINE, git_commit, provenance, restrict_eval_users, write_json
     from recgen.eval.evaluator import evaluate
     from recgen.models.registry import create_model
 
@@ -429,15 +424,10 @@ def run_bigrec_study(
         "train": info["train"],
         "stages": stages,
         "retrievers": retrievers,
-        "machine": machine_info(),
-        "recgen_version": __version__,
-        "git_commit": commit,
-        "command": command or " ".join(["recgen", *sys.argv[1:]]),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(commit, command),
     }
-    text = json.dumps(result, indent=2, default=str) + "\n"
     users = f"-u{max_eval_users}" if max_eval_users else ""
     path_out = Path(out_dir) / f"{ds.name}__bigrec-study{users}__seed{cfg.seed}.json"
-    atomic_write_file(path_out, lambda tmp: Path(tmp).write_text(text))
+    write_json(result, path_out)
     result["_path"] = str(path_out)
     return result

@@ -213,16 +213,11 @@ def run_tallrec(
     log=print,
 ) -> dict[str, Any]:
     """Zero-shot and tuned AUC at each training-set size; writes one results JSON."""
-    import datetime as dt
-    import json
-    import sys
     from pathlib import Path
 
-    from recgen import __version__
     from recgen.config import make_config
-    from recgen.data.dataset import atomic_write_file
     from recgen.data.loaders import load_dataset
-    from recgen.eval.bench import git_commit, machine_info
+    from recgen.eval.bench import git_commit, provenance, write_json
     from recgen.eval.metrics import auc
     from recgen.llm.hf import load_hf
     from recgen.llm.llamacpp import file_sha256
@@ -271,14 +266,9 @@ def run_tallrec(
         "runs": runs,
         "baselines": baselines(pool, test, ds, cfg),
         "published": {"model": "TALLRec (LLaMA-7B), ML (MovieLens-100K)", "auc": {16: 0.6724, 64: 0.6748, 256: 0.7198}},
-        "machine": machine_info(),
-        "recgen_version": __version__,
-        "git_commit": commit,
-        "command": command or " ".join(["recgen", *sys.argv[1:]]),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(commit, command),
     }
-    text = json.dumps(result, indent=2, default=str) + "\n"
     path_out = Path(out_dir) / f"{ds.name}__tallrec__seed{cfg.seed}.json"
-    atomic_write_file(path_out, lambda tmp: Path(tmp).write_text(text))
+    write_json(result, path_out)
     result["_path"] = str(path_out)
     return result

@@ -46,8 +46,9 @@ from torch import nn
 from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.errors import DataError
-from recgen.models.base import Recommender
-from recgen.train.trainer import Trainer, TrainerConfig
+from recgen.train.netmodel import NetRecommender
+from recgen.train.sequential import length_bucketed_batches
+from recgen.train.trainer import TrainerConfig
 
 TOKENIZERS = ("rqvae", "rqkmeans", "collab", "id")
 EMBEDDINGS = ("text", "svd")
@@ -216,10 +217,11 @@ class TIGERNet(nn.Module):
         return self.dec_norm(x)
 
 
-class TIGER(Recommender):
+class TIGER(NetRecommender):
     name = "tiger"
     Config = TIGERConfig
     batch_size_recommend = 64
+    eval_batch_size = 64
 
     # ------------------------------------------------------------------------------------ tokenizer
     def _fit_tokenizer(self, dataset: Dataset) -> None:
@@ -313,40 +315,10 @@ class TIGER(Recommender):
         lengths = torch.from_numpy((src != PAD).sum(1))
 
         def batches(epoch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            perm = torch.randperm(n, generator=gen)
-            chunks = []  # length-sorted chunks, trimmed to their longest source (left padding)
-            for c in range(0, n, bs * 32):
-                idx = perm[c : c + bs * 32]
-                idx = idx[torch.argsort(lengths[idx], descending=True, stable=True)]
-                chunks.extend(idx[s : s + bs] for s in range(0, len(idx), bs))
-            for j in torch.randperm(len(chunks), generator=gen).tolist():
-                idx = chunks[j]
-                width = int(lengths[idx].max())
+            for idx, width in length_bucketed_batches(lengths, bs, gen):
                 yield src_t[idx, -width:], tgt_t[idx]
 
-        evaluate_fn = None
-        if valid is not None:
-            from recgen.eval.evaluator import evaluate
-
-            def evaluate_fn() -> dict[str, float]:
-                self._infer_net_ = None
-                self.fitted_ = True
-                return evaluate(self, valid, ks=(10,), batch_size=self.batch_size_recommend).metrics
-
-        fields = {f.name for f in dataclasses.fields(TrainerConfig)}
-        self.trainer_ = Trainer(
-            self.net_,
-            TrainerConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields}),
-            batches=batches,
-            loss_fn=self._loss,
-            evaluate=evaluate_fn,
-            steps_per_epoch=(n + bs - 1) // bs,
-            resolved_config={"model": self.name, **dataclasses.asdict(cfg)},
-        )
-        state = self.trainer_.fit()
-        self.best_epoch_ = state.best_epoch
-        self.train_log_ = state.log
-        self.train_speed_ = self.trainer_.speed()
+        self._train(batches=batches, loss_fn=self._loss, valid=valid, steps_per_epoch=(n + bs - 1) // bs)
         self.train_pairs_ = n
         self._infer_net_ = None
         self.reset_stats()
@@ -367,13 +339,6 @@ class TIGER(Recommender):
             "train_pairs": getattr(self, "train_pairs_", None),
             "stats": st,
         }
-
-    def _inference_net(self) -> nn.Module:
-        if getattr(self, "_infer_net_", None) is None:
-            import copy
-
-            self._infer_net_ = copy.deepcopy(self.net_).double().eval()
-        return self._infer_net_
 
     @torch.no_grad()
     def beam_search(
@@ -441,7 +406,7 @@ class TIGER(Recommender):
 
     def _extra_meta(self) -> dict[str, Any]:
         return {
-            "best_epoch": getattr(self, "best_epoch_", None),
+            **super()._extra_meta(),
             "tokenizer_stats": self.tokenizer_stats_,
             "enc_len": int(self.net_.enc_pos.num_embeddings),
         }
@@ -452,17 +417,12 @@ class TIGER(Recommender):
         self.enc_len_ = extra["enc_len"]
 
     def _state(self) -> dict[str, np.ndarray]:
-        out = {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
-        out["_codes"] = self.codes_
-        return out
+        return {**super()._state(), "_codes": self.codes_}
 
     def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
         self.codes_ = tensors.pop("_codes")
         self._setup_vocab()
-        self.net_ = TIGERNet(self.vocab_, self.enc_len_, self.config, len(self.level_sizes_))
-        self.net_.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
-        self.net_.eval()
-        self._infer_net_ = None
+        self._set_net(TIGERNet(self.vocab_, self.enc_len_, self.config, len(self.level_sizes_)), tensors)
         self.reset_stats()
 
 
@@ -538,17 +498,12 @@ def run_codebook_study(
 ) -> dict[str, Any]:
     """Fit each item tokenizer on the leave-one-out training split (what TIGER sees) and record its statistics:
     codebook usage (perplexity per level), collision rate before the extra level, reconstruction error."""
-    import datetime as dt
-    import json
-    import sys
     from pathlib import Path
 
-    from recgen import __version__
     from recgen.config import make_config
-    from recgen.data.dataset import atomic_write_file
     from recgen.data.loaders import load_dataset
     from recgen.data.split import make_split
-    from recgen.eval.bench import git_commit, machine_info
+    from recgen.eval.bench import git_commit, provenance, write_json
 
     base = make_config(TIGERConfig, sets or {})
     for t in tokenizers:
@@ -574,14 +529,9 @@ def run_codebook_study(
         "n_items": ds.n_items,
         "config": dataclasses.asdict(base),
         "tokenizers": rows,
-        "machine": machine_info(measure_peak=False),
-        "recgen_version": __version__,
-        "git_commit": commit,
-        "command": command or " ".join(["recgen", *sys.argv[1:]]),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(commit, command, measure_peak=False),
     }
     path = Path(out_dir) / f"{ds.name}__codebooks__{base.embeddings}.json"
-    text = json.dumps(result, indent=2, default=float) + "\n"
-    atomic_write_file(path, lambda tmp: Path(tmp).write_text(text))
+    write_json(result, path)
     result["_path"] = str(path)
     return result

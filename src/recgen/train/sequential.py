@@ -22,8 +22,6 @@ Scoring at evaluation uses a float64 copy of the network, so rankings do not dep
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +33,8 @@ import torch.nn.functional as F
 
 from recgen.config import check
 from recgen.data.dataset import Dataset
-from recgen.models.base import Recommender
-from recgen.train.trainer import Trainer, TrainerConfig
+from recgen.train.netmodel import NetRecommender
+from recgen.train.trainer import TrainerConfig
 
 LOSSES = ("ce", "sampled", "bce")
 
@@ -78,13 +76,24 @@ def left_pad(seqs: Sequence[np.ndarray], length: int, dtype=np.int64) -> np.ndar
     return out
 
 
-class SequentialRecommender(Recommender):
+def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, gen: torch.Generator):
+    """Shuffled batches of row indices, cut from length-sorted chunks of 32 batches, each with the width of its
+    longest row: left-padded data then costs its real length, not the padded maximum. Yields (indices, width)."""
+    n = len(lengths)
+    perm = torch.randperm(n, generator=gen)
+    chunks = []
+    for c in range(0, n, batch_size * 32):
+        idx = perm[c : c + batch_size * 32]
+        idx = idx[torch.argsort(lengths[idx], descending=True, stable=True)]
+        chunks.extend(idx[s : s + batch_size] for s in range(0, len(idx), batch_size))
+    for j in torch.randperm(len(chunks), generator=gen).tolist():
+        yield chunks[j], int(lengths[chunks[j]].max())
+
+
+class SequentialRecommender(NetRecommender):
     """Base for next-item models trained with ``recgen.train.Trainer``."""
 
     uses_timestamps = False
-    run_dir: Path | None = None
-    resume: bool = False
-    on_epoch_end: Callable[[Any], None] | None = None
 
     def configure_run(
         self,
@@ -102,10 +111,6 @@ class SequentialRecommender(Recommender):
 
     def _build_net(self, n_items: int) -> torch.nn.Module:
         raise NotImplementedError
-
-    def _trainer_config(self) -> TrainerConfig:
-        fields = {f.name for f in dataclasses.fields(TrainerConfig)}
-        return TrainerConfig(**{k: v for k, v in dataclasses.asdict(self.config).items() if k in fields})
 
     # ------------------------------------------------------------------------------------ training
     def _training_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,50 +191,18 @@ class SequentialRecommender(Recommender):
         span = torch.from_numpy(np.minimum(lengths, cfg.max_seq_len + 1))
 
         def batches(epoch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            perm = torch.randperm(n, generator=gen)
-            chunks = []
-            for c in range(0, n, bs * 32):
-                idx = perm[c : c + bs * 32]
-                idx = idx[torch.argsort(span[idx], descending=True, stable=True)]
-                chunks.extend(idx[s : s + bs] for s in range(0, len(idx), bs))
-            for j in torch.randperm(len(chunks), generator=gen).tolist():
-                idx = chunks[j]
-                width = int(span[idx].max())
+            for idx, width in length_bucketed_batches(span, bs, gen):
                 yield seqs_t[idx, -width:], tss_t[idx, -width:]
 
-        evaluate_fn = None
-        if valid is not None:
-            from recgen.eval.evaluator import evaluate
-
-            def evaluate_fn() -> dict[str, float]:
-                self._infer_net_ = None  # weights changed
-                self.fitted_ = True
-                return evaluate(self, valid, ks=(10,)).metrics
-
-        self.trainer_ = Trainer(
-            self.net_,
-            self._trainer_config(),
+        self._train(
             batches=batches,
             loss_fn=self._loss,
-            evaluate=evaluate_fn,
-            run_dir=self.run_dir,
-            flops_per_batch=self.flops_per_batch,
+            valid=valid,
             steps_per_epoch=(n + bs - 1) // bs,
-            on_epoch_end=self.on_epoch_end,
-            resolved_config={"model": self.name, **dataclasses.asdict(cfg)},
+            flops_per_batch=self.flops_per_batch,
         )
-        state = self.trainer_.fit(resume=self.resume)
-        self.best_epoch_ = state.best_epoch
-        self.train_log_ = state.log
-        self.train_speed_ = self.trainer_.speed()
-        self._infer_net_ = None
 
     # ------------------------------------------------------------------------------------- scoring
-    def _inference_net(self) -> torch.nn.Module:
-        if self._infer_net_ is None:
-            self._infer_net_ = copy.deepcopy(self.net_).double().eval()
-        return self._infer_net_
-
     @torch.no_grad()
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps=None) -> torch.Tensor:
         net = self._inference_net()
@@ -248,14 +221,5 @@ class SequentialRecommender(Recommender):
         return sum(p.numel() for name, p in self.net_.named_parameters() if "item_emb" not in name)
 
     # ---------------------------------------------------------------------------------------- state
-    def _extra_meta(self) -> dict[str, Any]:
-        return {"best_epoch": getattr(self, "best_epoch_", None)}
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
-
     def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
-        self.net_ = self._build_net(self.n_items_)
-        self.net_.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
-        self.net_.eval()
-        self._infer_net_ = None
+        self._set_net(self._build_net(self.n_items_), tensors)
