@@ -262,3 +262,18 @@ def test_codebook_study_records_tokenizer_statistics(capsys, data_folder, tmp_pa
     assert "| rqkmeans | svd | [3, 3," in body
     assert main(["codebook", "-d", str(data_folder / "tiny"), "--tokenizers", "bpe", "--out", str(out)]) == 2
     assert "tokenizer must be one of" in capsys.readouterr().err
+
+
+def test_tiger_bench_records_invalid_rate_tokenizer_and_speed(capsys, data_folder, tmp_path):
+    out_dir = tmp_path / "results"
+    args = ["bench", "-d", str(data_folder / "tiny"), "-m", "tiger", "--out", str(out_dir)]
+    for kv in ("embeddings=svd", "svd_dim=3", "codebook_size=3", "levels=2", "d_model=16", "ffn_dim=32", "epochs=2"):
+        args += ["--set", kv]
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    (path,) = out_dir.glob("*tiger*.json")
+    r = json.loads(path.read_text())
+    info = r["per_seed"][0]["run_info"]
+    assert info["constrained"] and info["stats"]["invalid_rate"] == 0.0 and info["stats"]["ms_per_user"] > 0
+    assert info["tokenizer"]["name"] == "rqvae" and len(info["tokenizer"]["perplexity"]) == 2
+    assert r["throughput"]["train_samples_per_second"] > 0 and 0 < r["throughput"]["mfu"] < 1.5

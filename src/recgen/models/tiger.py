@@ -318,10 +318,27 @@ class TIGER(NetRecommender):
             for idx, width in length_bucketed_batches(lengths, bs, gen):
                 yield src_t[idx, -width:], tgt_t[idx]
 
-        self._train(batches=batches, loss_fn=self._loss, valid=valid, steps_per_epoch=(n + bs - 1) // bs)
+        self._train(
+            batches=batches,
+            loss_fn=self._loss,
+            valid=valid,
+            steps_per_epoch=(n + bs - 1) // bs,
+            flops_per_batch=lambda b: 3.0 * len(b[1]) * self._sample_flops(b[0].shape[1]),
+        )
         self.train_pairs_ = n
         self._infer_net_ = None
         self.reset_stats()
+
+    def _sample_flops(self, s: int) -> float:
+        """Forward FLOPs (matrix multiplies) of one training pair with a source of ``s`` tokens."""
+        c, L = self.config, len(self.level_sizes_)
+        d, f = c.d_model, c.ffn_dim
+        enc = c.encoder_layers * (8 * s * d * d + 4 * s * s * d + 4 * s * d * f)
+        # self-attention, cross-attention (queries/outputs on L positions, keys/values on s), feed-forward
+        dec = c.decoder_layers * (
+            8 * L * d * d + 4 * L * L * d + 4 * L * d * d + 4 * s * d * d + 4 * L * s * d + 4 * L * d * f
+        )
+        return float(enc + dec + 2 * d * sum(self.level_sizes_))
 
     # -------------------------------------------------------------------------------------- decoding
     def reset_stats(self) -> None:
