@@ -234,6 +234,13 @@ class DiffRec(UserVectorRecommender):
                 best, best_s = v, s
         self.inference_steps_ = best_s
 
+    def run_info(self) -> dict:
+        """Recorded per seed by ``recgen bench``: the reverse steps used and, when chosen, validation per choice."""
+        return {
+            "reverse_steps": self.reverse_steps(),
+            "valid_ndcg10_by_steps": getattr(self, "inference_choice_", None),
+        }
+
     def _extra_meta(self):
         return {**super()._extra_meta(), "inference_steps": getattr(self, "inference_steps_", None)}
 
