@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
 from recgen.cli.main import main
 from recgen.data.dataset import from_columns
@@ -127,6 +128,10 @@ def test_bigrec_grounds_every_recommendation_in_the_catalogue(titled, embedded_g
     assert model.run_info()["stats"]["out_of_catalogue"] == 0
     model.config = dataclasses.replace(model.config, grounding="l2")
     model.reset_stats()
+    model.title_emb_ = torch.zeros(1)  # stands for title embeddings made before a DPO stage
+    if model.run_dpo(3)["pairs"]:
+        assert model.title_emb_ is None  # DPO changed the weights: stale title embeddings are dropped
+    model.title_emb_ = None
     full = model.recommend(model.users_.external(np.array([users[0]]))[0], model.n_items_)
     assert len(full) == model.n_items_ - len(set(model.train_history(int(users[0]))))  # a full ranking
     assert model.run_info()["stats"]["generations"] == 1

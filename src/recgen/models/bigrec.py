@@ -182,6 +182,7 @@ class BIGRec(Recommender):
             self.model_, log = dpo(self.model_, tok, p, c, r, dcfg)
             info.update(log)
             tok.padding_side = "left"
+            self.title_emb_ = None  # the weights changed: L2 grounding must re-embed the titles with them
         self.train_info_["dpo"] = info
         return info
 
