@@ -107,6 +107,11 @@ def _mean_std(values: Sequence[dict[str, float]]) -> tuple[dict[str, float], dic
     return mean, std
 
 
+def headline(metrics: dict[str, float]) -> str:
+    """The headline metrics as one log line fragment."""
+    return ", ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE)
+
+
 def restrict_eval_users(split, max_eval_users: int) -> None:
     """Keep ``max_eval_users`` seeded users in valid and test (0 = all), recorded in the split's protocol.
 
@@ -210,9 +215,7 @@ def run_bench(
             entry["non_embedding_parameters"] = m.non_embedding_parameters()
         per_seed.append(entry)
         log(
-            f"seed {seed}: fit {fit_s:.1f}s, test "
-            + ", ".join(f"{k}={rt.metrics[k]:.4f}" for k in HEADLINE)
-            + f", eval {rt.users_per_second:.0f} users/s"
+            f"seed {seed}: fit {fit_s:.1f}s, test " + headline(rt.metrics) + f", eval {rt.users_per_second:.0f} users/s"
         )
     valid_mean, valid_std = _mean_std([e["valid"] for e in per_seed])
     test_mean, test_std = _mean_std([e["test"] for e in per_seed])

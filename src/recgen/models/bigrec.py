@@ -334,7 +334,7 @@ def run_bigrec_study(
     from recgen.config import make_config
     from recgen.data.loaders import load_dataset
     from recgen.data.split import make_split
-    from recgen.eval.bench import HEADLINE, git_commit, provenance, restrict_eval_users, write_json
+    from recgen.eval.bench import git_commit, headline, provenance, restrict_eval_users, write_json
     from recgen.eval.evaluator import evaluate
     from recgen.models.registry import create_model
 
@@ -347,9 +347,6 @@ def run_bigrec_study(
     test = split.test
     log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items; {len(test)} test users ({split.describe()})")
     ks = (5, 10, 20)
-
-    def headline(metrics: dict[str, float]) -> str:
-        return ", ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE)
 
     retrievers = {}
     for name in baselines:
