@@ -231,7 +231,7 @@ class TIGER(NetRecommender):
     def _setup_vocab(self) -> None:
         """Token offsets per level and the trie tables from ``codes_`` (n_items + 1, L)."""
         codes = self.codes_[1:]
-        self.level_sizes_ = [int(codes[:, lv].max()) + 1 for lv in range(codes.shape[1])]
+        self.level_sizes_ = level_sizes(self.codes_)
         users = self.config.user_buckets
         self.offsets_ = np.cumsum([FIRST + users] + self.level_sizes_[:-1]).astype(np.int64)
         self.vocab_ = int(FIRST + users + sum(self.level_sizes_))
@@ -326,7 +326,6 @@ class TIGER(NetRecommender):
             flops_per_batch=lambda b: 3.0 * len(b[1]) * self._sample_flops(b[0].shape[1]),
         )
         self.train_pairs_ = n
-        self._infer_net_ = None
         self.reset_stats()
 
     def _sample_flops(self, s: int) -> float:
@@ -443,6 +442,11 @@ class TIGER(NetRecommender):
         self.reset_stats()
 
 
+def level_sizes(codes: np.ndarray) -> list[int]:
+    """Codes used at each level of an item-code table ((n_items + 1, levels), row 0 = padding)."""
+    return [int(codes[1:, lv].max()) + 1 for lv in range(codes.shape[1])]
+
+
 def item_vectors(dataset: Dataset, cfg: TIGERConfig) -> np.ndarray:
     """(n_items, d) content vectors of dense items 1..n: sentence embeddings of the item texts, or the truncated
     SVD of the item x user training matrix."""
@@ -533,7 +537,7 @@ def run_codebook_study(
         cfg = dataclasses.replace(base, tokenizer=t)
         codes, stats = fit_item_tokenizer(train, cfg)
         stats.pop("log", None)
-        levels = [int(codes[1:, lv].max()) + 1 for lv in range(codes.shape[1])]
+        levels = level_sizes(codes)
         rows.append({"tokenizer": t, "embeddings": cfg.embeddings, "level_sizes": levels, **stats})
         log(
             f"{t}: levels {levels}, perplexity {[round(p, 1) for p in stats['perplexity']]}, "
