@@ -277,3 +277,45 @@ def test_tiger_bench_records_invalid_rate_tokenizer_and_speed(capsys, data_folde
     assert info["constrained"] and info["stats"]["invalid_rate"] == 0.0 and info["stats"]["ms_per_user"] > 0
     assert info["tokenizer"]["name"] == "rqvae" and len(info["tokenizer"]["perplexity"]) == 2
     assert r["throughput"]["train_samples_per_second"] > 0 and 0 < r["throughput"]["mfu"] < 1.5
+
+
+def test_bench_writes_after_each_seed_and_resume_runs_only_missing_seeds(capsys, data_folder, tmp_path, monkeypatch):
+    from recgen.eval.report import results_table
+    from recgen.models.sasrec import SASRec
+
+    out_dir = tmp_path / "results"
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--out", str(out_dir)]
+    base += ["--set", "epochs=1", "--set", "embedding_dim=8", "--set", "n_layers=1"]
+    # an interruption in seed 1 leaves seed 0 on disk, marked incomplete
+    real_fit, calls = SASRec.fit, []
+
+    def failing_fit(self, *a, **k):
+        calls.append(self.config.seed)
+        if self.config.seed == 1:
+            raise KeyboardInterrupt
+        return real_fit(self, *a, **k)
+
+    monkeypatch.setattr(SASRec, "fit", failing_fit)
+    assert main([*base, "--seeds", "2"]) != 0  # main reports the interruption and exits non-zero
+    (path,) = out_dir.glob("*.json")
+    partial = json.loads(path.read_text())
+    assert partial["seeds"] == [0] and partial["seeds_planned"] == 2 and partial["complete"] is False
+    assert "| 1 of 2 (interrupted) |" in results_table([partial])
+    monkeypatch.setattr(SASRec, "fit", real_fit)
+    capsys.readouterr()
+    # --resume keeps seed 0 as it was (same fit time to the bit) and runs seeds 1 and 2 only
+    code, out, err = run(capsys, *base, "--seeds", "3", "--resume")
+    assert code == 0, err
+    r = json.loads(path.read_text())
+    assert "keeping seed(s) [0]" in out + err
+    assert r["seeds"] == [0, 1, 2] and r["complete"] is True
+    assert r["per_seed"][0]["fit_seconds"] == partial["per_seed"][0]["fit_seconds"]
+    assert all(e["git_commit"] == r["git_commit"] for e in r["per_seed"])
+    mean = sum(e["test"]["ndcg@10"] for e in r["per_seed"]) / 3
+    assert r["test"]["ndcg@10"] == pytest.approx(mean)
+    assert "| 3 |" in results_table([r])
+    # a file made from other data is not silently mixed in
+    r["dataset_fingerprint"] = "0" * 16
+    path.write_text(json.dumps(r))
+    code, _, err = run(capsys, *base, "--seeds", "3", "--resume")
+    assert code == 2 and "different dataset fingerprint" in err and "without --resume" in err

@@ -197,6 +197,11 @@ def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None
     multiple=True,
     help="Choose a config field on validation NDCG@10 first: key=v1,v2,... (repeatable; all combinations).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the seeds an earlier results file of the same run already holds; run only the missing ones.",
+)
 def bench(
     dataset,
     model,
@@ -212,6 +217,7 @@ def bench(
     sampled,
     max_eval_users,
     grid,
+    resume,
 ) -> None:
     """Fit on train, choose on validation, evaluate test (full ranking); write a results JSON, print a table."""
     from recgen.config import parse_sets
@@ -236,6 +242,7 @@ def bench(
         max_eval_users=max_eval_users,
         grid=parse_grid(grid),
         command=_command_line(),
+        resume=resume,
         log=_log,
     )
     from rich.console import Console

@@ -147,9 +147,16 @@ def run_bench(
     max_eval_users: int = 0,
     grid: dict[str, list[str]] | None = None,
     command: str | None = None,
+    resume: bool = False,
     log=print,
 ) -> dict[str, Any]:
-    """Benchmark one model on one dataset; returns the result dict (also written to ``out_dir``)."""
+    """Benchmark one model on one dataset; returns the result dict (also written to ``out_dir``).
+
+    The results file is rewritten (atomically) after every seed, so an interrupted multi-seed run leaves the seeds
+    it finished, marked ``complete: false`` with ``seeds_planned``. ``resume=True`` keeps the per-seed entries of an
+    existing file of the same name (same dataset fingerprint, protocol and config) and runs only the missing seeds;
+    each entry records the git commit that ran it.
+    """
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     commit = git_commit()  # at start: the code that runs is the code of this commit
@@ -166,8 +173,20 @@ def run_bench(
     grid_log = None
     if grid:
         base_cfg, grid_log = _grid_search(klass, base_cfg, grid, split, log)
-    per_seed = []
+    stub = {"dataset": ds.name, "model": model, "config": to_dict(base_cfg), "protocol": split.protocol}
+    path = Path(out_dir) / result_filename(stub)
+    per_seed = _resumable_seeds(path, ds.fingerprint(), stub, seeds, log) if resume else []
+    done = {e["seed"] for e in per_seed}
+
+    def assemble() -> dict[str, Any]:
+        return _assemble_result(
+            ds, dataset, split, exclude_seen, model, base_cfg, seeds, per_seed, load_seconds, machine, grid_log,
+            commit, command,
+        )
+
     for seed in range(seeds):
+        if seed in done:
+            continue
         cfg = (
             dataclasses.replace(base_cfg, seed=seed)
             if "seed" in {f.name for f in dataclasses.fields(base_cfg)}
@@ -202,6 +221,7 @@ def run_bench(
             "eval_seconds": rt.seconds,
             "eval_users_per_second": rt.users_per_second,
             "best_epoch": getattr(m, "best_epoch_", None),
+            "git_commit": commit,
         }
         if getattr(m, "train_log_", None):
             entry["train_log"] = m.train_log_
@@ -214,9 +234,51 @@ def run_bench(
         if hasattr(m, "non_embedding_parameters"):
             entry["non_embedding_parameters"] = m.non_embedding_parameters()
         per_seed.append(entry)
+        per_seed.sort(key=lambda e: e["seed"])
         log(
             f"seed {seed}: fit {fit_s:.1f}s, test " + headline(rt.metrics) + f", eval {rt.users_per_second:.0f} users/s"
         )
+        write_json(assemble(), path)  # after every seed: an interrupted run keeps what it finished
+    result = assemble()
+    result["_path"] = str(write_json(result, path))
+    return result
+
+
+def _resumable_seeds(path: Path, fingerprint: str, stub: dict[str, Any], seeds: int, log) -> list[dict[str, Any]]:
+    """Per-seed entries of an earlier results file that this run may keep (``--resume``)."""
+    if not path.exists():
+        log(f"resume: no earlier results file {path.name}; running every seed")
+        return []
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"--resume: cannot read {path}: {e}; move it away or run without --resume") from e
+    mismatch = [
+        name
+        for name, ours, theirs in (
+            ("dataset fingerprint", fingerprint, old.get("dataset_fingerprint")),
+            ("config", json.loads(json.dumps(stub["config"], default=str)), old.get("config")),
+            ("protocol", stub["protocol"]["name"], old.get("protocol", {}).get("name")),
+        )
+        if ours != theirs
+    ]
+    if mismatch:
+        raise ConfigError(
+            f"--resume: {path} was made with a different {', '.join(mismatch)}; "
+            "run without --resume to replace it, or pass --out to write elsewhere"
+        )
+    kept = [
+        {**e, "git_commit": e.get("git_commit", old.get("git_commit"))}
+        for e in old.get("per_seed", [])
+        if 0 <= e.get("seed", -1) < seeds
+    ]
+    log(f"resume: keeping seed(s) {[e['seed'] for e in kept]} from {path.name}")
+    return kept
+
+
+def _assemble_result(
+    ds, dataset, split, exclude_seen, model, base_cfg, seeds, per_seed, load_seconds, machine, grid_log, commit, command
+) -> dict[str, Any]:
     valid_mean, valid_std = _mean_std([e["valid"] for e in per_seed])
     test_mean, test_std = _mean_std([e["test"] for e in per_seed])
     config = to_dict(base_cfg)
@@ -235,7 +297,9 @@ def run_bench(
         },
         "model": model,
         "config": config,
-        "seeds": list(range(seeds)),
+        "seeds": [e["seed"] for e in per_seed],
+        "seeds_planned": seeds,
+        "complete": len(per_seed) == seeds,
         "valid": valid_mean,
         "valid_std": valid_std,
         "test": test_mean,
@@ -259,12 +323,11 @@ def run_bench(
         **({"grid": grid_log} if grid_log else {}),
         "recgen_version": __version__,
         "git_commit": commit,
+        "git_commits": sorted({e["git_commit"] for e in per_seed if e.get("git_commit")}),
         "machine": machine,
         "command": command or " ".join(["recgen", *sys.argv[1:]]),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    path = write_result(result, out_dir)
-    result["_path"] = str(path)
     return result
 
 

@@ -145,6 +145,12 @@ def _sort_key(r: dict[str, Any]) -> tuple:
     )
 
 
+def _seeds_cell(r: dict[str, Any]) -> str:
+    """Seeds run; an interrupted run (fewer than planned) says so."""
+    n, planned = len(r["seeds"]), r.get("seeds_planned", len(r["seeds"]))
+    return str(n) if n >= planned else f"{n} of {planned} (interrupted)"
+
+
 def results_table(results: list[dict[str, Any]], *, with_published: bool = True) -> str:
     """Markdown table of test metrics (mean ± std over seeds), with published rows beside ours."""
     lines = [
@@ -160,7 +166,7 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
             conf = _config_str(r["config"], r["model"])
             if r.get("grid"):
                 conf += f" ({', '.join(r['grid']['chosen'])} chosen on validation)"
-            cells = [label, f"**{r['model']}** (recgen)", conf, str(len(r["seeds"]))]
+            cells = [label, f"**{r['model']}** (recgen)", conf, _seeds_cell(r)]
             cells += [_fmt(r, c) for c in COLS]
             cells += [
                 _speed(r["throughput"]["eval_users_per_second"]),
