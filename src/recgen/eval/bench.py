@@ -180,8 +180,19 @@ def run_bench(
 
     def assemble() -> dict[str, Any]:
         return _assemble_result(
-            ds, dataset, split, exclude_seen, model, base_cfg, seeds, per_seed, load_seconds, machine, grid_log,
-            commit, command,
+            ds,
+            dataset,
+            split,
+            exclude_seen,
+            model,
+            base_cfg,
+            seeds,
+            per_seed,
+            load_seconds,
+            machine,
+            grid_log,
+            commit,
+            command,
         )
 
     for seed in range(seeds):
