@@ -27,3 +27,18 @@ def history_matrix(histories: Sequence[np.ndarray], n_cols: int, dtype=np.float3
     indices = np.concatenate([np.unique(h) for h in histories]) if histories else np.zeros(0, np.int64)
     data = np.ones(len(indices), dtype=dtype)
     return sp.csr_matrix((data, indices, indptr), shape=(len(histories), n_cols))
+
+
+def svd_item_vectors(x: sp.spmatrix, dim: int, seed: int, power: float = 1.0) -> np.ndarray:
+    """(n_items, k) item vectors ``V diag(s)^power`` from the truncated SVD of a (n_users+1, n_items+1) interaction
+    matrix (column 0 = padding, dropped), k = ``dim``; a matrix too small for a rank-``dim`` truncated SVD gives its
+    dense item columns instead. Used by L-DiffRec (item clustering, power 1) and TIGER (content-free item vectors
+    for the codebooks, power 1/2)."""
+    import scipy.sparse.linalg as spla
+
+    m = x[:, 1:].astype(np.float64)
+    k = max(1, min(dim, min(m.shape) - 1))
+    if k >= min(m.shape) - 1 or min(m.shape) < 3:
+        return m.T.toarray()
+    _, s, vt = spla.svds(m, k=k, random_state=seed)
+    return vt.T * s**power

@@ -40,7 +40,7 @@ from torch import nn
 from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.models._diffusion import SCHEDULES, GaussianDiffusion, query_generators
-from recgen.models._sparse import interaction_matrix
+from recgen.models._sparse import interaction_matrix, svd_item_vectors
 from recgen.models._uservec import UserVectorConfig, UserVectorRecommender
 from recgen.models.diffrec import Denoiser, diffrec_betas, diffusion_x0_loss, parse_dims, reverse_from
 from recgen.models.multvae import gaussian_kl, multinomial_nll
@@ -91,18 +91,10 @@ class LDiffRecConfig(UserVectorConfig):
 
 def cluster_items(x, n_clusters: int, dim: int, seed: int) -> np.ndarray:
     """Cluster id (0..n_clusters-1) of every item column 1..N, from k-means on truncated-SVD item vectors."""
-    import scipy.sparse.linalg as spla
-
     n_items = x.shape[1] - 1
     if n_clusters == 1:
         return np.zeros(n_items, dtype=np.int64)
-    m = x[:, 1:].astype(np.float64)
-    k = max(1, min(dim, min(m.shape) - 1))
-    if k >= min(m.shape) - 1 or min(m.shape) < 3:
-        vecs = m.T.toarray()
-    else:
-        _, s, vt = spla.svds(m, k=k, random_state=seed)
-        vecs = vt.T * s  # (N, k)
+    vecs = svd_item_vectors(x, dim, seed)  # (N, k)
     vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
     _, labels = kmeans(torch.from_numpy(vecs), min(n_clusters, n_items), seed=seed)
     return labels.numpy().astype(np.int64)

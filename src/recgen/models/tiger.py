@@ -454,16 +454,9 @@ def item_vectors(dataset: Dataset, cfg: TIGERConfig) -> np.ndarray:
         from recgen.tokenize.text import TextEncoder, item_texts
 
         return TextEncoder(cfg.text_encoder).encode(item_texts(dataset))
-    from scipy.sparse.linalg import svds
+    from recgen.models._sparse import interaction_matrix, svd_item_vectors
 
-    from recgen.models._sparse import interaction_matrix
-
-    x = interaction_matrix(dataset).T.tocsr().astype(np.float64)  # (items + 1, users + 1)
-    k = min(cfg.svd_dim, min(x.shape) - 2)
-    if k < 1:
-        raise DataError("svd embeddings need at least 3 users and 3 items")
-    u, s, _ = svds(x, k=k, random_state=cfg.seed)
-    return (u * np.sqrt(s))[1:].astype(np.float32)
+    return svd_item_vectors(interaction_matrix(dataset), cfg.svd_dim, cfg.seed, power=0.5).astype(np.float32)
 
 
 def collab_vectors(dataset: Dataset, cfg: TIGERConfig) -> np.ndarray:
