@@ -187,3 +187,17 @@ def test_bigrec_study_evaluates_each_stage_on_the_retrievers_users(embedded_gguf
             assert s["stats"]["out_of_catalogue"] == 0
     assert r["train"]["dpo"]["candidates"] == 3 and set(r["retrievers"]) == {"pop"}
     assert r["model_sha256"] and r["prompt_template"] == "bigrec-v1"
+
+
+def test_lora_configs_take_the_model_configs_fields_and_overrides():
+    from recgen.llm.sft import DPOConfig, LoraSFTConfig
+    from recgen.models.bigrec import BIGRecConfig
+
+    tall = TALLRecConfig(lora_r=4, lora_dropout=0.2, lr=5e-4, epochs=3, max_length=128, seed=7)
+    sft = LoraSFTConfig.from_config(tall)
+    assert (sft.lora_r, sft.lora_dropout, sft.lr, sft.epochs, sft.max_length, sft.seed) == (4, 0.2, 5e-4, 3, 128, 7)
+    big = BIGRecConfig(lora_r=16, dpo_lr=2e-5, dpo_epochs=2, dpo_beta=0.3)
+    d = DPOConfig.from_config(big, lr=big.dpo_lr, epochs=big.dpo_epochs, beta=big.dpo_beta)
+    assert (d.lora_r, d.lr, d.epochs, d.beta, d.lora_dropout) == (16, 2e-5, 2, 0.3, DPOConfig().lora_dropout)
+    with pytest.raises(TypeError, match="dpo_lr"):
+        DPOConfig.from_config(big, dpo_lr=1.0)

@@ -67,3 +67,28 @@ def test_speed_figures_and_bad_config():
         create_model("sasrec", embedding_dim=30, n_heads=4)
     with pytest.raises(ConfigError, match="loss must be one of"):
         create_model("hstu", loss="hinge")
+
+
+def test_train_prefixes_makes_every_prefix_a_sample_and_still_learns():
+    import numpy as np
+
+    split = leave_one_out(cycle_dataset(n_users=30))
+    cfg = {**SMALL, "max_seq_len": 4, "epochs": 1}
+    plain = create_model("sasrec", **cfg)
+    plain.fit(split.train)
+    aug = create_model("sasrec", **cfg, train_prefixes=True)
+    aug.fit(split.train)
+    seqs, _, lengths = plain._training_arrays()
+    aseqs, _, alengths = aug._training_arrays()
+    hist = [aug.train_history(u) for u in range(1, aug.n_users_ + 1)]
+    assert len(seqs) == sum(len(h) >= 2 for h in hist)
+    assert len(aseqs) == sum(max(len(h) - 1, 0) for h in hist)  # one sample per prefix of length >= 2
+    # the samples of user 1: its prefixes in order, each cut to the last max_seq_len + 1 items, left-padded
+    h = hist[0]
+    for j, end in enumerate(range(2, len(h) + 1)):
+        want = h[max(0, end - 5) : end]
+        assert alengths[j] == len(want) and list(aseqs[j][5 - len(want) :]) == list(want)
+        assert not aseqs[j][: 5 - len(want)].any()
+    assert list(seqs[0][-5:]) == list(h[-5:]) and np.array_equal(aseqs[len(h) - 2], seqs[0])
+    model = create_model("sasrec", **{**SMALL, "epochs": 10}, train_prefixes=True).fit(split.train, valid=split.valid)
+    assert evaluate(model, split.test, ks=(1,)).metrics["recall@1"] >= 0.9

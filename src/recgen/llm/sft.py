@@ -7,6 +7,7 @@ which would add an accelerate dependency and hide the per-step cost we report.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,17 @@ class LoraSFTConfig:
     epochs: int = 1
     max_length: int = 256  # prompt tokens kept (cut from the left: the oldest history goes first)
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: Any, **overrides: Any):
+        """This config from a model config's fields of the same names (the rest at their defaults), then
+        ``overrides`` (e.g. a model's ``dpo_lr`` as ``lr``)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+        picked = {n: getattr(cfg, n) for n in names if hasattr(cfg, n)}
+        return cls(**{**picked, **overrides})
 
 
 def add_lora(model, cfg: LoraSFTConfig):

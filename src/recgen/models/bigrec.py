@@ -112,15 +112,7 @@ class BIGRec(Recommender):
                 break
         self.train_info_: dict[str, Any] = {"pairs": len(prompts)}
         if cfg.epochs:
-            sft = LoraSFTConfig(
-                lora_r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                lr=cfg.lr,
-                batch_size=cfg.batch_size,
-                epochs=cfg.epochs,
-                max_length=cfg.max_length,
-                seed=cfg.seed,
-            )
+            sft = LoraSFTConfig.from_config(cfg)
             self.tokenizer_.padding_side = "right"
             self.model_, info = lora_sft(self.model_, self.tokenizer_, prompts, answers, sft)
             self.train_info_.update(info)
@@ -169,16 +161,7 @@ class BIGRec(Recommender):
         info: dict[str, Any] = {"pairs": len(p), "candidates": len(prompts)}
         if p:
             tok.padding_side = "right"
-            dcfg = DPOConfig(
-                lora_r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                lr=cfg.dpo_lr,
-                batch_size=cfg.batch_size,
-                epochs=cfg.dpo_epochs,
-                max_length=cfg.max_length,
-                beta=cfg.dpo_beta,
-                seed=cfg.seed,
-            )
+            dcfg = DPOConfig.from_config(cfg, lr=cfg.dpo_lr, epochs=cfg.dpo_epochs, beta=cfg.dpo_beta)
             self.model_, log = dpo(self.model_, tok, p, c, r, dcfg)
             info.update(log)
             tok.padding_side = "left"

@@ -153,16 +153,7 @@ class TALLRec:
         from recgen.llm.sft import LoraSFTConfig, lora_sft
 
         cfg = self.config
-        sft = LoraSFTConfig(
-            lora_r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            lr=cfg.lr,
-            batch_size=cfg.batch_size,
-            epochs=cfg.epochs or default_epochs(len(samples)),
-            max_length=cfg.max_length,
-            seed=cfg.seed,
-        )
+        sft = LoraSFTConfig.from_config(cfg, epochs=cfg.epochs or default_epochs(len(samples)))
         self.tokenizer.padding_side = "right"
         prompts = [build_prompt(x) for x in samples]
         answers = [" Yes." if x.label else " No." for x in samples]

@@ -8,7 +8,8 @@ A subclass provides ``_build_net(n_items)`` returning an ``nn.Module`` with
   temperature; SASRec uses raw dot products (temperature 1).
 
 Training samples are one per user and epoch: input ``s[:-1]``, targets ``s[1:]`` (the last ``max_seq_len``
-positions, left-padded), the standard SASRec setup; batches are drawn from length-sorted chunks and trimmed to
+positions, left-padded), the standard SASRec setup (``train_prefixes=true`` adds every prefix of every sequence as a
+sample, the sliding-window augmentation of RecBole and phonism/genrec); batches are drawn from length-sorted chunks and trimmed to
 their longest sequence (positions are aligned at the right end, so trimming changes nothing but the cost). Losses:
 
 - ``ce``: full softmax cross-entropy over the whole catalogue at every position (SASRec+, Klenitskiy &
@@ -53,6 +54,9 @@ class SequentialConfig(TrainerConfig):
     batch_size: int = 128  # sequences per step
     epochs: int = 200  # maximum epochs (early stopping on validation)
     eval_every: int = 2  # validate every N epochs
+    # every prefix of a training sequence is also a sample (sliding window, as RecBole and phonism/genrec train):
+    # early positions weigh more and an epoch costs about half the mean sequence length times more
+    train_prefixes: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -120,9 +124,11 @@ class SequentialRecommender(NetRecommender):
         seqs, tss = [], []
         for u in range(1, len(indptr) - 1):
             a, b = indptr[u], indptr[u + 1]
-            if b - a >= 2:
-                seqs.append(items[a:b])
-                tss.append(ts[a:b])
+            ends = range(a + 2, b + 1) if self.config.train_prefixes else (b,) if b - a >= 2 else ()
+            for end in ends:
+                start = max(a, end - (L + 1))
+                seqs.append(items[start:end])
+                tss.append(ts[start:end])
         # (U, L + 1): input = [:, :-1], target = [:, 1:]
         return left_pad(seqs, L + 1), left_pad(tss, L + 1, dtype=np.float64), np.array([len(s) for s in seqs])
 
