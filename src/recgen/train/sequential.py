@@ -8,9 +8,10 @@ A subclass provides ``_build_net(n_items)`` returning an ``nn.Module`` with
   temperature; SASRec uses raw dot products (temperature 1).
 
 Training samples are one per user and epoch: input ``s[:-1]``, targets ``s[1:]`` (the last ``max_seq_len``
-positions, left-padded), the standard SASRec setup (``train_prefixes=true`` adds every prefix of every sequence as a
-sample, the sliding-window augmentation of RecBole and phonism/genrec); batches are drawn from length-sorted chunks and trimmed to
-their longest sequence (positions are aligned at the right end, so trimming changes nothing but the cost). Losses:
+positions, left-padded), the standard SASRec setup (``train_prefixes=true`` adds every prefix of every sequence
+as a sample, the sliding-window augmentation of RecBole and phonism/genrec); batches are drawn from length-sorted
+chunks and trimmed to their longest sequence (positions are aligned at the right end, so trimming changes nothing
+but the cost). Losses:
 
 - ``ce``: full softmax cross-entropy over the whole catalogue at every position (SASRec+, Klenitskiy &
   Vasilev 2023; the HSTU paper's choice for small catalogues);
