@@ -1,6 +1,6 @@
-"""Report helpers: protocol labels and the TALLRec study table."""
+"""Report helpers: protocol labels, the TALLRec study table, the HSTU vs SASRec head-to-head."""
 
-from recgen.eval.report import protocol_label, tallrec_table
+from recgen.eval.report import head_to_head_table, protocol_label, tallrec_table
 
 
 def test_protocol_labels_name_splits_and_user_subsets():
@@ -30,3 +30,36 @@ def test_tallrec_table_puts_the_published_row_beside_each_size():
     lines = tallrec_table([r]).splitlines()
     assert "| 16 | 0.5500 | 0.5000 | 0.6000 | 0.6100 | 0.6724 | 8 | 10 |" in lines[2]
     assert "| 32 | 0.5600 |" in lines[3] and "| nan |" in lines[3]
+
+
+def _run(dataset, model, seeds, valid, test, dropout=0.2, protocol=None):
+    return {
+        "dataset": dataset,
+        "model": model,
+        "config": {"dropout": dropout},
+        "protocol": protocol or {"name": "leave-one-out"},
+        "seeds": list(range(seeds)),
+        "valid": {"ndcg@10": valid},
+        "test": {"ndcg@10": test, "recall@10": 2 * test},
+        "test_std": {"ndcg@10": 0.001, "recall@10": 0.002},
+    }
+
+
+def test_head_to_head_picks_runs_by_seeds_then_validation_never_by_test():
+    rs = [
+        _run("beauty", "hstu", 3, valid=0.05, test=0.040),
+        _run("beauty", "hstu", 1, valid=0.09, test=0.090),  # fewer seeds: not picked despite better numbers
+        _run("beauty", "sasrec", 3, valid=0.06, test=0.030, dropout=0.5),  # better validation: picked
+        _run("beauty", "sasrec", 3, valid=0.04, test=0.050),  # better test only
+        _run("toys", "hstu", 1, valid=0.05, test=0.020),
+        _run("toys", "sasrec", 1, valid=0.05, test=0.025),
+        _run("yelp", "hstu", 1, valid=0.05, test=0.020),  # no sasrec run: no row
+        _run("ml-100k", "sasrec", 3, valid=0.1, test=0.5, protocol={"name": "leave-one-out", "eval_users": 100}),
+    ]
+    table = head_to_head_table(rs)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "config" not in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| beauty", "| toys"]
+    assert "0.0400 ± 0.0010" in rows[0] and "0.0300 ± 0.0010" in rows[0] and "+0.0100" in rows[0]
+    assert "-0.0050" in rows[1]
+    assert table.endswith("hstu >= sasrec on test NDCG@10 on 1 of 2 datasets.")
+    assert head_to_head_table([_run("toys", "hstu", 1, 0.1, 0.1)]) == ""

@@ -182,6 +182,44 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
     return "\n".join(lines)
 
 
+H2H_INTRO = "Each model's run with the most seeds (ties: the better validation NDCG@10); leave-one-out, all users."
+
+
+def head_to_head_table(results: list[dict[str, Any]], a: str = "hstu", b: str = "sasrec") -> str:
+    """Model ``a`` against model ``b`` per dataset (leave-one-out, all users): for each model the run with the most
+    seeds, ties broken by validation NDCG@10 (never by test), then test NDCG@10 / Recall@10 side by side and a
+    count of the datasets where ``a`` is at least as good."""
+
+    def pick(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        rows = [r for r in rows if r.get("valid")]
+        return max(rows, key=lambda r: (len(r["seeds"]), r["valid"].get("ndcg@10", 0.0)), default=None)
+
+    lines = [
+        f"| dataset | {a} config | seeds | {a} R@10 | {a} N@10 | {b} config | seeds | {b} R@10 | {b} N@10 | "
+        f"N@10 {a} - {b} |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    wins = total = 0
+    order = {d: i for i, d in enumerate(DATASET_ORDER)}
+    datasets = sorted({r["dataset"] for r in results}, key=lambda d: (order.get(d, len(order)), d))
+    for d in datasets:
+        rows = [r for r in results if r["dataset"] == d and protocol_label(r["protocol"]) == ""]
+        ra, rb = pick([r for r in rows if r["model"] == a]), pick([r for r in rows if r["model"] == b])
+        if ra is None or rb is None:
+            continue
+        diff = ra["test"]["ndcg@10"] - rb["test"]["ndcg@10"]
+        total += 1
+        wins += diff >= 0
+        lines.append(
+            f"| {d} | {_config_str(ra['config'], a)} | {_seeds_cell(ra)} | {_fmt(ra, 'recall@10')} | "
+            f"{_fmt(ra, 'ndcg@10')} | {_config_str(rb['config'], b)} | {_seeds_cell(rb)} | {_fmt(rb, 'recall@10')} | "
+            f"{_fmt(rb, 'ndcg@10')} | {diff:+.4f} |"
+        )
+    if not total:
+        return ""
+    return "\n".join(lines) + f"\n\n{a} >= {b} on test NDCG@10 on {wins} of {total} datasets."
+
+
 def scaling_table(results: list[dict[str, Any]]) -> str:
     """Model size vs test metrics, compute and speed (for the scaling study's results)."""
     lines = [
@@ -312,6 +350,7 @@ def write_report(
             "",
             table,
             "",
+            *(["## HSTU vs SASRec-CE", "", H2H_INTRO, "", h2h, ""] if (h2h := head_to_head_table(results)) else []),
             "Machines: " + "; ".join(machines),
             "",
             "Commands:",
