@@ -73,3 +73,19 @@ def test_bad_columns():
         from_columns([], [])
     with pytest.raises(DataError, match="NaN"):
         from_columns(["a"], ["b"], [float("nan")])
+
+
+def test_atomic_writes_leave_usual_permissions_and_no_temp_files(tmp_path, tiny_dataset):
+    import os
+
+    from recgen.data.dataset import atomic_write_file
+
+    mask = os.umask(0o022)
+    try:
+        f = atomic_write_file(tmp_path / "r.json", lambda tmp: open(tmp, "w").write("{}"))
+        assert f.read_text() == "{}" and (f.stat().st_mode & 0o777) == 0o644
+        tiny_dataset.save(tmp_path / "ds")
+        assert ((tmp_path / "ds").stat().st_mode & 0o777) == 0o755
+    finally:
+        os.umask(mask)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "r.json"]

@@ -474,6 +474,7 @@ def atomic_write_file(path: Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -481,8 +482,15 @@ def atomic_write_file(path: Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def replace_dir(src: Path, dst: Path) -> None:
     """Move a finished temp folder onto ``dst`` with renames only (the old folder survives until the end)."""
+    os.chmod(src, 0o777 & ~_umask())  # a mkdtemp folder is owner-only
     if dst.exists():
         backup = Path(tempfile.mkdtemp(prefix=dst.name + ".old-", dir=dst.parent))
         backup.rmdir()
