@@ -319,3 +319,25 @@ def test_bench_writes_after_each_seed_and_resume_runs_only_missing_seeds(capsys,
     path.write_text(json.dumps(r))
     code, _, err = run(capsys, *base, "--seeds", "3", "--resume")
     assert code == 2 and "different dataset fingerprint" in err and "without --resume" in err
+
+
+def test_resume_finds_a_file_made_before_the_config_gained_fields(capsys, data_folder, tmp_path):
+    out_dir = tmp_path / "results"
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--out", str(out_dir)]
+    base += ["--set", "epochs=1", "--set", "embedding_dim=8", "--set", "n_layers=1"]
+    assert main([*base, "--seeds", "1"]) == 0
+    (path,) = out_dir.glob("*.json")
+    r = json.loads(path.read_text())
+    del r["config"]["train_prefixes"]  # as written before the field existed (its name hashed fewer fields)
+    old = path.with_name(path.name.rsplit("__", 1)[0] + "__0ld0ld00.json")
+    old.write_text(json.dumps(r))
+    path.unlink()
+    capsys.readouterr()
+    code, out, err = run(capsys, *base, "--seeds", "2", "--resume")
+    assert code == 0, err
+    assert "keeping seed(s) [0]" in out + err
+    assert [p.name for p in out_dir.glob("*.json")] == [old.name]
+    assert json.loads(old.read_text())["seeds"] == [0, 1]
+    # a non-default value of the new field is a different run: nothing is kept
+    code, out, err = run(capsys, *base, "--set", "train_prefixes=true", "--seeds", "1", "--resume")
+    assert code == 0 and "no earlier results file" in out + err
