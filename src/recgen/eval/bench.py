@@ -175,9 +175,12 @@ def run_bench(
         base_cfg, grid_log = _grid_search(klass, base_cfg, grid, split, log)
     stub = {"dataset": ds.name, "model": model, "config": to_dict(base_cfg), "protocol": split.protocol}
     path = Path(out_dir) / result_filename(stub)
-    if resume and not path.exists():
-        path = _earlier_run(path, stub, to_dict(klass.Config()))
-    per_seed = _resumable_seeds(path, ds.fingerprint(), stub, seeds, log) if resume else []
+    per_seed = []
+    if resume:  # configs compared as the results files hold them (JSON)
+        ours, defaults = (json.loads(json.dumps(c, default=str)) for c in (stub["config"], to_dict(klass.Config())))
+        if not path.exists():
+            path = _earlier_run(path, ours, defaults)
+        per_seed = _resumable_seeds(path, ds.fingerprint(), ours, stub["protocol"]["name"], seeds, log)
     done = {e["seed"] for e in per_seed}
 
     def assemble() -> dict[str, Any]:
@@ -257,19 +260,10 @@ def run_bench(
     return result
 
 
-def _common(ours: dict[str, Any], theirs: dict[str, Any] | None) -> dict[str, Any]:
-    """Our config (JSON-normalised) restricted to the fields an earlier file has (fields added since are checked
-    by _earlier_run)."""
-    ours = json.loads(json.dumps(ours, default=str))
-    return {k: v for k, v in ours.items() if theirs is None or k in theirs}
-
-
-def _earlier_run(path: Path, stub: dict[str, Any], defaults: dict[str, Any]) -> Path:
+def _earlier_run(path: Path, ours: dict[str, Any], defaults: dict[str, Any]) -> Path:
     """A results file of the same run made before the model's config gained fields (so its name hashes fewer
     fields): same dataset, model and protocol, equal on every field it has, and ours at the default on the rest.
     ``path`` itself when there is none."""
-    ours = json.loads(json.dumps(stub["config"], default=str))
-    defaults = json.loads(json.dumps(defaults, default=str))
     prefix = path.name.rsplit("__", 1)[0] + "__"
     for other in sorted(path.parent.glob(prefix + "*.json")):
         try:
@@ -282,8 +276,11 @@ def _earlier_run(path: Path, stub: dict[str, Any], defaults: dict[str, Any]) -> 
     return path
 
 
-def _resumable_seeds(path: Path, fingerprint: str, stub: dict[str, Any], seeds: int, log) -> list[dict[str, Any]]:
-    """Per-seed entries of an earlier results file that this run may keep (``--resume``)."""
+def _resumable_seeds(
+    path: Path, fingerprint: str, config: dict[str, Any], protocol: str, seeds: int, log
+) -> list[dict[str, Any]]:
+    """Per-seed entries of an earlier results file that this run may keep (``--resume``). ``config`` is ours as
+    JSON; only the fields the file has are compared (fields added since are checked by ``_earlier_run``)."""
     if not path.exists():
         log(f"resume: no earlier results file {path.name}; running every seed")
         return []
@@ -295,8 +292,8 @@ def _resumable_seeds(path: Path, fingerprint: str, stub: dict[str, Any], seeds: 
         name
         for name, ours, theirs in (
             ("dataset fingerprint", fingerprint, old.get("dataset_fingerprint")),
-            ("config", _common(stub["config"], old.get("config")), old.get("config")),
-            ("protocol", stub["protocol"]["name"], old.get("protocol", {}).get("name")),
+            ("config", {k: v for k, v in config.items() if k in old.get("config", config)}, old.get("config")),
+            ("protocol", protocol, old.get("protocol", {}).get("name")),
         )
         if ours != theirs
     ]
