@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # two processes on 2 cores must not busy-wait
+# on-disk caches (text embeddings, fitted item codes) of this test session only: tests never read what an earlier
+# run of other code left in ~/.cache/recgen
+os.environ.setdefault("RECGEN_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="recgen-test-cache-"))
 from pathlib import Path
 
 import pytest

@@ -92,3 +92,16 @@ def test_train_prefixes_makes_every_prefix_a_sample_and_still_learns():
     assert list(seqs[0][-5:]) == list(h[-5:]) and np.array_equal(aseqs[len(h) - 2], seqs[0])
     model = create_model("sasrec", **{**SMALL, "epochs": 10}, train_prefixes=True).fit(split.train, valid=split.valid)
     assert evaluate(model, split.test, ks=(1,)).metrics["recall@1"] >= 0.9
+
+
+def test_time_budget_stops_after_the_epoch_that_spends_it_and_validates_that_epoch():
+    split = leave_one_out(cycle_dataset(n_users=20))
+    # eval_every beyond the run: only the budget's stop can trigger the validation that chooses the weights
+    m = create_model("sasrec", **dict(SMALL, epochs=20, eval_every=50, time_budget=1e-6))
+    m.fit(split.train, valid=split.valid)
+    assert len(m.train_log_) == 1 and "valid_ndcg@10" in m.train_log_[0]
+    assert m.stop_reason_ == "time_budget" and m.best_epoch_ == 1
+    full = create_model("sasrec", **dict(SMALL, epochs=2, eval_every=1, patience=5)).fit(split.train, valid=split.valid)
+    assert full.stop_reason_ == "" and len(full.train_log_) == 2  # ran to the last epoch: no stop reason
+    with pytest.raises(ConfigError, match="time_budget"):
+        create_model("sasrec", time_budget=-1)

@@ -1,6 +1,8 @@
 """TIGER: learnability on a determined next item, trie-constrained vs free beam search, and the key/value-cached
 decoder against teacher forcing."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from recgen.data.split import leave_one_out
 from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
+from recgen.models.base import Recommender
 from recgen.testing import make_cycle_dataset as cycle_dataset
 
 SMALL = dict(
@@ -32,7 +35,8 @@ def test_learns_the_next_item(cycle_split, tokenizer):
 @pytest.fixture(scope="module")
 def untrained(cycle_split):
     """One epoch, no validation: a model whose beams wander, so free decoding produces invalid tuples."""
-    cfg = dict(SMALL, epochs=1, tokenizer="rqkmeans", codebook_size=6, beam=30)
+    # attention heads narrower than d_model / n_heads, as the paper's 6 x 64 over 128 (here 3 x 8 over 32)
+    cfg = dict(SMALL, epochs=1, tokenizer="rqkmeans", codebook_size=6, beam=30, n_heads=3, head_dim=8)
     return create_model("tiger", **cfg).fit(cycle_split.train)
 
 
@@ -89,3 +93,57 @@ def test_bad_config():
         create_model("tiger", tokenizer="bpe")
     with pytest.raises(ConfigError, match="n_heads"):
         create_model("tiger", d_model=30, n_heads=4)
+    with pytest.raises(ConfigError, match="device"):
+        create_model("tiger", device="tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour of a machine without a GPU")
+def test_gpu_device_without_a_gpu_is_a_clear_error_at_fit_and_a_gpu_model_loads_on_the_cpu(tmp_path, cycle_split):
+    with pytest.raises(ConfigError, match="sees no CUDA GPU"):
+        create_model("tiger", **dict(SMALL, tokenizer="id", epochs=1, device="cuda")).fit(cycle_split.train)
+    m = create_model("tiger", **dict(SMALL, tokenizer="id", epochs=1, device="auto")).fit(cycle_split.train)
+    assert m.net_.tok.weight.device.type == "cpu"
+    m.config = dataclasses.replace(m.config, device="cuda")  # as a model trained on a GPU is saved
+    m.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.config.device == "cuda" and loaded.net_.tok.weight.device.type == "cpu"
+    users, hists = cycle_split.test.user_ids, cycle_split.test.histories(slice(None))
+    assert torch.equal(loaded.score(users, hists), m.score(users, hists))
+
+
+def test_fitted_codes_are_cached_by_data_fields_and_seed(tmp_path, monkeypatch, cycle_split):
+    from recgen.models.tiger import TIGERConfig, codes_cache_path, fit_item_tokenizer
+
+    monkeypatch.setenv("RECGEN_CACHE_DIR", str(tmp_path))
+    cfg = TIGERConfig(**{k: v for k, v in SMALL.items() if k in ("embeddings", "svd_dim", "codebook_size", "levels")})
+    cfg = dataclasses.replace(cfg, tokenizer="rqkmeans")
+    codes, stats = fit_item_tokenizer(cycle_split.train, cfg)
+    path = codes_cache_path(cycle_split.train, cfg)
+    assert path.is_file() and path.parent == tmp_path / "codes" and "cached" not in stats
+    again, stats2 = fit_item_tokenizer(cycle_split.train, cfg)
+    assert np.array_equal(again, codes) and stats2["cached"] is True
+    assert stats2["collision_rate"] == stats["collision_rate"]
+    # another seed, another field or other data: another entry; nothing left half-written
+    assert codes_cache_path(cycle_split.train, dataclasses.replace(cfg, seed=1)) != path
+    assert codes_cache_path(cycle_split.train, dataclasses.replace(cfg, codebook_size=5)) != path
+    assert codes_cache_path(leave_one_out(cycle_dataset(n_items=31)).train, cfg) != path
+    assert not list((tmp_path / "codes").glob("*.tmp-*"))
+    monkeypatch.setenv("RECGEN_CACHE_DIR", "off")
+    assert codes_cache_path(cycle_split.train, cfg) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+def test_trains_and_decodes_on_a_gpu_and_loads_on_the_cpu(tmp_path, cycle_split):
+    cfg = dict(SMALL, tokenizer="rqkmeans", device="cuda", n_heads=4, head_dim=16)
+    model = create_model("tiger", **cfg).fit(cycle_split.train, valid=cycle_split.valid)
+    assert model.net_.tok.weight.device.type == "cuda" and model.eval_batch_size == 1024
+    res = evaluate(model, cycle_split.test, ks=(1,))
+    assert res.metrics["recall@1"] >= 0.9, (res.metrics, model.train_log_)
+    assert model.run_info()["stats"]["invalid"] == 0
+    model.save(tmp_path / "m")
+    users, hists = cycle_split.test.user_ids, cycle_split.test.histories(slice(None))
+    gpu_top = model.score(users, hists).argmax(1)
+    loaded = Recommender.load(tmp_path / "m")
+    loaded.net_ = loaded.net_.cpu()
+    loaded._infer_net_ = None
+    assert torch.equal(loaded.score(users, hists).argmax(1), gpu_top)

@@ -51,6 +51,12 @@ def matmul_peak_gflops(n: int = 2048, seconds: float = 1.0) -> float:
 
 
 def git_commit() -> str | None:
+    """The commit of the code that runs ("-dirty" where src/ differs from it); where the source is a copy without
+    git (e.g. sent to another machine), ``RECGEN_GIT_COMMIT`` names it."""
+    return _git_commit() or os.environ.get("RECGEN_GIT_COMMIT") or None
+
+
+def _git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -95,6 +101,9 @@ def machine_info(measure_peak: bool = True) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "device": "cpu",
     }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
     if measure_peak:
         info["matmul_peak_gflops"] = round(matmul_peak_gflops(), 1)
     return info
@@ -170,6 +179,11 @@ def run_bench(
     log(f"{ds.name}: {ds.n_users} users, {ds.n_items} items, {ds.n_interactions} interactions")
     log(f"protocol: {split.describe()}")
     machine = machine_info()
+    device = getattr(base_cfg, "device", "cpu")
+    if device != "cpu":  # the device the model trains and decodes on (the matmul peak stays the CPU's)
+        from recgen.models.base import resolve_device
+
+        machine["device"] = str(resolve_device(device))
     grid_log = None
     if grid:
         base_cfg, grid_log = _grid_search(klass, base_cfg, grid, split, log)
@@ -237,13 +251,15 @@ def run_bench(
             "eval_seconds": rt.seconds,
             "eval_users_per_second": rt.users_per_second,
             "best_epoch": getattr(m, "best_epoch_", None),
+            "stop_reason": getattr(m, "stop_reason_", ""),
             "git_commit": commit,
         }
         if getattr(m, "train_log_", None):
             entry["train_log"] = m.train_log_
         if getattr(m, "train_speed_", None):
             entry["train_speed"] = dict(m.train_speed_)
-            if "achieved_gflops" in entry["train_speed"] and machine.get("matmul_peak_gflops"):
+            cpu_run = machine.get("device") == "cpu"  # MFU against the CPU's measured peak means nothing on a GPU
+            if cpu_run and "achieved_gflops" in entry["train_speed"] and machine.get("matmul_peak_gflops"):
                 entry["train_speed"]["mfu"] = entry["train_speed"]["achieved_gflops"] / machine["matmul_peak_gflops"]
         if hasattr(m, "run_info"):
             entry["run_info"] = m.run_info()

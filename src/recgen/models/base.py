@@ -49,6 +49,30 @@ class Recs:
 Query = str | int | Sequence[Any] | np.ndarray
 
 
+def resolve_device(spec: str, *, strict: bool = True) -> torch.device:
+    """The torch device a ``device`` config names: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a GPU when torch sees
+    one). ``strict`` (fitting): asking for a GPU torch cannot see is an error; not strict (loading a saved model on
+    another machine): falls back to the CPU."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {spec!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {spec!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        if strict:
+            raise ConfigError(
+                f"device={spec!r} but torch {torch.__version__} sees no CUDA GPU; "
+                "use device=cpu (or auto), or install a CUDA build of torch on a machine with a GPU"
+            )
+        return torch.device("cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={spec!r} but torch sees {torch.cuda.device_count()} GPU(s)")
+    return dev
+
+
 def check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ConfigError(f"k must be an integer >= 1, got {k!r}")

@@ -32,10 +32,15 @@ the epoch is chosen on validation NDCG@10 by the shared trainer.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +51,7 @@ from torch import nn
 from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.errors import DataError
+from recgen.models.base import resolve_device
 from recgen.train.netmodel import NetRecommender
 from recgen.train.sequential import length_bucketed_batches
 from recgen.train.trainer import TrainerConfig
@@ -76,6 +82,7 @@ class TIGERConfig(TrainerConfig):
     # seq2seq transformer
     d_model: int = 64
     n_heads: int = 2
+    head_dim: int = 0  # width of one attention head (0 = d_model / n_heads; the paper: 6 heads of 64 over d_model 128)
     ffn_dim: int = 256
     encoder_layers: int = 2
     decoder_layers: int = 2
@@ -87,6 +94,7 @@ class TIGERConfig(TrainerConfig):
     beam: int = 20
     constrained: bool = True
     # training
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto: where the transformer trains and decodes (tokenizers: CPU)
     batch_size: int = 256
     epochs: int = 50
     eval_every: int = 5
@@ -97,12 +105,21 @@ class TIGERConfig(TrainerConfig):
         check(self.tokenizer in TOKENIZERS, f"tokenizer must be one of {list(TOKENIZERS)}, got {self.tokenizer!r}")
         check(self.embeddings in EMBEDDINGS, f"embeddings must be one of {list(EMBEDDINGS)}, got {self.embeddings!r}")
         check(self.levels >= 1 and self.codebook_size >= 2, "need levels >= 1 and codebook_size >= 2")
-        check(self.d_model % self.n_heads == 0, f"n_heads must divide d_model, got {self.n_heads} and {self.d_model}")
+        check(
+            self.head_dim > 0 or self.d_model % self.n_heads == 0,
+            f"n_heads must divide d_model when head_dim is 0, got {self.n_heads} and {self.d_model}; "
+            "or set head_dim (the paper: n_heads=6 head_dim=64)",
+        )
+        check(self.head_dim >= 0, f"head_dim must be >= 0 (0 = d_model / n_heads), got {self.head_dim}")
         check(self.encoder_layers >= 1 and self.decoder_layers >= 1, "need >= 1 encoder and decoder layer")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         check(self.max_items >= 1, f"max_items must be >= 1, got {self.max_items}")
         check(self.user_buckets >= 0 and self.targets_per_user >= 0, "user_buckets and targets_per_user are >= 0")
         check(self.beam >= 1, f"beam must be >= 1, got {self.beam}")
+        check(
+            re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device) is not None,
+            f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}",
+        )
         check(self.svd_dim >= 1 and self.rqvae_epochs >= 1, "svd_dim and rqvae_epochs must be >= 1")
         try:
             hidden = tuple(int(v) for v in self.rqvae_hidden.split(",") if v.strip())
@@ -114,14 +131,15 @@ class TIGERConfig(TrainerConfig):
 
 
 class Attention(nn.Module):
-    def __init__(self, d: int, heads: int, dropout: float) -> None:
+    def __init__(self, d: int, heads: int, dropout: float, head_dim: int = 0) -> None:
         super().__init__()
         self.h, self.dropout = heads, dropout
-        self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.out = nn.Linear(d, d)
+        inner = heads * (head_dim or d // heads)
+        self.q = nn.Linear(d, inner)
+        self.kv = nn.Linear(d, 2 * inner)
+        self.out = nn.Linear(inner, d)
 
-    def split(self, x: torch.Tensor) -> torch.Tensor:  # (..., T, D) -> (..., H, T, Dh)
+    def split(self, x: torch.Tensor) -> torch.Tensor:  # (..., T, H * Dh) -> (..., H, T, Dh)
         *lead, t, d = x.shape
         return x.view(*lead, t, self.h, d // self.h).transpose(-3, -2)
 
@@ -143,8 +161,8 @@ class Layer(nn.Module):
     def __init__(self, cfg: TIGERConfig, cross: bool) -> None:
         super().__init__()
         d = cfg.d_model
-        self.n1, self.self_attn = nn.LayerNorm(d), Attention(d, cfg.n_heads, cfg.dropout)
-        self.cross = Attention(d, cfg.n_heads, cfg.dropout) if cross else None
+        self.n1, self.self_attn = nn.LayerNorm(d), Attention(d, cfg.n_heads, cfg.dropout, cfg.head_dim)
+        self.cross = Attention(d, cfg.n_heads, cfg.dropout, cfg.head_dim) if cross else None
         self.n2 = nn.LayerNorm(d) if cross else None
         self.n3 = nn.LayerNorm(d)
         self.ffn = nn.Sequential(
@@ -223,6 +241,14 @@ class TIGER(NetRecommender):
     batch_size_recommend = 64
     eval_batch_size = 64
 
+    def _device(self, strict: bool = False) -> torch.device:
+        """The configured device (``strict``: a GPU that is not there is an error; else the CPU stands in).
+        On a GPU, validation and recommending decode 1024 users per batch instead of 64."""
+        dev = resolve_device(self.config.device, strict=strict)
+        if dev.type == "cuda":
+            self.eval_batch_size = self.batch_size_recommend = 1024
+        return dev
+
     # ------------------------------------------------------------------------------------ tokenizer
     def _fit_tokenizer(self, dataset: Dataset) -> None:
         codes, stats = fit_item_tokenizer(dataset, self.config)
@@ -250,6 +276,7 @@ class TIGER(NetRecommender):
                 table.reshape(-1)[uniq] = np.arange(len(uniq))
                 prefix_ids = inv.reshape(-1)
             self.child_.append(torch.from_numpy(table))
+        self._child_dev_ = None  # the tables on the decoding device, made on first use
 
     # --------------------------------------------------------------------------------------- inputs
     def _user_token(self, users: np.ndarray) -> np.ndarray:
@@ -291,8 +318,9 @@ class TIGER(NetRecommender):
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         src, tgt = batch
         memory, mask = self.net_.encode(src)
-        off = torch.from_numpy(self.offsets_)
-        dec_in = torch.cat([torch.full((len(tgt), 1), BOS, dtype=torch.long), (tgt + off)[:, :-1]], dim=1)
+        off = torch.from_numpy(self.offsets_).to(tgt.device)
+        bos = torch.full((len(tgt), 1), BOS, dtype=torch.long, device=tgt.device)
+        dec_in = torch.cat([bos, (tgt + off)[:, :-1]], dim=1)
         h = self.net_.decode_train(dec_in, memory, mask)  # (B, L, D)
         emb = self.net_.tok.weight
         loss = 0.0
@@ -308,14 +336,16 @@ class TIGER(NetRecommender):
         self._setup_vocab()
         src, tgt = self._training_pairs()
         self.reset_stats()
-        self.net_ = TIGERNet(self.vocab_, src.shape[1], cfg, len(self.level_sizes_))
+        dev = self._device(strict=True)
+        self.net_ = TIGERNet(self.vocab_, src.shape[1], cfg, len(self.level_sizes_)).to(dev)
         self._infer_net_ = None
-        src_t, tgt_t = torch.from_numpy(src), torch.from_numpy(tgt)
+        src_t, tgt_t = torch.from_numpy(src).to(dev), torch.from_numpy(tgt).to(dev)
         n, bs = len(src), cfg.batch_size
         lengths = torch.from_numpy((src != PAD).sum(1))
 
         def batches(epoch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             for idx, width in length_bucketed_batches(lengths, bs, gen):
+                idx = idx.to(dev)
                 yield src_t[idx, -width:], tgt_t[idx]
 
         self._train(
@@ -332,10 +362,11 @@ class TIGER(NetRecommender):
         """Forward FLOPs (matrix multiplies) of one training pair with a source of ``s`` tokens."""
         c, L = self.config, len(self.level_sizes_)
         d, f = c.d_model, c.ffn_dim
-        enc = c.encoder_layers * (8 * s * d * d + 4 * s * s * d + 4 * s * d * f)
+        a = c.n_heads * (c.head_dim or d // c.n_heads)  # attention width
+        enc = c.encoder_layers * (8 * s * d * a + 4 * s * s * a + 4 * s * d * f)
         # self-attention, cross-attention (queries/outputs on L positions, keys/values on s), feed-forward
         dec = c.decoder_layers * (
-            8 * L * d * d + 4 * L * L * d + 4 * L * d * d + 4 * s * d * d + 4 * L * s * d + 4 * L * d * f
+            8 * L * d * a + 4 * L * L * a + 4 * L * d * a + 4 * s * d * a + 4 * L * s * a + 4 * L * d * f
         )
         return float(enc + dec + 2 * d * sum(self.level_sizes_))
 
@@ -363,16 +394,19 @@ class TIGER(NetRecommender):
         """(B, W) dense items (0 = invalid or dead beam) and their log-probabilities, best first; and (B, C) the
         log-probabilities of the first level's codes."""
         net, cfg = self._inference_net(), self.config
-        src = torch.from_numpy(self._source(users, histories))
+        dev = net.tok.weight.device
+        if self._child_dev_ is None or self._child_dev_[0].device != dev:
+            self._child_dev_ = [t.to(dev) for t in self.child_]
+        src = torch.from_numpy(self._source(users, histories)).to(dev)
         memory, mask = net.encode(src)
         b, w = len(src), cfg.beam
         cache: dict[str, Any] = {"self": [None] * len(net.dec), "mask": mask, "cross": []}
         for layer in net.dec:
             cache["cross"].append(layer.cross.keys_values(memory))  # (B, H, S, Dh), shared by the beams
         emb = net.tok.weight
-        tokens = torch.full((b, 1), BOS, dtype=torch.long)
-        logp = torch.zeros(b, 1, dtype=torch.float64)
-        prefix = torch.zeros(b, 1, dtype=torch.long)  # trie prefix index of each beam (-1 = off the trie)
+        tokens = torch.full((b, 1), BOS, dtype=torch.long, device=dev)
+        logp = torch.zeros(b, 1, dtype=torch.float64, device=dev)
+        prefix = torch.zeros(b, 1, dtype=torch.long, device=dev)  # trie prefix index of each beam (-1 = off the trie)
         first = None
         for lv, size in enumerate(self.level_sizes_):
             h = net.decode_step(tokens, lv, cache)  # (B, W', D)
@@ -380,7 +414,7 @@ class TIGER(NetRecommender):
             lp = torch.log_softmax(h @ emb[off : off + size].T, dim=-1)  # (B, W', size)
             if lv == 0:
                 first = lp[:, 0]  # (B, size): log p(first code), the fallback ranking outside the beams
-            child = self.child_[lv][prefix.clamp(min=0)]  # (B, W', size)
+            child = self._child_dev_[lv][prefix.clamp(min=0)]  # (B, W', size)
             child = torch.where((prefix >= 0)[..., None], child, torch.full_like(child, -1))
             if cfg.constrained:
                 lp = lp.masked_fill(child < 0, -torch.inf)
@@ -402,14 +436,15 @@ class TIGER(NetRecommender):
         t0 = time.perf_counter()
         items, logp, first = self.beam_search(user_ids, histories)
         # every catalogue item outside the beams ranks below them, by the log-probability of its first code
-        scores = FALLBACK + first[:, torch.from_numpy(self.codes_[:, 0])]
+        scores = FALLBACK + first[:, torch.from_numpy(self.codes_[:, 0]).to(first.device)]
         scores[:, 0] = -torch.inf
         finite = torch.isfinite(logp)
         valid = items > 0
         # a beam's item gets its log-probability (the first, best beam wins if an item appears twice: it cannot,
         # since item tuples are unique)
-        rows = torch.arange(len(histories))[:, None].expand_as(items)
+        rows = torch.arange(len(histories), device=items.device)[:, None].expand_as(items)
         scores[rows[valid], items[valid]] = logp[valid]
+        scores = scores.cpu()  # the harness ranks on the CPU
         self.stats_["users"] += len(histories)
         self.stats_["beams"] += int(finite.sum())
         self.stats_["invalid"] += int((finite & ~valid).sum())
@@ -439,6 +474,7 @@ class TIGER(NetRecommender):
         self.codes_ = tensors.pop("_codes")
         self._setup_vocab()
         self._set_net(TIGERNet(self.vocab_, self.enc_len_, self.config, len(self.level_sizes_)), tensors)
+        self.net_ = self.net_.to(self._device())  # a GPU-trained model loads on a machine without one: CPU
         self.reset_stats()
 
 
@@ -468,9 +504,58 @@ def collab_vectors(dataset: Dataset, cfg: TIGERConfig) -> np.ndarray:
     return sas.net_.item_embeddings().detach()[1:].numpy()
 
 
+CODES_CACHE_VERSION = 1  # raise when a tokenizer's fitting changes, so codes cached by the old code are refitted
+TOKENIZER_FIELDS = (
+    "tokenizer", "embeddings", "text_encoder", "svd_dim", "levels", "codebook_size", "rqvae_epochs",
+    "rqvae_latent_dim", "rqvae_hidden", "rqvae_lr", "rqvae_beta", "collab_weight", "diversity_weight",
+    "collab_epochs", "seed",
+)  # fmt: skip
+
+
+def codes_cache_path(dataset: Dataset, cfg: TIGERConfig) -> Path | None:
+    """Where the fitted codes of this tokenizer on this training data are cached: ``$RECGEN_CACHE_DIR/codes``
+    (default ``~/.cache/recgen/codes``; ``RECGEN_CACHE_DIR=off`` disables caching), keyed by the data's fingerprint,
+    the item texts (text embeddings), every field the tokenizer reads (the seed too) and ``CODES_CACHE_VERSION``.
+    None for ID tokens (nothing to fit)."""
+    root = os.environ.get("RECGEN_CACHE_DIR", "~/.cache/recgen")
+    if cfg.tokenizer == "id" or root.lower() in ("off", "0", "none"):
+        return None
+    key = {"version": CODES_CACHE_VERSION, "data": dataset.fingerprint()}
+    key.update({f: getattr(cfg, f) for f in TOKENIZER_FIELDS})
+    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
+    if cfg.embeddings == "text":
+        from recgen.tokenize.text import item_texts
+
+        for t in item_texts(dataset):
+            h.update(t.encode("utf-8") + b"\x00")
+    return Path(root).expanduser() / "codes" / f"{cfg.tokenizer}-{h.hexdigest()[:24]}.npz"
+
+
 def fit_item_tokenizer(dataset: Dataset, cfg: TIGERConfig) -> tuple[np.ndarray, dict[str, Any]]:
     """The item codes ((n_items + 1, levels + 1), row 0 = padding) of ``cfg.tokenizer`` and its statistics
-    (perplexity per level, collision rate before the extra level, reconstruction error, seconds)."""
+    (perplexity per level, collision rate before the extra level, reconstruction error, seconds).
+
+    Fitted codes are cached on disk (``codes_cache_path``): a second run with the same data, tokenizer fields and
+    seed reads them back (its statistics then say ``cached: true``, with the seconds the original fit took)."""
+    path = codes_cache_path(dataset, cfg)
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return z["codes"], {**json.loads(str(z["stats"])), "cached": True}
+    codes, stats = _fit_item_tokenizer(dataset, cfg)
+    if path is not None:
+        from recgen.data.dataset import atomic_write_file
+
+        blob = np.array(json.dumps(stats, default=float))
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to the temp name
+                np.savez(f, codes=codes, stats=blob)
+
+        atomic_write_file(path, write)
+    return codes, stats
+
+
+def _fit_item_tokenizer(dataset: Dataset, cfg: TIGERConfig) -> tuple[np.ndarray, dict[str, Any]]:
     from recgen.tokenize.codebook import IDTokenizer, RQKMeansTokenizer, RQVAETokenizer
 
     t0 = time.perf_counter()
@@ -512,8 +597,6 @@ def run_codebook_study(
 ) -> dict[str, Any]:
     """Fit each item tokenizer on the leave-one-out training split (what TIGER sees) and record its statistics:
     codebook usage (perplexity per level), collision rate before the extra level, reconstruction error."""
-    from pathlib import Path
-
     from recgen.config import make_config
     from recgen.data.loaders import load_dataset
     from recgen.data.split import make_split

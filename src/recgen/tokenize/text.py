@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from recgen.data.dataset import Dataset, atomic_write_file
 from recgen.errors import BackendUnavailableError, DataError
 
 DEFAULT_ENCODER = "minilm"
-DEFAULT_CACHE = Path("~/.cache/recgen/embeddings")
+_CACHE_ROOT = os.environ.get("RECGEN_CACHE_DIR", "~/.cache/recgen")  # "off" disables the on-disk caches
+DEFAULT_CACHE = None if _CACHE_ROOT.lower() in ("off", "0", "none") else Path(_CACHE_ROOT) / "embeddings"
 
 
 def model_folder(name: str) -> Path:

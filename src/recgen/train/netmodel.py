@@ -64,6 +64,7 @@ class NetRecommender(Recommender):
         )
         state = self.trainer_.fit(resume=self.resume)
         self.best_epoch_ = state.best_epoch
+        self.stop_reason_ = state.stop_reason
         self.train_log_ = state.log
         self.train_speed_ = self.trainer_.speed()
         self._infer_net_ = None

@@ -1,7 +1,8 @@
 """The trainer shared by every neural model.
 
-AdamW with linear warm-up and cosine (or constant) decay, gradient clipping, mixed precision where the device has
-it (bf16 autocast on CUDA; plain fp32 on the CPU, where autocast is slower), evaluation on validation every N
+AdamW with linear warm-up and cosine (or constant) decay, an optional wall-clock budget, gradient clipping, mixed
+precision where the device has it (bf16 autocast on CUDA; plain fp32 on the CPU, where autocast is slower), evaluation
+on validation every N
 epochs with early stopping on a metric (NDCG@10 by default), the best weights kept for test, and true resume:
 a ``last`` checkpoint holds model, optimizer, scheduler, early-stopping state, RNG states (python, numpy, torch
 and the data generator) and the epoch, so an interrupted run continues exactly where it stopped. Checkpoints are
@@ -47,6 +48,11 @@ class TrainerConfig:
     patience: int = 5  # validations without improvement before stopping
     metric: str = "ndcg@10"  # validation metric to maximise
     seed: int = 0
+    # stop after the first epoch that ends this many wall-clock seconds into fit (0 = none); that epoch is
+    # validated. With schedule="cosine" the decay then follows whichever runs out first, epochs or time (budgeted
+    # training, Li et al., ICLR 2020), so a run that is stopped by the clock has annealed; such runs depend on
+    # the machine's speed and are not bit-reproducible.
+    time_budget: float = 0.0
 
     def validate(self) -> None:
         check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
@@ -59,6 +65,7 @@ class TrainerConfig:
         check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
         check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
         check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        check(self.time_budget >= 0, f"time_budget must be >= 0 seconds (0 = no limit), got {self.time_budget}")
 
 
 @dataclass
@@ -72,6 +79,7 @@ class TrainState:
     samples: int = 0
     train_seconds: float = 0.0
     flops: float = 0.0
+    stop_reason: str = ""  # why training ended before ``epochs``: "early_stopping" or "time_budget"
 
 
 def seed_everything(seed: int) -> None:
@@ -155,13 +163,16 @@ class Trainer:
             lr=config.lr,
         )
         total = max((steps_per_epoch or 1) * config.epochs, 1)
+        self._started = time.perf_counter()  # reset when fit starts; the time budget's clock
 
         def schedule(step: int) -> float:
             if config.warmup_steps and step < config.warmup_steps:
                 return (step + 1) / config.warmup_steps
             if config.schedule == "cosine":
-                progress = min((step - config.warmup_steps) / max(total - config.warmup_steps, 1), 1.0)
-                return 0.5 * (1.0 + math.cos(math.pi * progress))
+                progress = (step - config.warmup_steps) / max(total - config.warmup_steps, 1)
+                if config.time_budget:  # budgeted training: decay by whichever runs out first, epochs or time
+                    progress = max(progress, (time.perf_counter() - self._started) / config.time_budget)
+                return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
             return 1.0
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
@@ -207,6 +218,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(self.resolved_config, indent=2, default=str))
         show = progress_enabled()
+        started = self._started = time.perf_counter()
         while self.state.epoch < cfg.epochs:
             epoch = self.state.epoch + 1
             self.module.train()
@@ -254,7 +266,8 @@ class Trainer:
                 "samples_per_second": n_seen / max(seconds, 1e-9),
             }
             stop = False
-            if self.evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            out_of_time = bool(cfg.time_budget) and time.perf_counter() - started >= cfg.time_budget
+            if self.evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time):
                 self.module.eval()
                 metrics = self.evaluate()
                 value = metrics[cfg.metric]
@@ -267,6 +280,11 @@ class Trainer:
                 else:
                     self.state.bad_evals += 1
                     stop = self.state.bad_evals >= cfg.patience
+                    if stop:
+                        self.state.stop_reason = "early_stopping"
+            if out_of_time and not stop and epoch < cfg.epochs:
+                stop, self.state.stop_reason = True, "time_budget"
+                log.info("epoch %d: time budget of %.0f s spent, stopping", epoch, cfg.time_budget)
             self.state.log.append(entry)
             log.info("epoch %d: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"), epoch)
             self.state.epoch = epoch
