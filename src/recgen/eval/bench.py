@@ -51,9 +51,10 @@ def matmul_peak_gflops(n: int = 2048, seconds: float = 1.0) -> float:
 
 
 def git_commit() -> str | None:
-    """The commit of the code that runs ("-dirty" where src/ differs from it); where the source is a copy without
-    git (e.g. sent to another machine), ``RECGEN_GIT_COMMIT`` names it."""
-    return _git_commit() or os.environ.get("RECGEN_GIT_COMMIT") or None
+    """The commit of the code that runs ("-dirty" where src/ differs from it). ``RECGEN_GIT_COMMIT``, when set,
+    names it instead: for a copy of the source sent to another machine, whose git metadata (if any) can be older
+    than the code it carries."""
+    return os.environ.get("RECGEN_GIT_COMMIT") or _git_commit()
 
 
 def _git_commit() -> str | None:

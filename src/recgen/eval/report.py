@@ -332,7 +332,10 @@ def write_report(
     table = results_table(results)
     peaks: dict[str, list[float]] = {}
     for r in results:
-        key = f"{r['machine'].get('cpu')} ({r['machine'].get('cpu_count')} cores, {r['machine'].get('device', 'cpu')})"
+        m = r["machine"]
+        device = m.get("device", "cpu")
+        device = f"{m['gpu']} GPU" if device.startswith("cuda") and m.get("gpu") else device
+        key = f"{m.get('cpu')} ({m.get('cpu_count')} cores, {device})"
         peaks.setdefault(key, []).append(r["machine"].get("matmul_peak_gflops") or 0.0)
     machines = [
         f"{k}: fp32 matmul peak {min(v):.0f}-{max(v):.0f} GFLOP/s measured in the runs" for k, v in peaks.items()
