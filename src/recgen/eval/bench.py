@@ -25,7 +25,7 @@ import numpy as np
 
 from recgen import __version__
 from recgen.config import make_config, to_dict
-from recgen.data.dataset import atomic_write_file
+from recgen.data.dataset import Dataset, atomic_write_file
 from recgen.data.loaders import load_dataset
 from recgen.data.split import make_split
 from recgen.errors import ConfigError
@@ -200,19 +200,19 @@ def run_bench(
 
     def assemble() -> dict[str, Any]:
         return _assemble_result(
-            ds,
-            dataset,
-            split,
-            exclude_seen,
-            model,
-            base_cfg,
-            seeds,
-            per_seed,
-            load_seconds,
-            machine,
-            grid_log,
-            commit,
-            command,
+            ds=ds,
+            source=dataset,
+            split=split,
+            exclude_seen=exclude_seen,
+            model=model,
+            config=base_cfg,
+            seeds_planned=seeds,
+            per_seed=per_seed,
+            load_seconds=load_seconds,
+            machine=machine,
+            grid_log=grid_log,
+            commit=commit,
+            command=command,
         )
 
     for seed in range(seeds):
@@ -329,15 +329,28 @@ def _resumable_seeds(
 
 
 def _assemble_result(
-    ds, dataset, split, exclude_seen, model, base_cfg, seeds, per_seed, load_seconds, machine, grid_log, commit, command
+    *,
+    ds: Dataset,
+    source: str,
+    split: Any,
+    exclude_seen: bool,
+    model: str,
+    config: Any,
+    seeds_planned: int,
+    per_seed: list[dict[str, Any]],
+    load_seconds: float,
+    machine: dict[str, Any],
+    grid_log: dict[str, Any] | None,
+    commit: str | None,
+    command: str | None,
 ) -> dict[str, Any]:
+    """The results file's content from the seeds run so far (``per_seed``; ``complete`` once all are there)."""
     valid_mean, valid_std = _mean_std([e["valid"] for e in per_seed])
     test_mean, test_std = _mean_std([e["test"] for e in per_seed])
-    config = to_dict(base_cfg)
     result = {
         "schema": "recgen-bench/1",
         "dataset": ds.name,
-        "dataset_source": dataset,
+        "dataset_source": source,
         "dataset_fingerprint": ds.fingerprint(),
         "dataset_stats": {"users": ds.n_users, "items": ds.n_items, "interactions": ds.n_interactions},
         "protocol": {
@@ -348,10 +361,10 @@ def _assemble_result(
             "ties": "broken by lower dense item id (first-seen order)",
         },
         "model": model,
-        "config": config,
+        "config": to_dict(config),
         "seeds": [e["seed"] for e in per_seed],
-        "seeds_planned": seeds,
-        "complete": len(per_seed) == seeds,
+        "seeds_planned": seeds_planned,
+        "complete": len(per_seed) == seeds_planned,
         "valid": valid_mean,
         "valid_std": valid_std,
         "test": test_mean,
