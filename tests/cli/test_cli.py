@@ -262,6 +262,14 @@ def test_codebook_study_records_tokenizer_statistics(capsys, data_folder, tmp_pa
     assert "| rqkmeans | svd | [3, 3," in body
     assert main(["codebook", "-d", str(data_folder / "tiny"), "--tokenizers", "bpe", "--out", str(out)]) == 2
     assert "tokenizer must be one of" in capsys.readouterr().err
+    # a later study of one more tokenizer on the same data and config adds its row and keeps the others
+    argv[4] = "rqvae"
+    assert main(argv + ["--set", "rqvae_epochs=2"]) == 0  # another config: the file is replaced
+    assert [t["tokenizer"] for t in json.loads(path.read_text())["tokenizers"]] == ["rqvae"]
+    assert main(argv[:4] + ["rqkmeans,id"] + argv[5:] + ["--set", "rqvae_epochs=2"]) == 0
+    merged = json.loads(path.read_text())["tokenizers"]
+    assert [t["tokenizer"] for t in merged] == ["rqvae", "rqkmeans", "id"]
+    assert all("git_commit" in t for t in merged)
 
 
 def test_tiger_bench_records_invalid_rate_tokenizer_and_speed(capsys, data_folder, tmp_path):
