@@ -277,7 +277,7 @@ def test_tiger_bench_records_invalid_rate_tokenizer_and_speed(capsys, data_folde
     args = ["bench", "-d", str(data_folder / "tiny"), "-m", "tiger", "--out", str(out_dir)]
     for kv in ("embeddings=svd", "svd_dim=3", "codebook_size=3", "levels=2", "d_model=16", "ffn_dim=32", "epochs=2"):
         args += ["--set", kv]
-    code, _, err = run(capsys, *args)
+    code, _, err = run(capsys, *args, "--decode-variant", "constrained=false", "--decode-variant", "beam=5")
     assert code == 0, err
     (path,) = out_dir.glob("*tiger*.json")
     r = json.loads(path.read_text())
@@ -285,6 +285,17 @@ def test_tiger_bench_records_invalid_rate_tokenizer_and_speed(capsys, data_folde
     assert info["constrained"] and info["stats"]["invalid_rate"] == 0.0 and info["stats"]["ms_per_user"] > 0
     assert info["tokenizer"]["name"] == "rqvae" and len(info["tokenizer"]["perplexity"]) == 2
     assert r["throughput"]["train_samples_per_second"] > 0 and 0 < r["throughput"]["mfu"] < 1.5
+    # the same fitted model decoded freely and with a narrower beam; the run's own config is unchanged
+    free, narrow = (r["per_seed"][0]["test_variants"][k] for k in ("constrained=false", "beam=5"))
+    assert free["run_info"]["constrained"] is False and 0.0 <= free["run_info"]["stats"]["invalid_rate"] <= 1.0
+    assert narrow["run_info"]["beam"] == 5 and narrow["run_info"]["stats"]["invalid_rate"] == 0.0
+    assert set(free["test"]) == set(r["test"]) and r["config"]["constrained"] is True and r["config"]["beam"] == 20
+    from recgen.eval.report import variants_table
+
+    table = variants_table([r])
+    assert "| as run | 1 |" in table and "| constrained=false | 1 |" in table and "| beam=5 | 1 |" in table
+    code, _, err = run(capsys, *args, "--decode-variant", "d_model=8")
+    assert code == 2 and "reads when recommending (constrained, beam), not d_model" in err
 
 
 def test_bench_writes_after_each_seed_and_resume_runs_only_missing_seeds(capsys, data_folder, tmp_path, monkeypatch):

@@ -202,6 +202,13 @@ def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None
     is_flag=True,
     help="Keep the seeds an earlier results file of the same run already holds; run only the missing ones.",
 )
+@click.option(
+    "--decode-variant",
+    "decode_variants",
+    multiple=True,
+    help="Also evaluate test with decode-time fields changed, same fitted model: key=v[,key=v] "
+    "(repeatable; e.g. tiger: constrained=false, beam=50).",
+)
 def bench(
     dataset,
     model,
@@ -218,6 +225,7 @@ def bench(
     max_eval_users,
     grid,
     resume,
+    decode_variants,
 ) -> None:
     """Fit on train, choose on validation, evaluate test (full ranking); write a results JSON, print a table."""
     from recgen.config import parse_sets
@@ -243,6 +251,7 @@ def bench(
         grid=parse_grid(grid),
         command=_command_line(),
         resume=resume,
+        decode_variants=[parse_sets(v.split(",")) for v in decode_variants],
         log=_log,
     )
     from rich.console import Console

@@ -158,9 +158,14 @@ def run_bench(
     grid: dict[str, list[str]] | None = None,
     command: str | None = None,
     resume: bool = False,
+    decode_variants: Sequence[dict[str, Any]] = (),
     log=print,
 ) -> dict[str, Any]:
     """Benchmark one model on one dataset; returns the result dict (also written to ``out_dir``).
+
+    ``decode_variants``: config changes of fields the model reads only when recommending (its ``decode_fields``,
+    e.g. TIGER's ``constrained`` and ``beam``); each seed's fitted model is also evaluated on test with each
+    change, recorded under ``per_seed[i]["test_variants"]`` (the fitted weights are the same, not refitted).
 
     The results file is rewritten (atomically) after every seed, so an interrupted multi-seed run leaves the seeds
     it finished, marked ``complete: false`` with ``seeds_planned``. ``resume=True`` keeps the per-seed entries of an
@@ -215,6 +220,7 @@ def run_bench(
             command=command,
         )
 
+    variants = _decode_variants(klass, base_cfg, decode_variants)
     for seed in range(seeds):
         if seed in done:
             continue
@@ -266,6 +272,20 @@ def run_bench(
             entry["run_info"] = m.run_info()
         if hasattr(m, "non_embedding_parameters"):
             entry["non_embedding_parameters"] = m.non_embedding_parameters()
+        if variants:
+            entry["test_variants"] = {}
+        for label, change in variants:
+            fitted_cfg, m.config = m.config, dataclasses.replace(m.config, **change)
+            if hasattr(m, "reset_stats"):
+                m.reset_stats()
+            rx = evaluate(m, split.test, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size, progress=True)
+            entry["test_variants"][label] = {
+                "test": rx.metrics,
+                "eval_users_per_second": rx.users_per_second,
+                **({"run_info": m.run_info()} if hasattr(m, "run_info") else {}),
+            }
+            m.config = fitted_cfg
+            log(f"seed {seed}, {label}: test " + headline(rx.metrics) + f", eval {rx.users_per_second:.0f} users/s")
         per_seed.append(entry)
         per_seed.sort(key=lambda e: e["seed"])
         log(
@@ -394,6 +414,23 @@ def _assemble_result(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     return result
+
+
+def _decode_variants(klass, base_cfg, changes: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, typed field changes) per decode variant, checked before anything is fitted: only the model's decode-time
+    fields may change."""
+    allowed = tuple(getattr(klass, "decode_fields", ()))
+    out = []
+    for change in changes:
+        bad = sorted(set(change) - set(allowed))
+        if bad:
+            raise ConfigError(
+                f"--decode-variant can only change fields {klass.__name__} reads when recommending "
+                f"({', '.join(allowed) or 'it has none'}), not {', '.join(bad)}; use --set to train another model"
+            )
+        cfg = make_config(klass.Config, change, base=base_cfg)  # coerces and validates the values
+        out.append((",".join(f"{k}={v}" for k, v in change.items()), {k: getattr(cfg, k) for k in change}))
+    return out
 
 
 def _grid_search(klass, base_cfg, grid: dict[str, list[str]], split, log) -> tuple[Any, dict[str, Any]]:

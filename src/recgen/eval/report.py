@@ -182,6 +182,11 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
     return "\n".join(lines)
 
 
+VARIANTS_INTRO = (
+    "`recgen bench --decode-variant`: each seed's fitted model evaluated on test again with decode-time fields "
+    "changed (TIGER: trie-constrained or free beam search, beam width); invalid-ID rate = finished beams that name "
+    "no item."
+)
 H2H_INTRO = "Each model's run with the most seeds (ties: the better validation NDCG@10); leave-one-out, all users."
 
 
@@ -218,6 +223,34 @@ def head_to_head_table(results: list[dict[str, Any]], a: str = "hstu", b: str = 
     if not total:
         return ""
     return "\n".join(lines) + f"\n\n{a} >= {b} on test NDCG@10 on {wins} of {total} datasets."
+
+
+def _variant_row(r: dict[str, Any], label: str, entries: list[dict[str, Any]]) -> str:
+    mean = {k: sum(e["test"][k] for e in entries) / len(entries) for k in ("recall@10", "ndcg@10")}
+    rates = [e.get("run_info", {}).get("stats", {}).get("invalid_rate") for e in entries]
+    rate = f"{sum(rates) / len(rates):.4f}" if None not in rates else "–"
+    ups = sum(e["eval_users_per_second"] for e in entries) / len(entries)
+    cells = [r["dataset"], r["model"], _config_str(r["config"], r["model"]), label, str(len(entries))]
+    cells += [f"{mean['recall@10']:.4f}", f"{mean['ndcg@10']:.4f}", rate, _speed(ups)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def variants_table(results: list[dict[str, Any]]) -> str:
+    """Runs evaluated again with decode-time fields changed (``bench --decode-variant``): the run's own decoding
+    first, then each variant, seed means; '' when no run has variants."""
+    lines = []
+    for r in sorted(results, key=_sort_key):
+        seeds = [e for e in r.get("per_seed", []) if e.get("test_variants")]
+        if not seeds:
+            continue
+        lines.append(_variant_row(r, "as run", seeds))
+        for label in seeds[0]["test_variants"]:
+            entries = [e["test_variants"][label] for e in seeds if label in e["test_variants"]]
+            lines.append(_variant_row(r, label, entries))
+    if not lines:
+        return ""
+    head = "| dataset | model | config | decoding | seeds | R@10 | N@10 | invalid-ID rate | eval users/s |"
+    return "\n".join([head, "|---|---|---|---|---|---|---|---|---|", *lines])
 
 
 def scaling_table(results: list[dict[str, Any]]) -> str:
@@ -354,6 +387,11 @@ def write_report(
             table,
             "",
             *(["## HSTU vs SASRec-CE", "", H2H_INTRO, "", h2h, ""] if (h2h := head_to_head_table(results)) else []),
+            *(
+                ["## Decoding variants of the same fitted model", "", VARIANTS_INTRO, "", vt, ""]
+                if (vt := variants_table(results))
+                else []
+            ),  # fmt: skip
             "Machines: " + "; ".join(machines),
             "",
             "Commands:",

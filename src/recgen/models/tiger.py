@@ -238,6 +238,7 @@ class TIGERNet(nn.Module):
 class TIGER(NetRecommender):
     name = "tiger"
     Config = TIGERConfig
+    decode_fields = ("constrained", "beam")  # read only when recommending (bench --decode-variant)
     batch_size_recommend = 64
     eval_batch_size = 64
 
