@@ -51,7 +51,8 @@ class TrainerConfig:
     # stop after the first epoch that ends this many wall-clock seconds into fit (0 = none); that epoch is
     # validated. With schedule="cosine" the decay then follows whichever runs out first, epochs or time (budgeted
     # training, Li et al., ICLR 2020), so a run that is stopped by the clock has annealed; such runs depend on
-    # the machine's speed and are not bit-reproducible.
+    # the machine's speed and are not bit-reproducible. The clock starts with each fit call (a resumed run gets a
+    # fresh budget).
     time_budget: float = 0.0
 
     def validate(self) -> None:
