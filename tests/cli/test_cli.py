@@ -270,6 +270,8 @@ def test_codebook_study_records_tokenizer_statistics(capsys, data_folder, tmp_pa
     merged = json.loads(path.read_text())["tokenizers"]
     assert [t["tokenizer"] for t in merged] == ["rqvae", "rqkmeans", "id"]
     assert all("git_commit" in t for t in merged)
+    assert merged[0]["command"].startswith("recgen codebook") and "rqvae" in merged[0]["command"]
+    assert "rqkmeans,id" in merged[1]["command"]
 
 
 def test_tiger_bench_records_invalid_rate_tokenizer_and_speed(capsys, data_folder, tmp_path):

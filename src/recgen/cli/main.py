@@ -68,9 +68,13 @@ def _log(message: str) -> None:
     click.echo(message, err=True)
 
 
+_ARGV: list[str] | None = None  # the arguments main() was given (sys.argv[1:] from a shell, a list from Python)
+
+
 def _command_line() -> str:
     """The command as typed (quoted), stored in every results file."""
-    return "recgen " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    args = _ARGV if _ARGV is not None else sys.argv[1:]
+    return "recgen " + " ".join(shlex.quote(a) for a in args)
 
 
 def _run_study(fn, *args, sets=(), **kwargs) -> None:
@@ -646,10 +650,12 @@ def llm_info(spec) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn expected failures into one-line errors."""
+    global _ARGV
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _ARGV = list(argv) if argv is not None else sys.argv[1:]
     try:
-        cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="recgen", standalone_mode=False)
+        cli.main(args=_ARGV, prog_name="recgen", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

@@ -350,6 +350,18 @@ def codebook_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _commands(results: list[dict[str, Any]]) -> list[str]:
+    """The commands behind a study's rows, once each: a file whose rows name their own (a codebook study grown
+    over several runs) lists those, else the file's."""
+    out: list[str] = []
+    for r in results:
+        for c in [t.get("command") for t in r.get("tokenizers", [])] or [r["command"]]:
+            c = c or r["command"]
+            if c not in out:
+                out.append(c)
+    return out
+
+
 def protocols_section(results: list[dict[str, Any]]) -> str:
     protos = sorted({r["protocol"].get("description", "") for r in results})
     return "\n".join(f"- {p}" for p in protos)
@@ -427,7 +439,7 @@ def write_report(
                     *([f"From `{sub}`; {intro}", ""] if intro else []),
                     make_table(rs),
                     "",
-                    *[f"- `{r['command']}`" for r in (sorted(rs, key=order) if order else rs)],
+                    *[f"- `{c}`" for c in _commands(sorted(rs, key=order) if order else rs)],
                     "",
                 ]
             )

@@ -633,6 +633,8 @@ def run_codebook_study(
         "tokenizers": rows,
         **provenance(commit, command, measure_peak=False),
     }
+    for r in rows:  # each row names the command that made it (rows kept from an earlier study keep theirs)
+        r.setdefault("command", result["command"])
     write_json(result, path)
     result["_path"] = str(path)
     return result
@@ -643,7 +645,8 @@ def _merge_codebook_rows(
 ) -> list[dict[str, Any]]:
     """Keep the rows of tokenizers that an earlier study file of the same data and tokenizer fields holds and this
     run did not fit (so ``--tokenizers collab`` adds a row instead of replacing the file); each kept row keeps the
-    commit that made it. A file of other data or other tokenizer fields is replaced, and the log says so."""
+    commit and command that made it. A file of other data or other tokenizer fields is replaced, and the log says
+    so."""
     if not path.is_file():
         return rows
     try:
@@ -658,7 +661,10 @@ def _merge_codebook_rows(
         log(f"{path.name}: an earlier study of other data or another config is replaced")
         return rows
     ran = {r["tokenizer"] for r in rows}
-    kept = [{**r, "git_commit": r.get("git_commit", old.get("git_commit"))} for r in old.get("tokenizers", [])]
+    kept = [
+        {**r, "git_commit": r.get("git_commit", old.get("git_commit")), "command": r.get("command", old.get("command"))}
+        for r in old.get("tokenizers", [])
+    ]
     kept = [r for r in kept if r["tokenizer"] not in ran]
     if kept:
         log(f"{path.name}: keeping the earlier rows of {[r['tokenizer'] for r in kept]}")
