@@ -381,7 +381,7 @@ def write_report(
         device = m.get("device", "cpu")
         device = f"{m['gpu']} GPU" if device.startswith("cuda") and m.get("gpu") else device
         key = f"{m.get('cpu')} ({m.get('cpu_count')} cores, {device})"
-        peaks.setdefault(key, []).append(r["machine"].get("matmul_peak_gflops") or 0.0)
+        peaks.setdefault(key, []).append(m.get("matmul_peak_gflops") or 0.0)
     machines = [
         f"{k}: fp32 matmul peak {min(v):.0f}-{max(v):.0f} GFLOP/s measured in the runs" for k, v in peaks.items()
     ]

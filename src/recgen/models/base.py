@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -49,18 +50,21 @@ class Recs:
 Query = str | int | Sequence[Any] | np.ndarray
 
 
+def check_device_spec(spec: str) -> None:
+    """A ``device`` config must read ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (whether the GPU is there is checked
+    when fitting, by ``resolve_device``)."""
+    if not isinstance(spec, str) or re.fullmatch(r"cpu|auto|cuda(:\d+)?", spec) is None:
+        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {spec!r}")
+
+
 def resolve_device(spec: str, *, strict: bool = True) -> torch.device:
     """The torch device a ``device`` config names: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a GPU when torch sees
     one). ``strict`` (fitting): asking for a GPU torch cannot see is an error; not strict (loading a saved model on
     another machine): falls back to the CPU."""
+    check_device_spec(spec)
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {spec!r}") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {spec!r}")
+    dev = torch.device(spec)
     if dev.type == "cuda" and not torch.cuda.is_available():
         if strict:
             raise ConfigError(

@@ -35,8 +35,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -48,10 +46,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recgen.cache import cache_dir
 from recgen.config import check
-from recgen.data.dataset import Dataset
+from recgen.data.dataset import Dataset, atomic_write_file
 from recgen.errors import DataError
-from recgen.models.base import resolve_device
+from recgen.models.base import check_device_spec, resolve_device
 from recgen.train.netmodel import NetRecommender
 from recgen.train.sequential import length_bucketed_batches
 from recgen.train.trainer import TrainerConfig
@@ -116,10 +115,7 @@ class TIGERConfig(TrainerConfig):
         check(self.max_items >= 1, f"max_items must be >= 1, got {self.max_items}")
         check(self.user_buckets >= 0 and self.targets_per_user >= 0, "user_buckets and targets_per_user are >= 0")
         check(self.beam >= 1, f"beam must be >= 1, got {self.beam}")
-        check(
-            re.fullmatch(r"cpu|auto|cuda(:\d+)?", self.device) is not None,
-            f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}",
-        )
+        check_device_spec(self.device)
         check(self.svd_dim >= 1 and self.rqvae_epochs >= 1, "svd_dim and rqvae_epochs must be >= 1")
         try:
             hidden = tuple(int(v) for v in self.rqvae_hidden.split(",") if v.strip())
@@ -239,16 +235,19 @@ class TIGER(NetRecommender):
     name = "tiger"
     Config = TIGERConfig
     decode_fields = ("constrained", "beam")  # read only when recommending (bench --decode-variant)
-    batch_size_recommend = 64
-    eval_batch_size = 64
 
     def _device(self, strict: bool = False) -> torch.device:
-        """The configured device (``strict``: a GPU that is not there is an error; else the CPU stands in).
-        On a GPU, validation and recommending decode 1024 users per batch instead of 64."""
-        dev = resolve_device(self.config.device, strict=strict)
-        if dev.type == "cuda":
-            self.eval_batch_size = self.batch_size_recommend = 1024
-        return dev
+        """The configured device (``strict``: a GPU that is not there is an error; else the CPU stands in)."""
+        return resolve_device(self.config.device, strict=strict)
+
+    @property
+    def eval_batch_size(self) -> int:  # users decoded at once: 1024 on a GPU, 64 on the CPU
+        net = getattr(self, "net_", None)
+        return 1024 if net is not None and net.tok.weight.device.type == "cuda" else 64
+
+    @property
+    def batch_size_recommend(self) -> int:
+        return self.eval_batch_size
 
     # ------------------------------------------------------------------------------------ tokenizer
     def _fit_tokenizer(self, dataset: Dataset) -> None:
@@ -518,8 +517,8 @@ def codes_cache_path(dataset: Dataset, cfg: TIGERConfig) -> Path | None:
     (default ``~/.cache/recgen/codes``; ``RECGEN_CACHE_DIR=off`` disables caching), keyed by the data's fingerprint,
     the item texts (text embeddings), every field the tokenizer reads (the seed too) and ``CODES_CACHE_VERSION``.
     None for ID tokens (nothing to fit)."""
-    root = os.environ.get("RECGEN_CACHE_DIR", "~/.cache/recgen")
-    if cfg.tokenizer == "id" or root.lower() in ("off", "0", "none"):
+    folder = cache_dir("codes")
+    if cfg.tokenizer == "id" or folder is None:
         return None
     key = {"version": CODES_CACHE_VERSION, "data": dataset.fingerprint()}
     key.update({f: getattr(cfg, f) for f in TOKENIZER_FIELDS})
@@ -529,7 +528,7 @@ def codes_cache_path(dataset: Dataset, cfg: TIGERConfig) -> Path | None:
 
         for t in item_texts(dataset):
             h.update(t.encode("utf-8") + b"\x00")
-    return Path(root).expanduser() / "codes" / f"{cfg.tokenizer}-{h.hexdigest()[:24]}.npz"
+    return folder / f"{cfg.tokenizer}-{h.hexdigest()[:24]}.npz"
 
 
 def fit_item_tokenizer(dataset: Dataset, cfg: TIGERConfig) -> tuple[np.ndarray, dict[str, Any]]:
@@ -544,8 +543,6 @@ def fit_item_tokenizer(dataset: Dataset, cfg: TIGERConfig) -> tuple[np.ndarray, 
             return z["codes"], {**json.loads(str(z["stats"])), "cached": True}
     codes, stats = _fit_item_tokenizer(dataset, cfg)
     if path is not None:
-        from recgen.data.dataset import atomic_write_file
-
         blob = np.array(json.dumps(stats, default=float))
 
         def write(tmp: str) -> None:

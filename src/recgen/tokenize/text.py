@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from recgen.cache import cache_dir
 from recgen.data.dataset import Dataset, atomic_write_file
 from recgen.errors import BackendUnavailableError, DataError
 
 DEFAULT_ENCODER = "minilm"
-_CACHE_ROOT = os.environ.get("RECGEN_CACHE_DIR", "~/.cache/recgen")  # "off" disables the on-disk caches
-DEFAULT_CACHE = None if _CACHE_ROOT.lower() in ("off", "0", "none") else Path(_CACHE_ROOT) / "embeddings"
+DEFAULT_CACHE = cache_dir("embeddings")  # None where RECGEN_CACHE_DIR=off
 
 
 def model_folder(name: str) -> Path:

@@ -1,12 +1,12 @@
 """The trainer shared by every neural model.
 
 AdamW with linear warm-up and cosine (or constant) decay, an optional wall-clock budget, gradient clipping, mixed
-precision where the device has it (bf16 autocast on CUDA; plain fp32 on the CPU, where autocast is slower), evaluation
-on validation every N
-epochs with early stopping on a metric (NDCG@10 by default), the best weights kept for test, and true resume:
-a ``last`` checkpoint holds model, optimizer, scheduler, early-stopping state, RNG states (python, numpy, torch
-and the data generator) and the epoch, so an interrupted run continues exactly where it stopped. Checkpoints are
-written atomically (temp file, then rename). A progress bar shows the loss and samples/s.
+precision where the device has it (bf16 autocast on CUDA; plain fp32 on the CPU, where autocast is slower),
+evaluation on validation every N epochs with early stopping on a metric (NDCG@10 by default), the best weights
+kept for test, and true resume: a ``last`` checkpoint holds model, optimizer, scheduler, early-stopping state, RNG
+states (python, numpy, torch and the data generator) and the epoch, so an interrupted run continues exactly where
+it stopped. Checkpoints are written atomically (temp file, then rename). A progress bar shows the loss and
+samples/s.
 
 A model uses it through three callables: ``batches(epoch)`` yields training batches (the trainer owns the data
 generator, so shuffling resumes exactly), ``loss_fn(batch)`` returns (loss, n_samples), and ``evaluate()``
@@ -219,7 +219,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(self.resolved_config, indent=2, default=str))
         show = progress_enabled()
-        started = self._started = time.perf_counter()
+        self._started = time.perf_counter()
         while self.state.epoch < cfg.epochs:
             epoch = self.state.epoch + 1
             self.module.train()
@@ -267,7 +267,7 @@ class Trainer:
                 "samples_per_second": n_seen / max(seconds, 1e-9),
             }
             stop = False
-            out_of_time = bool(cfg.time_budget) and time.perf_counter() - started >= cfg.time_budget
+            out_of_time = bool(cfg.time_budget) and time.perf_counter() - self._started >= cfg.time_budget
             if self.evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time):
                 self.module.eval()
                 metrics = self.evaluate()
