@@ -38,6 +38,13 @@ def test_cache_returns_the_stored_array(encoder):
     assert encoder._cache_path(texts) != encoder._cache_path(texts[::-1])
 
 
+def test_default_cache_folder_follows_the_environment_at_construction(encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECGEN_CACHE_DIR", str(tmp_path))  # set after the module was imported
+    assert TextEncoder().cache_dir == tmp_path / "embeddings"
+    monkeypatch.setenv("RECGEN_CACHE_DIR", "off")
+    assert TextEncoder().cache_dir is None
+
+
 def test_bad_model_path_is_a_clear_error(tmp_path):
     if importlib.util.find_spec("sentence_transformers") is None:
         pytest.skip("sentence-transformers is not installed")

@@ -18,12 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-from recgen.cache import cache_dir
+from recgen import cache
 from recgen.data.dataset import Dataset, atomic_write_file
 from recgen.errors import BackendUnavailableError, DataError
 
 DEFAULT_ENCODER = "minilm"
-DEFAULT_CACHE = cache_dir("embeddings")  # None where RECGEN_CACHE_DIR=off
+
+
+class _FromEnv:
+    """TextEncoder's default cache folder: ``$RECGEN_CACHE_DIR/embeddings``, read when the encoder is made (as the
+    item-code cache reads it), not when this module is imported; ``RECGEN_CACHE_DIR=off``: no cache."""
+
+    def __repr__(self) -> str:
+        return "$RECGEN_CACHE_DIR/embeddings"
+
+
+FROM_ENV = _FromEnv()
 
 
 def model_folder(name: str) -> Path:
@@ -49,7 +59,7 @@ class TextEncoder:
         model: str = DEFAULT_ENCODER,
         *,
         batch_size: int = 64,
-        cache_dir: str | Path | None = DEFAULT_CACHE,
+        cache_dir: str | Path | None | _FromEnv = FROM_ENV,
         device: str = "cpu",
     ) -> None:
         try:
@@ -61,6 +71,8 @@ class TextEncoder:
         self.folder = model_folder(model)
         self.model = SentenceTransformer(str(self.folder), device=device, local_files_only=True)
         self.batch_size = batch_size
+        if isinstance(cache_dir, _FromEnv):
+            cache_dir = cache.cache_dir("embeddings")
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         weights = sorted(self.folder.glob("*.safetensors")) or sorted(self.folder.glob("*.bin"))
         h = hashlib.sha256(str(self.folder.name).encode())
