@@ -1,11 +1,15 @@
 """SASRec / HSTU / the trainer: learnability on a known next item, every loss, resume equals uninterrupted."""
 
+import dataclasses
+
 import pytest
+import torch
 
 from recgen.data.split import leave_one_out
 from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
+from recgen.models.base import Recommender
 from recgen.testing import make_cycle_dataset as cycle_dataset
 
 SMALL = {
@@ -67,6 +71,48 @@ def test_speed_figures_and_bad_config():
         create_model("sasrec", embedding_dim=30, n_heads=4)
     with pytest.raises(ConfigError, match="loss must be one of"):
         create_model("hstu", loss="hinge")
+
+
+def test_device_config_is_checked():
+    for name in ("sasrec", "hstu"):
+        with pytest.raises(ConfigError, match="device"):
+            create_model(name, device="tpu")
+    with pytest.raises(ConfigError, match="CPU only"):
+        create_model("dreamrec", device="cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour of a machine without a GPU")
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_gpu_device_without_a_gpu_is_a_clear_error_and_a_gpu_model_loads_on_the_cpu(tmp_path, name):
+    split = leave_one_out(cycle_dataset(n_users=20))
+    with pytest.raises(ConfigError, match="sees no CUDA GPU"):
+        create_model(name, **dict(SMALL, epochs=1, device="cuda")).fit(split.train)
+    m = create_model(name, **dict(SMALL, epochs=1, device="auto")).fit(split.train)
+    assert m.net_.item_emb.weight.device.type == "cpu"
+    m.config = dataclasses.replace(m.config, device="cuda")  # as a model trained on a GPU is saved
+    m.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.config.device == "cuda" and loaded.net_.item_emb.weight.device.type == "cpu"
+    users, hists = split.test.user_ids, split.test.histories(slice(None))
+    ts = split.test.history_times(slice(None))
+    assert torch.equal(loaded.score(users, hists, ts), m.score(users, hists, ts))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_trains_on_a_gpu_and_loads_on_the_cpu(tmp_path, name):
+    split = leave_one_out(cycle_dataset())
+    model = create_model(name, **dict(SMALL, device="cuda")).fit(split.train, valid=split.valid)
+    assert model.net_.item_emb.weight.device.type == "cuda" and model.trainer_.autocast
+    assert evaluate(model, split.test, ks=(1,)).metrics["recall@1"] >= 0.9, model.train_log_
+    model.save(tmp_path / "m")
+    users, hists = split.test.user_ids, split.test.histories(slice(None))
+    ts = split.test.history_times(slice(None))
+    gpu = model.score(users, hists, ts)
+    assert gpu.device.type == "cpu"
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.net_.item_emb.weight.device.type == "cpu"
+    assert torch.equal(loaded.score(users, hists, ts).argmax(1), gpu.argmax(1))
 
 
 def test_train_prefixes_makes_every_prefix_a_sample_and_still_learns():

@@ -75,6 +75,7 @@ class DreamRecConfig(SASRecConfig):
             f"inference_steps must be in [0, steps={self.steps}] (0 = all), got {self.inference_steps}",
         )
         check(self.loss == "ce", "DreamRec has its own diffusion loss; leave loss at its default")
+        check(self.device == "cpu", f"DreamRec trains and samples on the CPU only; use device=cpu, got {self.device!r}")
 
 
 def dreamrec_betas(cfg: DreamRecConfig) -> np.ndarray:

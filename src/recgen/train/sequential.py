@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from recgen.config import check
 from recgen.data.dataset import Dataset
+from recgen.models.base import check_device_spec, resolve_device
 from recgen.train.netmodel import NetRecommender
 from recgen.train.trainer import TrainerConfig
 
@@ -58,9 +59,11 @@ class SequentialConfig(TrainerConfig):
     # every prefix of a training sequence is also a sample (sliding window, as RecBole and phonism/genrec train):
     # early positions weigh more and an epoch costs about half the mean sequence length times more
     train_prefixes: bool = False
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto: where the network trains and scores (bf16 autocast on CUDA)
 
     def validate(self) -> None:
         super().validate()
+        check_device_spec(self.device)
         check(self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")
         check(self.n_layers >= 1, f"n_layers must be >= 1, got {self.n_layers}")
         check(self.n_heads >= 1, f"n_heads must be >= 1, got {self.n_heads}")
@@ -185,11 +188,12 @@ class SequentialRecommender(NetRecommender):
 
     def _fit(self, dataset: Dataset, valid: Any) -> None:
         cfg = self.config
+        dev = resolve_device(cfg.device, strict=True)  # a GPU that is not there is an error here, before training
         torch.manual_seed(cfg.seed)
-        self.net_ = self._build_net(dataset.n_items)
+        self.net_ = self._build_net(dataset.n_items).to(dev)  # built on the CPU first: the same initial weights
         self._infer_net_ = None
         seqs, tss, lengths = self._training_arrays()
-        seqs_t, tss_t = torch.from_numpy(seqs), torch.from_numpy(tss)
+        seqs_t, tss_t = torch.from_numpy(seqs).to(dev), torch.from_numpy(tss).to(dev)
         bs = cfg.batch_size
         n = len(seqs)
 
@@ -213,16 +217,17 @@ class SequentialRecommender(NetRecommender):
     @torch.no_grad()
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps=None) -> torch.Tensor:
         net = self._inference_net()
+        dev = net.item_embeddings().device
         L = self.config.max_seq_len
-        seq = torch.from_numpy(left_pad(histories, L))
+        seq = torch.from_numpy(left_pad(histories, L)).to(dev)
         ts = None
         if self.uses_timestamps:
-            ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)) if timestamps is not None else None
+            ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)).to(dev) if timestamps is not None else None
         h = net.encode(seq, ts)[:, -1]  # (B, D) state after the last history item
         emb = net.item_embeddings()
         if net.l2_norm:
             h, emb = F.normalize(h, dim=-1), F.normalize(emb, dim=-1)
-        return h @ emb.T
+        return (h @ emb.T).cpu()  # the harness ranks on the CPU
 
     def non_embedding_parameters(self) -> int:
         return sum(p.numel() for name, p in self.net_.named_parameters() if "item_emb" not in name)
