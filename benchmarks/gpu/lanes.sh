@@ -12,6 +12,9 @@
 #   SECONDS    the shared deadline: a lane still running then gets SIGINT (the bench harness writes its results file
 #              after every seed, atomically, so finished seeds are kept; rerun with --resume to complete the rest).
 #
+# On a machine without recgen installed and without the datasets' usual folder, export first, e.g.
+#   PYTHONPATH=$PWD/src RECGEN_DATA_DIR=$PWD/.devdata RECGEN_CACHE_DIR=$PWD/.devcache RECGEN_PROGRESS=0
+#   RECGEN_GIT_COMMIT=<the commit the tree was sent from> (a copied tree's git metadata may be older than its code).
 # Lanes should write under benchmarks/results and pass --resume, so a visit continues the files an earlier visit
 # left incomplete. Examples: benchmarks/gpu/lanes-lrm.txt (SASRec-CE / HSTU), benchmarks/gpu/lanes-tiger.txt.
 set -uo pipefail
