@@ -61,5 +61,13 @@ def test_head_to_head_picks_runs_by_seeds_then_validation_never_by_test():
     assert [r.split(" | ")[0] for r in rows] == ["| beauty", "| toys"]
     assert "0.0400 ± 0.0010" in rows[0] and "0.0300 ± 0.0010" in rows[0] and "+0.0100" in rows[0]
     assert "-0.0050" in rows[1]
-    assert table.endswith("hstu >= sasrec on test NDCG@10 on 1 of 2 datasets.")
+    assert table.endswith("hstu >= sasrec on test NDCG@10 on 1 of 2 datasets.")  # toys: 1 seed, no tie call
+    tied = head_to_head_table(
+        [_run("lastfm", "hstu", 3, 0.05, 0.0330), _run("lastfm", "sasrec", 3, 0.05, 0.0335)]  # -0.0005, std 0.001
+        + [_run("beauty", "hstu", 3, 0.05, 0.030), _run("beauty", "sasrec", 3, 0.05, 0.035)]  # -0.005: no tie
+    )
+    assert tied.endswith(
+        "hstu >= sasrec on test NDCG@10 on 0 of 2 datasets. Behind by no more than the larger seed standard "
+        "deviation of the two (a tie at this many seeds) on: lastfm."
+    )
     assert head_to_head_table([_run("toys", "hstu", 1, 0.1, 0.1)]) == ""

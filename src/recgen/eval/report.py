@@ -205,6 +205,7 @@ def head_to_head_table(results: list[dict[str, Any]], a: str = "hstu", b: str = 
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     wins = total = 0
+    close: list[str] = []  # behind by no more than the larger seed std of the two (both with >= 2 seeds)
     order = {d: i for i, d in enumerate(DATASET_ORDER)}
     datasets = sorted({r["dataset"] for r in results}, key=lambda d: (order.get(d, len(order)), d))
     for d in datasets:
@@ -215,6 +216,10 @@ def head_to_head_table(results: list[dict[str, Any]], a: str = "hstu", b: str = 
         diff = ra["test"]["ndcg@10"] - rb["test"]["ndcg@10"]
         total += 1
         wins += diff >= 0
+        if diff < 0 and min(len(ra["seeds"]), len(rb["seeds"])) >= 2:
+            spread = max(ra.get("test_std", {}).get("ndcg@10", 0.0), rb.get("test_std", {}).get("ndcg@10", 0.0))
+            if -diff <= spread:
+                close.append(d)
         lines.append(
             f"| {d} | {_config_str(ra['config'], a)} | {_seeds_cell(ra)} | {_fmt(ra, 'recall@10')} | "
             f"{_fmt(ra, 'ndcg@10')} | {_config_str(rb['config'], b)} | {_seeds_cell(rb)} | {_fmt(rb, 'recall@10')} | "
@@ -222,7 +227,13 @@ def head_to_head_table(results: list[dict[str, Any]], a: str = "hstu", b: str = 
         )
     if not total:
         return ""
-    return "\n".join(lines) + f"\n\n{a} >= {b} on test NDCG@10 on {wins} of {total} datasets."
+    summary = f"{a} >= {b} on test NDCG@10 on {wins} of {total} datasets."
+    if close:
+        summary += (
+            f" Behind by no more than the larger seed standard deviation of the two (a tie at this many seeds) on: "
+            f"{', '.join(close)}."
+        )
+    return "\n".join(lines) + "\n\n" + summary
 
 
 def _variant_row(r: dict[str, Any], label: str, entries: list[dict[str, Any]]) -> str:
