@@ -20,6 +20,8 @@ but the cost). Losses:
 - ``bce``: the original SASRec loss, one uniform negative per position with binary cross-entropy.
 
 Scoring at evaluation uses a float64 copy of the network, so rankings do not depend on the batch size.
+``device=cuda`` trains on a GPU (bf16 autocast, the shared trainer) and scores there (the float64 copy too); the
+scores come back to the CPU, where the harness ranks them.
 """
 
 from __future__ import annotations
