@@ -7,8 +7,9 @@
 #   LANE_FILE  one lane per line: a bash command line run from the repository root (blank lines and lines starting
 #              with # are skipped). A lane may chain commands with ';' or '&&'. `$RECGEN` runs recgen (the installed
 #              command, else `python3 -m recgen.cli.main`).
-#   OUT_DIR    gets logs/ (one log per lane, nvidia-smi snapshots) and results.tgz (every file under
-#              benchmarks/results that a lane created or changed, with its path; unpack it in the repository root).
+#   OUT_DIR    gets logs.tgz (one log per lane, nvidia-smi snapshots) and results.tgz (every file under
+#              benchmarks/results and benchmarks/lanes that a lane created or changed, with its path; unpack it in
+#              the repository root).
 #   SECONDS    the shared deadline: a lane still running then gets SIGINT (the bench harness writes its results file
 #              after every seed, atomically, so finished seeds are kept; rerun with --resume to complete the rest).
 #
@@ -16,7 +17,9 @@
 #   PYTHONPATH=$PWD/src RECGEN_DATA_DIR=$PWD/.devdata RECGEN_CACHE_DIR=$PWD/.devcache RECGEN_PROGRESS=0
 #   RECGEN_GIT_COMMIT=<the commit the tree was sent from> (a copied tree's git metadata may be older than its code).
 # Lanes should write under benchmarks/results and pass --resume, so a visit continues the files an earlier visit
-# left incomplete. Examples: benchmarks/gpu/lanes-lrm.txt (SASRec-CE / HSTU), benchmarks/gpu/lanes-tiger.txt.
+# left incomplete. The seeds of one run can go to parallel lanes: `bench --seeds 3 --only-seed K --out
+# benchmarks/lanes/sK` each (benchmarks/lanes is not committed), joined afterwards here by
+# `recgen merge-results benchmarks/results/FILE.json benchmarks/lanes/s*/FILE.json --out benchmarks/results`. Examples: benchmarks/gpu/lanes-lrm.txt (SASRec-CE / HSTU), benchmarks/gpu/lanes-tiger.txt.
 set -uo pipefail
 lanes=${1:?usage: lanes.sh LANE_FILE OUT_DIR SECONDS}
 out=${2:?usage: lanes.sh LANE_FILE OUT_DIR SECONDS}
@@ -25,7 +28,7 @@ seconds=${3:?usage: lanes.sh LANE_FILE OUT_DIR SECONDS}
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "lanes.sh: SECONDS must be a whole number, got $seconds" >&2; exit 2; }
 if command -v recgen >/dev/null; then RECGEN=recgen; else RECGEN="${PYTHON:-python3} -m recgen.cli.main"; fi
 export RECGEN PYTHONUNBUFFERED=1
-mkdir -p "$out/logs" benchmarks/results
+mkdir -p "$out/logs" benchmarks/results benchmarks/lanes
 marker=$(mktemp)
 deadline=$(($(date +%s) + seconds))
 snapshot() { command -v nvidia-smi >/dev/null && nvidia-smi >"$out/logs/nvidia-smi-$1.txt" 2>&1; uptime >>"$out/logs/nvidia-smi-$1.txt"; }
@@ -49,7 +52,7 @@ for p in "${pids[@]}"; do wait "$p"; done
 pkill -P "$snap" 2>/dev/null; kill "$snap" 2>/dev/null
 echo "lanes.sh: all lanes ended $(($(date +%s) - deadline + seconds)) s after the start"
 tail -n 3 "$out"/logs/lane*.log
-mapfile -t changed < <(find benchmarks/results -type f -newer "$marker" | sort)
+mapfile -t changed < <(find benchmarks/results benchmarks/lanes -type f -newer "$marker" | sort)
 rm -f "$marker"
 if ((${#changed[@]})); then
   tar czf "$out/results.tgz" "${changed[@]}"

@@ -362,3 +362,40 @@ def test_resume_finds_a_file_made_before_the_config_gained_fields(capsys, data_f
     # a non-default value of the new field is a different run: nothing is kept
     code, out, err = run(capsys, *base, "--set", "train_prefixes=true", "--seeds", "1", "--resume")
     assert code == 0 and "no earlier results file" in out + err
+
+
+def test_seeds_run_apart_with_only_seed_merge_into_the_file_of_one_run(capsys, data_folder, tmp_path):
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "2"]
+    base += ["--set", "epochs=1", "--set", "embedding_dim=8", "--set", "n_layers=1"]
+    for seed in (0, 1):  # as two parallel processes would, each with its own folder
+        code, _, err = run(capsys, *base, "--only-seed", str(seed), "--out", str(tmp_path / f"s{seed}"))
+        assert code == 0, err
+    (a,), (b,) = (tmp_path / "s0").glob("*.json"), (tmp_path / "s1").glob("*.json")
+    part = json.loads(a.read_text())
+    assert part["seeds"] == [0] and part["complete"] is False and part["seeds_planned"] == 2
+    code, _, err = run(capsys, *base, "--out", str(tmp_path / "whole"))  # both seeds in one process
+    assert code == 0, err
+    (whole,) = (tmp_path / "whole").glob("*.json")
+    code, out, err = run(capsys, "merge-results", str(b), str(a), "--out", str(tmp_path / "merged"))
+    assert code == 0, err
+    (merged,) = (tmp_path / "merged").glob("*.json")
+    assert merged.name == a.name == whole.name and "(complete)" in out
+    m, w = json.loads(merged.read_text()), json.loads(whole.read_text())
+    assert m["seeds"] == [0, 1] and m["complete"] is True
+    assert [e["test"] for e in m["per_seed"]] == [e["test"] for e in w["per_seed"]]  # deterministic seeds
+    assert m["test"] == pytest.approx(w["test"]) and m["test_std"] == pytest.approx(w["test_std"])
+    assert [f["seeds"] for f in m["merged_from"]] == [[1], [0]] and m["command"].startswith("recgen merge-results")
+    # bad input: a seed outside --seeds, files of different runs, one seed with two different outcomes
+    code, _, err = run(capsys, *base, "--only-seed", "2", "--out", str(tmp_path / "x"))
+    assert code == 2 and "--only-seed must name seeds in 0..1" in err
+    other = json.loads(a.read_text())
+    other["config"]["dropout"] = 0.5
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    code, _, err = run(capsys, "merge-results", str(a), str(tmp_path / "other.json"), "--out", str(tmp_path / "y"))
+    assert code == 2 and "not the same run (they differ in config)" in err
+    clash = json.loads(a.read_text())
+    clash["per_seed"][0]["test"]["ndcg@10"] += 0.1
+    (tmp_path / "clash.json").write_text(json.dumps(clash))
+    code, _, err = run(capsys, "merge-results", str(a), str(tmp_path / "clash.json"), "--out", str(tmp_path / "z"))
+    assert code == 2 and "seed 0 is in" in err and "different test metrics" in err
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()

@@ -19,6 +19,7 @@ def test_lanes_run_side_by_side_stop_at_the_deadline_and_pack_what_they_wrote(tm
     lanes.write_text(
         "# a comment\n\n"
         "mkdir -p benchmarks/results/scaling && echo '{}' > benchmarks/results/scaling/a.json && echo \"$RECGEN\"\n"
+        "mkdir -p benchmarks/lanes/s1 && echo '{}' > benchmarks/lanes/s1/c.json\n"
         "sleep 30; echo late > benchmarks/results/b.json\n"
     )
     out = tmp_path / "out"
@@ -26,14 +27,14 @@ def test_lanes_run_side_by_side_stop_at_the_deadline_and_pack_what_they_wrote(tm
         ["bash", str(SCRIPT), str(lanes), str(out), "3"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert "2 lanes started" in proc.stdout
+    assert "3 lanes started" in proc.stdout
     with tarfile.open(out / "results.tgz") as t:
-        assert t.getnames() == ["benchmarks/results/scaling/a.json"]
+        assert t.getnames() == ["benchmarks/lanes/s1/c.json", "benchmarks/results/scaling/a.json"]
     assert not (tmp_path / "benchmarks" / "results" / "b.json").exists()  # the slow lane was stopped
     with tarfile.open(out / "logs.tgz") as t:
         logs = {m.name: t.extractfile(m).read().decode() for m in t.getmembers() if m.isfile()}
     assert "exit 0" in logs["logs/lane1.log"] and "recgen" in logs["logs/lane1.log"]
-    assert "exit 124" in logs["logs/lane2.log"]  # timeout's status for a command it stopped
+    assert "exit 124" in logs["logs/lane3.log"]  # timeout's status for a command it stopped
     assert sorted(p.name for p in out.iterdir()) == ["logs.tgz", "results.tgz"]  # few files: the device returns 8
 
 

@@ -213,6 +213,14 @@ def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None
     help="Also evaluate test with decode-time fields changed, same fitted model: key=v[,key=v] "
     "(repeatable; e.g. tiger: constrained=false, beam=50).",
 )
+@click.option(
+    "--only-seed",
+    "only_seeds",
+    multiple=True,
+    type=int,
+    help="Run only this seed of the --seeds planned (repeatable); for seeds run in parallel processes with "
+    "separate --out folders, joined afterwards by `recgen merge-results`.",
+)
 def bench(
     dataset,
     model,
@@ -230,6 +238,7 @@ def bench(
     grid,
     resume,
     decode_variants,
+    only_seeds,
 ) -> None:
     """Fit on train, choose on validation, evaluate test (full ranking); write a results JSON, print a table."""
     from recgen.config import parse_sets
@@ -256,6 +265,7 @@ def bench(
         command=_command_line(),
         resume=resume,
         decode_variants=[parse_sets(v.split(",")) for v in decode_variants],
+        only_seeds=only_seeds,
         log=_log,
     )
     from rich.console import Console
@@ -281,6 +291,27 @@ def bench(
     click.echo(
         f"eval: {result['throughput']['eval_users_per_second']:.0f} users/s; "
         f"fit: {result['timings']['fit_seconds_mean']:.1f} s; results: {result['_path']}"
+    )
+
+
+@cli.command("merge-results")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    default="benchmarks/results",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for the joined results JSON (same file name as its sources).",
+)
+def merge_results_cmd(files, out) -> None:
+    """Join results files of one run whose seeds ran apart (`bench --only-seed`, other machines) into one file."""
+    from recgen.eval.bench import merge_results
+
+    r = merge_results(files, out, command=_command_line())
+    state = "complete" if r["complete"] else f"{len(r['seeds'])} of {r['seeds_planned']} seeds"
+    click.echo(
+        f"seeds {r['seeds']} ({state}): test ndcg@10 {r['test']['ndcg@10']:.4f} ± {r['test_std']['ndcg@10']:.4f}, "
+        f"recall@10 {r['test']['recall@10']:.4f}; results: {r['_path']}"
     )
 
 

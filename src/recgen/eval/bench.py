@@ -159,6 +159,7 @@ def run_bench(
     command: str | None = None,
     resume: bool = False,
     decode_variants: Sequence[dict[str, Any]] = (),
+    only_seeds: Sequence[int] = (),
     log=print,
 ) -> dict[str, Any]:
     """Benchmark one model on one dataset; returns the result dict (also written to ``out_dir``).
@@ -171,9 +172,16 @@ def run_bench(
     it finished, marked ``complete: false`` with ``seeds_planned``. ``resume=True`` keeps the per-seed entries of an
     existing file of the same name (same dataset fingerprint, protocol and config) and runs only the missing seeds;
     each entry records the git commit that ran it.
+
+    ``only_seeds``: run just these of the ``seeds`` planned (the file stays ``complete: false`` until the others
+    are there), so the seeds of one run can go to parallel processes with separate ``out_dir``s and be joined by
+    ``merge_results``.
     """
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    bad = [k for k in only_seeds if not 0 <= k < seeds]
+    if bad:
+        raise ConfigError(f"--only-seed must name seeds in 0..{seeds - 1} (--seeds {seeds}), got {bad}")
     commit = git_commit()  # at start: the code that runs is the code of this commit
     klass = get_model_class(model)
     base_cfg = make_config(klass.Config, sets or {})  # validates fields before any data is loaded
@@ -222,7 +230,7 @@ def run_bench(
 
     variants = _decode_variants(klass, base_cfg, decode_variants)
     for seed in range(seeds):
-        if seed in done:
+        if seed in done or (only_seeds and seed not in only_seeds):
             continue
         cfg = (
             dataclasses.replace(base_cfg, seed=seed)
@@ -365,8 +373,6 @@ def _assemble_result(
     command: str | None,
 ) -> dict[str, Any]:
     """The results file's content from the seeds run so far (``per_seed``; ``complete`` once all are there)."""
-    valid_mean, valid_std = _mean_std([e["valid"] for e in per_seed])
-    test_mean, test_std = _mean_std([e["test"] for e in per_seed])
     result = {
         "schema": "recgen-bench/1",
         "dataset": ds.name,
@@ -382,6 +388,24 @@ def _assemble_result(
         },
         "model": model,
         "config": to_dict(config),
+        **_aggregate(per_seed, seeds_planned, machine.get("matmul_peak_gflops"), load_seconds),
+        **({"grid": grid_log} if grid_log else {}),
+        "recgen_version": __version__,
+        "git_commit": commit,
+        "machine": machine,
+        "command": command or " ".join(["recgen", *sys.argv[1:]]),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    return result
+
+
+def _aggregate(
+    per_seed: list[dict[str, Any]], seeds_planned: int, peak: float | None, load_seconds: float
+) -> dict[str, Any]:
+    """The fields of a results file computed from its per-seed entries: means and spreads, timings, speeds."""
+    valid_mean, valid_std = _mean_std([e["valid"] for e in per_seed])
+    test_mean, test_std = _mean_std([e["test"] for e in per_seed])
+    return {
         "seeds": [e["seed"] for e in per_seed],
         "seeds_planned": seeds_planned,
         "complete": len(per_seed) == seeds_planned,
@@ -397,7 +421,7 @@ def _assemble_result(
         },
         "throughput": {
             "eval_users_per_second": float(np.mean([e["eval_users_per_second"] for e in per_seed])),
-            "matmul_peak_gflops": machine.get("matmul_peak_gflops"),
+            "matmul_peak_gflops": peak,
             **{
                 key: float(np.mean([e["train_speed"][key] for e in per_seed]))
                 for key in ("train_samples_per_second", "achieved_gflops", "mfu")
@@ -405,14 +429,69 @@ def _assemble_result(
             },
         },
         "best_epochs": [e["best_epoch"] for e in per_seed],
-        **({"grid": grid_log} if grid_log else {}),
-        "recgen_version": __version__,
-        "git_commit": commit,
         "git_commits": sorted({e["git_commit"] for e in per_seed if e.get("git_commit")}),
-        "machine": machine,
-        "command": command or " ".join(["recgen", *sys.argv[1:]]),
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+MERGE_KEYS = ("schema", "dataset", "dataset_fingerprint", "model", "config", "protocol")
+
+
+def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: str | None = None) -> dict[str, Any]:
+    """Join results files of the same run (same data fingerprint, model, config and protocol) whose seeds were run
+    apart (``bench --only-seed`` in parallel processes, or on different machines) into one file under ``out_dir``,
+    with the means and spreads recomputed over the union of their seeds. A seed present in two files must hold the
+    same test metrics (else it is an error naming both). Each source is listed under ``merged_from``."""
+    if not paths:
+        raise ConfigError("merge-results needs at least one results file")
+    runs = []
+    for p in paths:
+        try:
+            runs.append((Path(p), json.loads(Path(p).read_text())))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read results file {p}: {e}") from e
+    first_path, first = runs[0]
+    for path, r in runs[1:]:
+        diff = [
+            k for k in MERGE_KEYS if json.dumps(r.get(k), sort_keys=True) != json.dumps(first.get(k), sort_keys=True)
+        ]
+        if diff:
+            raise ConfigError(
+                f"{path} and {first_path} are not the same run (they differ in {', '.join(diff)}); "
+                "merge only the files of one dataset, model, config and protocol"
+            )
+    by_seed: dict[int, tuple[Path, dict[str, Any]]] = {}
+    for path, r in runs:
+        for e in r.get("per_seed", []):
+            if e["seed"] in by_seed:
+                other_path, other = by_seed[e["seed"]]
+                if other["test"] != e["test"]:
+                    raise ConfigError(
+                        f"seed {e['seed']} is in {other_path} and in {path} with different test metrics; "
+                        "keep one of the two files out of the merge"
+                    )
+                continue
+            by_seed[e["seed"]] = (path, e)
+    per_seed = [by_seed[k][1] for k in sorted(by_seed)]
+    machines = [r["machine"] for _, r in runs]
+    result = {k: v for k, v in first.items() if k not in ("merged_from", "machines")}
+    result.update(
+        _aggregate(
+            per_seed,
+            max(r.get("seeds_planned", len(r.get("per_seed", []))) for _, r in runs),
+            first.get("throughput", {}).get("matmul_peak_gflops"),
+            first.get("timings", {}).get("load_split_seconds", 0.0),
+        )
+    )
+    distinct = [m for i, m in enumerate(machines) if m not in machines[:i]]
+    if len(distinct) > 1:
+        result["machines"] = distinct
+    result["merged_from"] = [
+        {"file": path.name, "seeds": [e["seed"] for e in r.get("per_seed", [])], "command": r.get("command")}
+        for path, r in runs
+    ]
+    result["command"] = command or " ".join(["recgen", *sys.argv[1:]])
+    result["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    result["_path"] = str(write_result(result, out_dir))
     return result
 
 
