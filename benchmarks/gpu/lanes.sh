@@ -30,7 +30,7 @@ if command -v recgen >/dev/null; then RECGEN=recgen; else RECGEN="${PYTHON:-pyth
 export RECGEN PYTHONUNBUFFERED=1
 mkdir -p "$out/logs" benchmarks/results benchmarks/lanes
 marker=$(mktemp)
-deadline=$(($(date +%s) + seconds))
+started=$(date +%s)
 snapshot() { command -v nvidia-smi >/dev/null && nvidia-smi >"$out/logs/nvidia-smi-$1.txt" 2>&1; uptime >>"$out/logs/nvidia-smi-$1.txt"; }
 snapshot start
 i=0
@@ -50,7 +50,7 @@ echo "lanes.sh: $i lanes started, deadline in $seconds s"
 snap=$!
 for p in "${pids[@]}"; do wait "$p"; done
 pkill -P "$snap" 2>/dev/null; kill "$snap" 2>/dev/null
-echo "lanes.sh: all lanes ended $(($(date +%s) - deadline + seconds)) s after the start"
+echo "lanes.sh: all lanes ended $(($(date +%s) - started)) s after the start"
 tail -n 3 "$out"/logs/lane*.log
 mapfile -t changed < <(find benchmarks/results benchmarks/lanes -type f -newer "$marker" | sort)
 rm -f "$marker"

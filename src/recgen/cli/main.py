@@ -33,6 +33,20 @@ format_option = click.option(
     "amazon-p5, amazon-raw, csv, parquet, recgen (detected when unambiguous).",
 )
 columns_option = click.option("--columns", default=None, help="Column map for csv/parquet: user=COL,item=COL,...")
+results_dir_option = click.option(
+    "--results",
+    default="benchmarks/results",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder of results JSON.",
+)
+
+
+def out_folder_option(default: str, help: str):
+    """``--out FOLDER`` for a command that writes results files there."""
+    return click.option("--out", default=default, show_default=True, type=click.Path(path_type=Path), help=help)
+
+
 sep_option = click.option("--sep", default=None, help="Field separator for csv (default comma; tab for .tsv).")
 protocol_option = click.option(
     "--protocol",
@@ -181,13 +195,7 @@ def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None
 @protocol_option
 @valid_frac_option
 @test_frac_option
-@click.option(
-    "--out",
-    default="benchmarks/results",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder for the results JSON.",
-)
+@out_folder_option("benchmarks/results", "Folder for the results JSON.")
 @click.option("--include-seen", is_flag=True, help="Do not exclude history items from the rankings.")
 @click.option("--sampled", default=0, help="Also compute labelled sampled metrics with N negatives.")
 @click.option(
@@ -296,13 +304,7 @@ def bench(
 
 @cli.command("merge-results")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    default="benchmarks/results",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder for the joined results JSON (same file name as its sources).",
-)
+@out_folder_option("benchmarks/results", "Folder for the joined results JSON (same file name as its sources).")
 def merge_results_cmd(files, out) -> None:
     """Join results files of one run whose seeds ran apart (`bench --only-seed`, other machines) into one file."""
     from recgen.eval.bench import merge_results
@@ -316,13 +318,7 @@ def merge_results_cmd(files, out) -> None:
 
 
 @cli.command("report")
-@click.option(
-    "--results",
-    default="benchmarks/results",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder of results JSON.",
-)
+@results_dir_option
 @click.option(
     "--out",
     default="benchmarks/RESULTS.md",
@@ -350,13 +346,7 @@ def report(results, out, readme) -> None:
 
 @cli.command("plot-scaling")
 @click.option("--dataset", "-d", required=True, help="Dataset whose results to plot.")
-@click.option(
-    "--results",
-    default="benchmarks/results",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder of results JSON.",
-)
+@results_dir_option
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
 @click.option("--metric", default="ndcg@10", show_default=True, help="Test metric on the y axis.")
 def plot_scaling(dataset, results, out, metric) -> None:
@@ -375,13 +365,7 @@ def plot_scaling(dataset, results, out, metric) -> None:
 @protocol_option
 @valid_frac_option
 @test_frac_option
-@click.option(
-    "--out",
-    default="benchmarks/results/steps",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Folder for the steps JSON.",
-)
+@out_folder_option("benchmarks/results/steps", "Folder for the steps JSON.")
 @click.option(
     "--plot",
     default="benchmarks/diffusion-steps.png",
