@@ -399,3 +399,31 @@ def test_seeds_run_apart_with_only_seed_merge_into_the_file_of_one_run(capsys, d
     code, _, err = run(capsys, "merge-results", str(a), str(tmp_path / "clash.json"), "--out", str(tmp_path / "z"))
     assert code == 2 and "seed 0 is in" in err and "different test metrics" in err
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+def test_merge_accepts_a_file_written_before_a_config_field_existed(capsys, data_folder, tmp_path):
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "2"]
+    base += ["--set", "epochs=1", "--set", "embedding_dim=8", "--set", "n_layers=1"]
+    for seed in (0, 1):
+        code, _, err = run(capsys, *base, "--only-seed", str(seed), "--out", str(tmp_path / f"s{seed}"))
+        assert code == 0, err
+    (a,), (b,) = (tmp_path / "s0").glob("*.json"), (tmp_path / "s1").glob("*.json")
+    old = json.loads(a.read_text())
+    assert old["config"]["device"] == "cpu"  # the default
+    del old["config"]["device"]  # as a file written before SASRec had a device field
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    code, _, err = run(capsys, "merge-results", str(tmp_path / "old.json"), str(b), "--out", str(tmp_path / "m"))
+    assert code == 0, err
+    (merged,) = (tmp_path / "m").glob("*.json")
+    m = json.loads(merged.read_text())
+    assert merged.name == b.name and m["config"]["device"] == "cpu" and m["seeds"] == [0, 1]
+    assert m["merged_from"][0]["config_fields_at_default"] == ["device"]
+    assert "config_fields_at_default" not in m["merged_from"][1]
+    # a missing field is only the default: a file whose other run used a non-default value is another run
+    gpu = json.loads(b.read_text())
+    gpu["config"]["device"] = "cuda"
+    (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+    code, _, err = run(
+        capsys, "merge-results", str(tmp_path / "old.json"), str(tmp_path / "gpu.json"), "--out", str(tmp_path / "n")
+    )
+    assert code == 2 and "differ in config" in err

@@ -450,10 +450,15 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read results file {p}: {e}") from e
     first_path, first = runs[0]
+    full = _full_config(first.get("model"))
     for path, r in runs[1:]:
         diff = [
-            k for k in MERGE_KEYS if json.dumps(r.get(k), sort_keys=True) != json.dumps(first.get(k), sort_keys=True)
+            k
+            for k in MERGE_KEYS
+            if k != "config" and json.dumps(r.get(k), sort_keys=True) != json.dumps(first.get(k), sort_keys=True)
         ]
+        if not diff and full(r.get("config")) != full(first.get("config")):
+            diff.append("config")
         if diff:
             raise ConfigError(
                 f"{path} and {first_path} are not the same run (they differ in {', '.join(diff)}); "
@@ -474,6 +479,8 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
     per_seed = [by_seed[k][1] for k in sorted(by_seed)]
     machines = [r["machine"] for _, r in runs]
     result = {k: v for k, v in first.items() if k not in ("merged_from", "machines")}
+    # the config with the most fields (the newest code's), which names the merged file
+    result["config"] = max((r.get("config") or {} for _, r in runs), key=len)
     result.update(
         _aggregate(
             per_seed,
@@ -485,14 +492,27 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
     distinct = [m for i, m in enumerate(machines) if m not in machines[:i]]
     if len(distinct) > 1:
         result["machines"] = distinct
-    result["merged_from"] = [
-        {"file": path.name, "seeds": [e["seed"] for e in r.get("per_seed", [])], "command": r.get("command")}
-        for path, r in runs
-    ]
+    result["merged_from"] = []
+    for path, r in runs:
+        source = {"file": path.name, "seeds": [e["seed"] for e in r.get("per_seed", [])], "command": r.get("command")}
+        if missing := sorted(set(result["config"]) - set(r.get("config") or {})):
+            source["config_fields_at_default"] = missing  # written before these fields existed
+        result["merged_from"].append(source)
     result["command"] = command or " ".join(["recgen", *sys.argv[1:]])
     result["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result["_path"] = str(write_result(result, out_dir))
     return result
+
+
+def _full_config(model: str | None):
+    """config (as a results file holds it) -> the same config with every field the model's Config has gained since
+    filled in at its default: a file written before a field existed ran with the behaviour that default keeps
+    (the convention every new config field follows), so the two are the same run."""
+    try:
+        defaults = json.loads(json.dumps(to_dict(get_model_class(model).Config()), default=str))
+    except ConfigError:  # a model this version does not know: compare the configs as written
+        defaults = {}
+    return lambda cfg: json.dumps({**defaults, **(cfg or {})}, sort_keys=True)
 
 
 def _decode_variants(klass, base_cfg, changes: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
