@@ -427,3 +427,22 @@ def test_merge_accepts_a_file_written_before_a_config_field_existed(capsys, data
         capsys, "merge-results", str(tmp_path / "old.json"), str(tmp_path / "gpu.json"), "--out", str(tmp_path / "n")
     )
     assert code == 2 and "differ in config" in err
+
+
+def test_scaling_points_keep_one_line_per_recipe():
+    from recgen.eval.plots import _points
+
+    def run_of(model, dim, dropout, ndcg):
+        seed = {"non_embedding_parameters": dim * 10, "train_speed": {"train_flops": dim * 1e9}}
+        cfg = {"embedding_dim": dim, "n_layers": 1, "dropout": dropout, "epochs": 60}
+        return {"dataset": "d", "model": model, "config": cfg, "per_seed": [seed], "test": {"ndcg@10": ndcg}}
+
+    runs = [run_of("sasrec", 16, 0.2, 0.1), run_of("sasrec", 64, 0.2, 0.3), run_of("sasrec", 32, 0.5, 0.2)]
+    runs += [run_of("hstu", 32, 0.2, 0.4), run_of("hstu", 16, 0.2, 0.5)]
+    runs += [{**run_of("hstu", 8, 0.2, 0.6), "dataset": "other"}]
+    pts = _points(runs, "d", "ndcg@10")
+    assert pts == {
+        "sasrec (dropout=0.2)": [(160.0, 16e9, 0.1), (640.0, 64e9, 0.3)],
+        "sasrec (dropout=0.5)": [(320.0, 32e9, 0.2)],
+        "hstu": [(160.0, 16e9, 0.5), (320.0, 32e9, 0.4)],
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,15 @@ from typing import Any
 from recgen.errors import ConfigError
 from recgen.eval.bench import DEFAULT_RESULTS_DIR, load_results
 
+SIZE_FIELDS = ("embedding_dim", "n_layers")  # what a size study varies; every other config field is the recipe
+
 
 def _points(results: list[dict[str, Any]], dataset: str, metric: str) -> dict[str, list[tuple[float, float, float]]]:
-    """model -> [(non-embedding params, training FLOPs, test metric)] for results with speed figures."""
-    out: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    """line label -> [(non-embedding params, training FLOPs, test metric)] for results with speed figures, one line
+    per model and recipe (the config without its size fields): runs of another recipe (say dropout 0.5 beside 0.2)
+    in the same folder get their own line, labelled with the fields that set it apart, never joined to this one."""
+    runs: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    recipes: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:
         if r["dataset"] != dataset:
             continue
@@ -21,8 +27,17 @@ def _points(results: list[dict[str, Any]], dataset: str, metric: str) -> dict[st
         flops = [e.get("train_speed", {}).get("train_flops", 0.0) for e in seeds]
         if not seeds or None in params or not all(flops):
             continue
-        out[r["model"]].append((float(params[0]), sum(flops) / len(flops), r["test"][metric]))
-    return {m: sorted(v) for m, v in out.items()}
+        recipe = {k: v for k, v in r.get("config", {}).items() if k not in SIZE_FIELDS}
+        key = (r["model"], json.dumps(recipe, sort_keys=True, default=str))
+        recipes[key] = recipe
+        runs[key].append((float(params[0]), sum(flops) / len(flops), r["test"][metric]))
+    out = {}
+    for (model, rkey), pts in runs.items():
+        others = [recipes[k] for k in recipes if k[0] == model and k[1] != rkey]
+        mine = recipes[(model, rkey)]
+        apart = sorted(k for k in mine if any(o.get(k) != mine[k] for o in others))
+        out[model + (f" ({', '.join(f'{k}={mine[k]}' for k in apart)})" if apart else "")] = sorted(pts)
+    return out
 
 
 def scaling_plot(
