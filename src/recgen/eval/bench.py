@@ -205,9 +205,9 @@ def run_bench(
     path = Path(out_dir) / result_filename(stub)
     per_seed = []
     if resume:  # configs compared as the results files hold them (JSON)
-        ours, defaults = (json.loads(json.dumps(c, default=str)) for c in (stub["config"], to_dict(klass.Config())))
+        ours = json.loads(json.dumps(stub["config"], default=str))
         if not path.exists():
-            path = _earlier_run(path, ours, defaults)
+            path = _earlier_run(path, ours, _with_defaults(model))
         per_seed = _resumable_seeds(path, ds.fingerprint(), ours, stub["protocol"]["name"], seeds, log)
     done = {e["seed"] for e in per_seed}
 
@@ -305,19 +305,18 @@ def run_bench(
     return result
 
 
-def _earlier_run(path: Path, ours: dict[str, Any], defaults: dict[str, Any]) -> Path:
+def _earlier_run(path: Path, ours: dict[str, Any], full) -> Path:
     """A results file of the same run made before the model's config gained fields (so its name hashes fewer
-    fields): same dataset, model and protocol, equal on every field it has, and ours at the default on the rest.
-    ``path`` itself when there is none."""
+    fields): same dataset, model and protocol, equal on every field it has, and ours at the default on the rest
+    (``full``: ``_with_defaults``). ``path`` itself when there is none."""
     prefix = path.name.rsplit("__", 1)[0] + "__"
     for other in sorted(path.parent.glob(prefix + "*.json")):
         try:
             cfg = json.loads(other.read_text()).get("config", {})
         except (OSError, json.JSONDecodeError):
             continue
-        if set(cfg) <= set(ours) and all(ours[k] == v for k, v in cfg.items()):
-            if all(ours[k] == defaults.get(k) for k in set(ours) - set(cfg)):
-                return other
+        if full(cfg) == ours:
+            return other
     return path
 
 
@@ -450,7 +449,7 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read results file {p}: {e}") from e
     first_path, first = runs[0]
-    full = _full_config(first.get("model"))
+    full = _with_defaults(first.get("model"))
     for path, r in runs[1:]:
         diff = [
             k
@@ -504,15 +503,16 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
     return result
 
 
-def _full_config(model: str | None):
-    """config (as a results file holds it) -> the same config with every field the model's Config has gained since
-    filled in at its default: a file written before a field existed ran with the behaviour that default keeps
-    (the convention every new config field follows), so the two are the same run."""
+def _with_defaults(model: str | None):
+    """config (as a results file holds it, JSON) -> the same config with every field the model's Config has gained
+    since filled in at its default: a file written before a field existed ran with the behaviour that default keeps
+    (the convention every new config field follows), so the two are the same run. Used by ``bench --resume`` and
+    ``merge-results``."""
     try:
         defaults = json.loads(json.dumps(to_dict(get_model_class(model).Config()), default=str))
     except ConfigError:  # a model this version does not know: compare the configs as written
         defaults = {}
-    return lambda cfg: json.dumps({**defaults, **(cfg or {})}, sort_keys=True)
+    return lambda cfg: {**defaults, **(cfg or {})}
 
 
 def _decode_variants(klass, base_cfg, changes: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
