@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Model-size study: SASRec-CE and HSTU at four sizes (by default embedding_dim x n_layers = 16x1, 32x1, 64x2,
-# 128x2: 73x to 81x in non-embedding parameters on ML-100K), one recipe for every size: full cross-entropy,
-# max_seq_len 50, up to 60 epochs, validation NDCG@10 every 3 epochs, patience 3. Each size writes its own results file under OUT_DIR
-# (the bench harness records parameters, training FLOPs and MFU); then the plot of test NDCG@10 against
-# non-embedding parameters and against training FLOPs.
+# Model-size study: SASRec-CE and HSTU at four sizes (by default embedding_dim x n_layers = 16x1, 32x1, 64x2, 128x2: 73x
+# to 81x in non-embedding parameters on ML-100K), one recipe for every size: full cross-entropy, max_seq_len 50, up to
+# 60 epochs, validation NDCG@10 every 3 epochs, patience 3. Each size writes its own results file under OUT_DIR (the
+# bench harness records parameters, training FLOPs and MFU); then the plot of test NDCG@10 against non-embedding
+# parameters and against training FLOPs.
 #
 # Usage: [SIZES="DxL ..."] benchmarks/scaling.sh DATASET [OUT_DIR] [more `recgen bench` options]
 #   e.g. benchmarks/scaling.sh ml-100k
