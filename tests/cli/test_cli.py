@@ -342,6 +342,39 @@ def test_bench_writes_after_each_seed_and_resume_runs_only_missing_seeds(capsys,
     assert code == 2 and "different dataset fingerprint" in err and "without --resume" in err
 
 
+def test_bench_resume_continues_a_seed_interrupted_mid_training(capsys, data_folder, tmp_path, monkeypatch):
+    from recgen.train.trainer import Trainer
+
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "1"]
+    base += ["--set", "epochs=4", "--set", "eval_every=1", "--set", "patience=10", "--set", "embedding_dim=8"]
+    code, _, err = run(capsys, *base, "--out", str(tmp_path / "whole"))
+    assert code == 0, err
+    (whole,) = (tmp_path / "whole").glob("*.json")
+    # the same run, interrupted after epoch 2 (its last.pt written), then resumed from the run folder
+    real_save, runs = Trainer.save_last, tmp_path / "runs"
+
+    def save_then_stop(self):
+        real_save(self)
+        if self.state.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save_last", save_then_stop)
+    assert main([*base, "--out", str(tmp_path / "cut"), "--run-dir", str(runs)]) != 0
+    (seed_dir,) = runs.glob("*/seed0")
+    assert seed_dir.parent.name == whole.stem and (seed_dir / "last.pt").exists()
+    monkeypatch.setattr(Trainer, "save_last", real_save)
+    code, out, err = run(capsys, *base, "--out", str(tmp_path / "cut"), "--run-dir", str(runs), "--resume")
+    assert code == 0, err
+    assert "continuing the interrupted training" in out + err
+    a = json.loads(whole.read_text())["per_seed"][0]
+    b = json.loads((tmp_path / "cut" / whole.name).read_text())["per_seed"][0]
+    assert b["resumed_from_epoch"] == 2 and "resumed_from_epoch" not in a
+    assert b["test"] == a["test"] and b["valid"] == a["valid"] and b["best_epoch"] == a["best_epoch"]
+    assert [e["loss"] for e in b["train_log"]] == [e["loss"] for e in a["train_log"]]
+    code, _, err = run(capsys, "bench", "-d", str(data_folder / "tiny"), "-m", "pop", "--run-dir", str(runs))
+    assert code == 2 and "--run-dir applies to models trained by recgen's trainer" in err
+
+
 def test_resume_finds_a_file_made_before_the_config_gained_fields(capsys, data_folder, tmp_path):
     out_dir = tmp_path / "results"
     base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--out", str(out_dir)]

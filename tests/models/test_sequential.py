@@ -59,7 +59,16 @@ def test_resume_matches_uninterrupted(tmp_path):
     b = evaluate(resumed, split.test).metrics
     assert a == b
     assert resumed.best_epoch_ == full.best_epoch_
+    assert resumed.resumed_from_epoch_ == 3 and full.resumed_from_epoch_ == 0
     assert not list((tmp_path / "part").glob("*.tmp-*"))
+    # a finished run resumed trains no further
+    again = create_model("sasrec", **cfg).configure_run(tmp_path / "full", resume=True)
+    again.fit(split.train, valid=split.valid)
+    assert again.train_log_ == full.train_log_ and again.resumed_from_epoch_ == 6
+    # another config is refused, naming the field, before any weights are touched
+    other = create_model("sasrec", **dict(cfg, lr=1e-2)).configure_run(tmp_path / "part", resume=True)
+    with pytest.raises(ConfigError, match=r"different config: lr \(0.003 there, 0.01 now\)"):
+        other.fit(split.train, valid=split.valid)
 
 
 def test_speed_figures_and_bad_config():

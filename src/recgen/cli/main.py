@@ -212,7 +212,15 @@ def _split_args(protocol: str, valid_frac: float | None, test_frac: float | None
 @click.option(
     "--resume",
     is_flag=True,
-    help="Keep the seeds an earlier results file of the same run already holds; run only the missing ones.",
+    help="Keep the seeds an earlier results file of the same run already holds; run only the missing ones "
+    "(with --run-dir, a seed interrupted mid-training continues from its last epoch).",
+)
+@click.option(
+    "--run-dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Neural models: keep each seed's last.pt/best.pt under this folder, so --resume can continue a seed "
+    "interrupted mid-training.",
 )
 @click.option(
     "--decode-variant",
@@ -245,6 +253,7 @@ def bench(
     max_eval_users,
     grid,
     resume,
+    run_dir,
     decode_variants,
     only_seeds,
 ) -> None:
@@ -274,6 +283,7 @@ def bench(
         resume=resume,
         decode_variants=[parse_sets(v.split(",")) for v in decode_variants],
         only_seeds=only_seeds,
+        run_dir=run_dir,
         log=_log,
     )
     from rich.console import Console

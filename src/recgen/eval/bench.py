@@ -160,6 +160,7 @@ def run_bench(
     resume: bool = False,
     decode_variants: Sequence[dict[str, Any]] = (),
     only_seeds: Sequence[int] = (),
+    run_dir: str | Path | None = None,
     log=print,
 ) -> dict[str, Any]:
     """Benchmark one model on one dataset; returns the result dict (also written to ``out_dir``).
@@ -173,6 +174,11 @@ def run_bench(
     existing file of the same name (same dataset fingerprint, protocol and config) and runs only the missing seeds;
     each entry records the git commit that ran it.
 
+    ``run_dir`` (neural models): each seed's trainer keeps ``last.pt``/``best.pt`` in
+    ``run_dir/<results file stem>/seed<K>``, after every epoch; with ``resume=True`` a seed interrupted mid-training
+    continues from its ``last.pt`` (same config required) instead of starting over, and its entry records
+    ``resumed_from_epoch``; its ``fit_seconds`` add the interrupted run's time.
+
     ``only_seeds``: run just these of the ``seeds`` planned (the file stays ``complete: false`` until the others
     are there), so the seeds of one run can go to parallel processes with separate ``out_dir``s and be joined by
     ``merge_results``.
@@ -185,6 +191,8 @@ def run_bench(
     commit = git_commit()  # at start: the code that runs is the code of this commit
     klass = get_model_class(model)
     base_cfg = make_config(klass.Config, sets or {})  # validates fields before any data is loaded
+    if run_dir is not None and not hasattr(klass, "configure_run"):
+        raise ConfigError(f"--run-dir applies to models trained by recgen's trainer (e.g. sasrec, hstu), not {model!r}")
     t0 = time.perf_counter()
     ds = load_dataset(dataset, format=format, data_dir=data_dir)
     split = make_split(ds, protocol, **(split_args or {}))
@@ -238,9 +246,15 @@ def run_bench(
             else base_cfg
         )
         m = klass(cfg)
+        if run_dir is not None:
+            seed_dir = Path(run_dir) / result_filename(stub).removesuffix(".json") / f"seed{seed}"
+            resuming = resume and (seed_dir / "last.pt").exists()
+            if resuming:
+                log(f"seed {seed}: continuing the interrupted training in {seed_dir}")
+            m.configure_run(seed_dir, resume=resuming)
         t = time.perf_counter()
         m.fit(split.train, valid=split.valid)
-        fit_s = time.perf_counter() - t
+        fit_s = time.perf_counter() - t + getattr(m, "resumed_wall_seconds_", 0.0)
         if getattr(m, "selects_on_valid", True):
             rv = evaluate(m, split.valid, ks=ks, exclude_seen=exclude_seen, batch_size=eval_batch_size, progress=True)
             valid_metrics = rv.metrics
@@ -269,6 +283,8 @@ def run_bench(
             "stop_reason": getattr(m, "stop_reason_", ""),
             "git_commit": commit,
         }
+        if getattr(m, "resumed_from_epoch_", 0):
+            entry["resumed_from_epoch"] = m.resumed_from_epoch_
         if getattr(m, "train_log_", None):
             entry["train_log"] = m.train_log_
         if getattr(m, "train_speed_", None):

@@ -67,6 +67,9 @@ class NetRecommender(Recommender):
         self.stop_reason_ = state.stop_reason
         self.train_log_ = state.log
         self.train_speed_ = self.trainer_.speed()
+        # a resumed run: the epochs and fit time the interrupted run had done before this process took over
+        self.resumed_from_epoch_ = self.trainer_.resumed_from_epoch
+        self.resumed_wall_seconds_ = self.trainer_.resumed_wall_seconds
         self._infer_net_ = None
 
     def _inference_net(self) -> torch.nn.Module:

@@ -31,6 +31,7 @@ import torch
 
 from recgen.config import check
 from recgen.data.dataset import atomic_write_file
+from recgen.errors import ConfigError
 from recgen.progress import enabled as progress_enabled
 
 log = logging.getLogger("recgen.train")
@@ -51,8 +52,8 @@ class TrainerConfig:
     # stop after the first epoch that ends this many wall-clock seconds into fit (0 = none); that epoch is
     # validated. With schedule="cosine" the decay then follows whichever runs out first, epochs or time (budgeted
     # training, Li et al., ICLR 2020), so a run that is stopped by the clock has annealed; such runs depend on
-    # the machine's speed and are not bit-reproducible. The clock starts with each fit call (a resumed run gets a
-    # fresh budget).
+    # the machine's speed and are not bit-reproducible. The clock starts with each fit call (a run interrupted
+    # before its budget ran out gets a fresh budget when resumed; one the budget stopped is finished).
     time_budget: float = 0.0
 
     def validate(self) -> None:
@@ -81,6 +82,7 @@ class TrainState:
     train_seconds: float = 0.0
     flops: float = 0.0
     stop_reason: str = ""  # why training ended before ``epochs``: "early_stopping" or "time_budget"
+    wall_seconds: float = 0.0  # wall-clock time of fit so far, validation included, summed over resumed runs
 
 
 def seed_everything(seed: int) -> None:
@@ -195,9 +197,12 @@ class Trainer:
             atomic_torch_save(self._checkpoint(), self.run_dir / "last.pt")
 
     def resume(self) -> bool:
-        """Load ``run_dir/last.pt`` if present; returns whether a run was resumed."""
+        """Load ``run_dir/last.pt`` if present; returns whether a run was resumed. The run folder's
+        ``config.json`` must match this run's resolved config: continuing another run's weights and optimizer
+        under a different config would give a result that belongs to neither."""
         if self.run_dir is None or not (self.run_dir / "last.pt").exists():
             return False
+        self._check_same_config()
         ckpt = torch.load(self.run_dir / "last.pt", map_location=self.device, weights_only=False)
         self.module.load_state_dict(ckpt["module"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -205,11 +210,31 @@ class Trainer:
         self.state = TrainState(**ckpt["state"])
         self.best_state_dict = ckpt["best"]
         _set_rng_state(ckpt["rng"], self.generator)
+        self.resumed_from_epoch = self.state.epoch  # epochs the interrupted run had completed
+        self.resumed_wall_seconds = self.state.wall_seconds  # and the wall-clock time it had spent in fit
         return True
+
+    def _check_same_config(self) -> None:
+        path = self.run_dir / "config.json"
+        if not path.exists() or not self.resolved_config:
+            return
+        try:
+            theirs = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read {path} to check the run being resumed: {e}") from e
+        ours = json.loads(json.dumps(self.resolved_config, default=str))
+        differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        if differ:
+            shown = ", ".join(f"{k} ({theirs.get(k)!r} there, {ours.get(k)!r} now)" for k in differ)
+            raise ConfigError(
+                f"cannot resume the run in {self.run_dir}: it was made with a different config: {shown}; "
+                "use the same settings, or another run folder (or none) to start afresh"
+            )
 
     # -------------------------------------------------------------------------------------- loop
     def fit(self, *, resume: bool = False) -> TrainState:
         cfg = self.config
+        self.resumed_from_epoch, self.resumed_wall_seconds = 0, 0.0
         if resume:
             self.resume()
         else:
@@ -220,7 +245,9 @@ class Trainer:
             (self.run_dir / "config.json").write_text(json.dumps(self.resolved_config, indent=2, default=str))
         show = progress_enabled()
         self._started = time.perf_counter()
-        while self.state.epoch < cfg.epochs:
+        wall_before = self.state.wall_seconds
+        # a resumed run that had stopped (early stopping or its time budget) is finished: it trains no further
+        while self.state.epoch < cfg.epochs and not self.state.stop_reason:
             epoch = self.state.epoch + 1
             self.module.train()
             t0 = time.perf_counter()
@@ -289,6 +316,7 @@ class Trainer:
             self.state.log.append(entry)
             log.info("epoch %d: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"), epoch)
             self.state.epoch = epoch
+            self.state.wall_seconds = wall_before + time.perf_counter() - self._started
             self.save_last()
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.state)
