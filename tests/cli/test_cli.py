@@ -462,6 +462,51 @@ def test_merge_accepts_a_file_written_before_a_config_field_existed(capsys, data
     assert code == 2 and "differ in config" in err
 
 
+def test_merge_joins_seeds_of_one_recipe_run_on_different_devices_only_when_asked(capsys, data_folder, tmp_path):
+    from recgen.eval.report import results_table
+
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "2"]
+    base += ["--set", "epochs=1", "--set", "embedding_dim=8", "--set", "n_layers=1"]
+    for seed in (0, 1):
+        code, _, err = run(capsys, *base, "--only-seed", str(seed), "--out", str(tmp_path / f"s{seed}"))
+        assert code == 0, err
+    (a,), (b,) = (tmp_path / "s0").glob("*.json"), (tmp_path / "s1").glob("*.json")
+    gpu = json.loads(a.read_text())  # seed 0 as if trained with --set device=cuda
+    gpu["config"]["device"] = "cuda"
+    gpu["machine"] = {**gpu["machine"], "device": "cuda:0", "gpu": "Some GPU"}
+    gpu["per_seed"][0]["fit_seconds"] = 1.0
+    (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+    args = ["merge-results", str(tmp_path / "gpu.json"), str(b), "--out", str(tmp_path / "m")]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "device 'cpu' there, 'cuda' here" in err and "--mixed-devices" in err
+    code, _, err = run(capsys, *args, "--mixed-devices")
+    assert code == 0, err
+    (merged,) = (tmp_path / "m").glob("*.json")
+    m = json.loads(merged.read_text())
+    assert m["seeds"] == [0, 1] and m["config"]["device"] == "cuda+cpu"
+    assert [e["device"] for e in m["per_seed"]] == ["cuda", "cpu"]
+    by = m["throughput_by_device"]
+    assert list(by) == ["cuda", "cpu"] and by["cuda"]["seeds"] == [0] and by["cuda"]["fit_seconds_mean"] == 1.0
+    assert by["cpu"]["fit_seconds_mean"] == json.loads(b.read_text())["per_seed"][0]["fit_seconds"]
+    assert len(m["machines"]) == 2
+    row = next(line for line in results_table([m]).splitlines() if "**sasrec**" in line)
+    assert "device=cuda+cpu" in row and "| cuda 1.0 / cpu " in row
+    # the recipe must still be the same
+    other = json.loads(b.read_text())
+    other["config"]["lr"] = 0.5
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    code, _, err = run(
+        capsys,
+        "merge-results",
+        str(tmp_path / "gpu.json"),
+        str(tmp_path / "other.json"),
+        "--mixed-devices",
+        "--out",
+        str(tmp_path / "n"),
+    )
+    assert code == 2 and "differ in config)" in err
+
+
 def test_scaling_points_keep_one_line_per_recipe():
     from recgen.eval.plots import _points
 

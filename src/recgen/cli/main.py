@@ -315,11 +315,17 @@ def bench(
 @cli.command("merge-results")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @out_folder_option("benchmarks/results", "Folder for the joined results JSON (same file name as its sources).")
-def merge_results_cmd(files, out) -> None:
+@click.option(
+    "--mixed-devices",
+    is_flag=True,
+    help="Also join files that differ only in the device they trained on (e.g. a GPU seed and CPU seeds); each "
+    "seed records its device and speeds are given per device.",
+)
+def merge_results_cmd(files, out, mixed_devices) -> None:
     """Join results files of one run whose seeds ran apart (`bench --only-seed`, other machines) into one file."""
     from recgen.eval.bench import merge_results
 
-    r = merge_results(files, out, command=_command_line())
+    r = merge_results(files, out, command=_command_line(), mixed_devices=mixed_devices)
     state = "complete" if r["complete"] else f"{len(r['seeds'])} of {r['seeds_planned']} seeds"
     click.echo(
         f"seeds {r['seeds']} ({state}): test ndcg@10 {r['test']['ndcg@10']:.4f} ± {r['test_std']['ndcg@10']:.4f}, "

@@ -342,7 +342,7 @@ def _resumable_seeds(
     """Per-seed entries of an earlier results file that this run may keep (``--resume``). ``config`` is ours as
     JSON; only the fields the file has are compared (fields added since are checked by ``_earlier_run``)."""
     if not path.exists():
-        log(f"resume: no earlier results file {path.name}; running every seed")
+        log(f"resume: no earlier results file {path.name}; running all the seeds asked for")
         return []
     try:
         old = json.loads(path.read_text())
@@ -449,13 +449,25 @@ def _aggregate(
 
 
 MERGE_KEYS = ("schema", "dataset", "dataset_fingerprint", "model", "config", "protocol")
+DEVICE_FIELD = "device"  # the config field that says where a run executes (cpu, cuda), not what it computes
 
 
-def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: str | None = None) -> dict[str, Any]:
+def merge_results(
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    command: str | None = None,
+    mixed_devices: bool = False,
+) -> dict[str, Any]:
     """Join results files of the same run (same data fingerprint, model, config and protocol) whose seeds were run
     apart (``bench --only-seed`` in parallel processes, or on different machines) into one file under ``out_dir``,
     with the means and spreads recomputed over the union of their seeds. A seed present in two files must hold the
-    same test metrics (else it is an error naming both). Each source is listed under ``merged_from``."""
+    same test metrics (else it is an error naming both). Each source is listed under ``merged_from``.
+
+    ``mixed_devices``: also join files whose configs differ only in ``device`` (seeds trained on a GPU, with bf16
+    autocast, and on the CPU in fp32: the same recipe, not the same arithmetic, hence opt-in). Each seed then
+    records its ``device``, the merged config's ``device`` names them all (``cuda+cpu``), and speeds and fit times,
+    which mean nothing averaged across devices, are given per device under ``throughput_by_device``."""
     if not paths:
         raise ConfigError("merge-results needs at least one results file")
     runs = []
@@ -466,18 +478,26 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
             raise ConfigError(f"cannot read results file {p}: {e}") from e
     first_path, first = runs[0]
     full = _with_defaults(first.get("model"))
+
+    def recipe(cfg: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: v for k, v in full(cfg).items() if k != DEVICE_FIELD}
+
     for path, r in runs[1:]:
         diff = [
             k
             for k in MERGE_KEYS
             if k != "config" and json.dumps(r.get(k), sort_keys=True) != json.dumps(first.get(k), sort_keys=True)
         ]
-        if not diff and full(r.get("config")) != full(first.get("config")):
+        hint = "merge only the files of one dataset, model, config and protocol"
+        if not diff and recipe(r.get("config")) != recipe(first.get("config")):
             diff.append("config")
+        elif not diff and not mixed_devices and full(r.get("config")) != full(first.get("config")):
+            a, b = full(r.get("config")).get(DEVICE_FIELD), full(first.get("config")).get(DEVICE_FIELD)
+            diff.append(f"config: device {a!r} there, {b!r} here")
+            hint = "pass --mixed-devices to join seeds of one recipe trained on different devices"
         if diff:
             raise ConfigError(
-                f"{path} and {first_path} are not the same run (they differ in {', '.join(diff)}); "
-                "merge only the files of one dataset, model, config and protocol"
+                f"{path} and {first_path} are not the same run (they differ in {', '.join(diff)}); {hint}"
             )
     by_seed: dict[int, tuple[Path, dict[str, Any]]] = {}
     for path, r in runs:
@@ -492,6 +512,14 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
                 continue
             by_seed[e["seed"]] = (path, e)
     per_seed = [by_seed[k][1] for k in sorted(by_seed)]
+    source_cfg = {path: r.get("config") for path, r in runs}
+    devices = {e.get(DEVICE_FIELD) or full(source_cfg[by_seed[e["seed"]][0]]).get(DEVICE_FIELD) for e in per_seed}
+    mixed = len(devices) > 1
+    if mixed:  # each seed says where it ran (a seed from an earlier mixed merge already does)
+        per_seed = [
+            {**e, DEVICE_FIELD: e.get(DEVICE_FIELD) or full(source_cfg[by_seed[e["seed"]][0]]).get(DEVICE_FIELD)}
+            for e in per_seed
+        ]
     machines = [r["machine"] for _, r in runs]
     result = {k: v for k, v in first.items() if k not in ("merged_from", "machines")}
     # the config with the most fields (the newest code's), which names the merged file
@@ -504,6 +532,12 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
             first.get("timings", {}).get("load_split_seconds", 0.0),
         )
     )
+    if mixed:
+        order = list(dict.fromkeys(e[DEVICE_FIELD] for e in per_seed))
+        result["config"] = {**result["config"], DEVICE_FIELD: "+".join(order)}
+        result["throughput_by_device"] = {
+            d: _speeds([e for e in per_seed if e[DEVICE_FIELD] == d], first.get("throughput", {})) for d in order
+        }
     distinct = [m for i, m in enumerate(machines) if m not in machines[:i]]
     if len(distinct) > 1:
         result["machines"] = distinct
@@ -517,6 +551,16 @@ def merge_results(paths: Sequence[str | Path], out_dir: str | Path, *, command: 
     result["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result["_path"] = str(write_result(result, out_dir))
     return result
+
+
+def _speeds(per_seed: list[dict[str, Any]], throughput: dict[str, Any]) -> dict[str, Any]:
+    """Mean fit time, evaluation and training speeds of some seeds (one device's, in a mixed-device merge)."""
+    agg = _aggregate(per_seed, len(per_seed), throughput.get("matmul_peak_gflops"), 0.0)
+    return {
+        "seeds": agg["seeds"],
+        "fit_seconds_mean": agg["timings"]["fit_seconds_mean"],
+        **{k: v for k, v in agg["throughput"].items() if k != "matmul_peak_gflops"},
+    }
 
 
 def _with_defaults(model: str | None):

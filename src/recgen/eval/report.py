@@ -168,10 +168,16 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
                 conf += f" ({', '.join(r['grid']['chosen'])} chosen on validation)"
             cells = [label, f"**{r['model']}** (recgen)", conf, _seeds_cell(r)]
             cells += [_fmt(r, c) for c in COLS]
-            cells += [
-                _speed(r["throughput"]["eval_users_per_second"]),
-                f"{r['timings']['fit_seconds_mean']:.1f}",
-            ]
+            if by_device := r.get("throughput_by_device"):  # seeds on several devices: their speeds apart
+                cells += [
+                    " / ".join(f"{d} {_speed(v['eval_users_per_second'])}" for d, v in by_device.items()),
+                    " / ".join(f"{d} {v['fit_seconds_mean']:.1f}" for d, v in by_device.items()),
+                ]
+            else:
+                cells += [
+                    _speed(r["throughput"]["eval_users_per_second"]),
+                    f"{r['timings']['fit_seconds_mean']:.1f}",
+                ]
             lines.append("| " + " | ".join(cells) + " |")
         if with_published and not proto:
             for p in PUBLISHED:
@@ -387,8 +393,7 @@ def write_report(
     results = load_results(results_dir)
     table = results_table(results)
     peaks: dict[str, list[float]] = {}
-    for r in results:
-        m = r["machine"]
+    for m in (m for r in results for m in r.get("machines") or [r["machine"]]):  # a merged file: each machine
         device = m.get("device", "cpu")
         device = f"{m['gpu']} GPU" if device.startswith("cuda") and m.get("gpu") else device
         key = f"{m.get('cpu')} ({m.get('cpu_count')} cores, {device})"
