@@ -160,3 +160,20 @@ def test_time_budget_stops_after_the_epoch_that_spends_it_and_validates_that_epo
     assert full.stop_reason_ == "" and len(full.train_log_) == 2  # ran to the last epoch: no stop reason
     with pytest.raises(ConfigError, match="time_budget"):
         create_model("sasrec", time_budget=-1)
+
+
+def test_chunked_full_softmax_ce_equals_one_matrix():
+    from recgen.train.sequential import CE_CHUNK_ROWS, full_softmax_ce
+
+    g = torch.Generator().manual_seed(0)
+    p = 2 * CE_CHUNK_ROWS + 37  # three chunks, the last one short
+    h0, e0 = torch.randn(p, 16, generator=g), torch.randn(300, 16, generator=g)
+    t = torch.randint(0, 300, (p,), generator=g)
+    grads = []
+    for fn in (full_softmax_ce, lambda h, e, t: torch.nn.functional.cross_entropy(h @ e.T, t)):
+        h, e = h0.clone().requires_grad_(), e0.clone().requires_grad_()
+        loss = fn(h, e, t)
+        loss.backward()
+        grads.append((loss.detach(), h.grad, e.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
