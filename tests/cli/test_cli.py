@@ -489,6 +489,7 @@ def test_merge_joins_seeds_of_one_recipe_run_on_different_devices_only_when_aske
     assert list(by) == ["cuda", "cpu"] and by["cuda"]["seeds"] == [0] and by["cuda"]["fit_seconds_mean"] == 1.0
     assert by["cpu"]["fit_seconds_mean"] == json.loads(b.read_text())["per_seed"][0]["fit_seconds"]
     assert len(m["machines"]) == 2
+    assert "fit_seconds_mean" not in m["timings"] and "eval_users_per_second" not in m["throughput"]
     row = next(line for line in results_table([m]).splitlines() if "**sasrec**" in line)
     assert "device=cuda+cpu" in row and "| cuda 1.0 / cpu " in row
     # the recipe must still be the same

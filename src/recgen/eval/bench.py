@@ -467,7 +467,7 @@ def merge_results(
     ``mixed_devices``: also join files whose configs differ only in ``device`` (seeds trained on a GPU, with bf16
     autocast, and on the CPU in fp32: the same recipe, not the same arithmetic, hence opt-in). Each seed then
     records its ``device``, the merged config's ``device`` names them all (``cuda+cpu``), and speeds and fit times,
-    which mean nothing averaged across devices, are given per device under ``throughput_by_device``."""
+    which mean nothing averaged across devices, are given per device only (``throughput_by_device``)."""
     if not paths:
         raise ConfigError("merge-results needs at least one results file")
     runs = []
@@ -513,14 +513,14 @@ def merge_results(
             by_seed[e["seed"]] = (path, e)
     per_seed = [by_seed[k][1] for k in sorted(by_seed)]
     source_cfg = {path: r.get("config") for path, r in runs}
-    devices = {e.get(DEVICE_FIELD) or full(source_cfg[by_seed[e["seed"]][0]]).get(DEVICE_FIELD) for e in per_seed}
-    mixed = len(devices) > 1
-    if mixed:  # each seed says where it ran (a seed from an earlier mixed merge already does)
-        per_seed = [
-            {**e, DEVICE_FIELD: e.get(DEVICE_FIELD) or full(source_cfg[by_seed[e["seed"]][0]]).get(DEVICE_FIELD)}
-            for e in per_seed
-        ]
-    machines = [r["machine"] for _, r in runs]
+
+    def device_of(e: dict[str, Any]) -> Any:  # a seed from an earlier mixed merge names its own device
+        return e.get(DEVICE_FIELD) or full(source_cfg[by_seed[e["seed"]][0]]).get(DEVICE_FIELD)
+
+    mixed = len({device_of(e) for e in per_seed}) > 1
+    if mixed:  # each seed says where it ran
+        per_seed = [{**e, DEVICE_FIELD: device_of(e)} for e in per_seed]
+    machines = [m for _, r in runs for m in r.get("machines") or [r["machine"]]]
     result = {k: v for k, v in first.items() if k not in ("merged_from", "machines")}
     # the config with the most fields (the newest code's), which names the merged file
     result["config"] = max((r.get("config") or {} for _, r in runs), key=len)
@@ -538,6 +538,9 @@ def merge_results(
         result["throughput_by_device"] = {
             d: _speeds([e for e in per_seed if e[DEVICE_FIELD] == d], first.get("throughput", {})) for d in order
         }
+        # averages across devices mean nothing: the file keeps only the per-device ones
+        result["timings"] = {k: v for k, v in result["timings"].items() if k == "load_split_seconds"}
+        result["throughput"] = {"matmul_peak_gflops": result["throughput"].get("matmul_peak_gflops")}
     distinct = [m for i, m in enumerate(machines) if m not in machines[:i]]
     if len(distinct) > 1:
         result["machines"] = distinct
