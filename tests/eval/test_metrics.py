@@ -98,6 +98,17 @@ def test_target_ranks_match_sorted_position():
         for j in range(2):
             pos = (order[u] == targets[u, j]).nonzero().item() + 1
             assert ranks[u, j].item() == pos
+    # rows with and without ties, and a target slot only some rows fill (-1 = none)
+    mixed = torch.from_numpy(rng.permutation(60 * 40).reshape(60, 40).astype(np.float64))  # distinct scores
+    mixed[::3] = torch.from_numpy(rng.integers(0, 4, size=(20, 40)).astype(np.float64))  # every third row tied
+    tg = torch.from_numpy(rng.integers(0, 40, size=(60, 2)))
+    tg[1::2, 1] = -1
+    got = target_ranks(mixed, tg)
+    order = torch.sort(mixed, dim=1, descending=True, stable=True).indices
+    for u in range(60):
+        for j in range(2):
+            want = 41 if tg[u, j] < 0 else (order[u] == tg[u, j]).nonzero().item() + 1
+            assert got[u, j].item() == want, (u, j)
     # an excluded (-inf) target is a miss
     scores[0, 5] = -torch.inf
     assert target_ranks(scores, torch.tensor([[5]] + [[1]] * 19))[0, 0].item() == 31

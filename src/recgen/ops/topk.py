@@ -10,6 +10,13 @@ from __future__ import annotations
 import torch
 
 
+def _count(mask: torch.Tensor) -> torch.Tensor:
+    """True entries per row of a (B, N) mask, as int64. Summed in int32 (exact below 2**31 columns): on a CPU this
+    is about twice as fast as ``mask.sum(1)`` or ``count_nonzero``, and these (B, N) passes are most of the
+    evaluator's ranking time on a large catalogue."""
+    return mask.sum(1, dtype=torch.int32).long()
+
+
 def stable_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k per row of ``scores`` (B, N), ordered by (score desc, index asc).
 
@@ -30,7 +37,7 @@ def stable_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     # rows where the k-th value is tied with values outside the chosen set: which tied items made it in was
     # arbitrary, so redo those rows with a full stable sort (rare except for models with many equal scores)
     kth = vals[:, -1:]
-    ambiguous = (scores >= kth).sum(1) > k
+    ambiguous = _count(scores >= kth) > k
     if ambiguous.any():
         rows = ambiguous.nonzero().squeeze(1)
         sv, si = torch.sort(scores[rows], dim=1, descending=True, stable=True)
@@ -51,18 +58,22 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """
     b, n = scores.shape
     ranks = torch.full(targets.shape, n + 1, dtype=torch.long)
-    arange = torch.arange(n)
     for j in range(targets.shape[1]):
         t = targets[:, j]
         valid = t >= 0
         if not valid.any():
             continue
         rows = valid.nonzero().squeeze(1)
-        s = scores[rows]  # (R, N)
+        s = scores if len(rows) == b else scores[rows]  # (R, N); no copy when every row has this target
         tt = t[rows]
         st = s.gather(1, tt[:, None])  # (R, 1)
-        greater = (s > st).sum(1)
-        ties_before = ((s == st) & (arange[None, :] < tt[:, None])).sum(1)
+        greater = _count(s > st)
+        ties_before = torch.zeros_like(greater)
+        tied = _count(s == st) > 1  # the target ties with another item: rare, so counted only where it does
+        if tied.any():
+            tr = tied.nonzero().squeeze(1)
+            before = torch.arange(n)[None, :] < tt[tr, None]
+            ties_before[tr] = _count((s[tr] == st[tr]) & before)
         r = greater + ties_before + 1
         r[torch.isinf(st.squeeze(1)) & (st.squeeze(1) < 0)] = n + 1
         ranks[rows, j] = r
