@@ -106,6 +106,9 @@ class Recommender:
     Config: ClassVar[type] = object
     batch_size_recommend: ClassVar[int] = 256
     uses_timestamps: ClassVar[bool] = False  # time-aware models receive history timestamps in _score
+    # _score returns a tensor made by that call (no view of model state), so score may mask it in place without
+    # the defensive copy (a (B, N) pass per batch)
+    score_is_fresh: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         if config is not None and not isinstance(config, self.Config):
@@ -182,7 +185,9 @@ class Recommender:
             raw = self._score(user_ids, histories, timestamps)
         else:
             raw = self._score(user_ids, histories)
-        scores = torch.as_tensor(raw).clone()
+        scores = torch.as_tensor(raw)
+        if not self.score_is_fresh:
+            scores = scores.clone()
         if scores.shape != (len(user_ids), self.n_items_ + 1):
             raise RuntimeError(
                 f"{self.name} returned scores of shape {tuple(scores.shape)}, "

@@ -124,6 +124,7 @@ class SequentialRecommender(NetRecommender):
     """Base for next-item models trained with ``recgen.train.Trainer``."""
 
     uses_timestamps = False
+    score_is_fresh = True  # _score returns a new (B, N) matrix product
 
     def configure_run(
         self,
