@@ -137,7 +137,10 @@ BAD = [
     (["recommend", "--model-dir", "no/such/dir", "-u", "1"], "model folder not found"),
     (["recommend", "--model-dir", "{tiny}", "-u", "1", "-k", "0"], "k must be an integer >= 1"),
     (["data", "fetch", "beauty", "--data-dir", "{tmp}"], "has no fetcher"),
-    (["train", "-d", "{tiny}", "-m", "ease", "-o", "{tmp}/m", "--resume", "--run-dir", "{tmp}"], "neural models"),
+    (
+        ["train", "-d", "{tiny}", "-m", "ease", "-o", "{tmp}/m", "--resume", "--run-dir", "{tmp}"],
+        "trained by recgen's trainer (diffrec, dreamrec, hstu",
+    ),
     (["train", "-d", "{tiny}", "-m", "sasrec", "-o", "{tmp}/m", "--resume"], "--resume needs --run-dir"),
 ]
 

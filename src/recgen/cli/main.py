@@ -444,7 +444,12 @@ def train(dataset, model, out, format_, data_dir, sets, run_dir, resume, split) 
     m = create_model(model, **parse_sets(sets))
     if run_dir is not None or resume:
         if not hasattr(m, "configure_run"):
-            raise ConfigError(f"--run-dir/--resume apply to neural models (sasrec, hstu), not {model!r}")
+            from recgen.models.registry import resumable_models
+
+            raise ConfigError(
+                f"--run-dir/--resume apply to models trained by recgen's trainer ({', '.join(resumable_models())}), "
+                f"not {model!r}"
+            )
         if resume and run_dir is None:
             raise ConfigError("--resume needs --run-dir (the folder of the interrupted run)")
         m.configure_run(run_dir, resume=resume)

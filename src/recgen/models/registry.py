@@ -29,6 +29,11 @@ def available_models() -> list[str]:
     return sorted(MODELS)
 
 
+def resumable_models() -> list[str]:
+    """Models trained by recgen's trainer, whose runs can keep checkpoints and resume (``configure_run``)."""
+    return [name for name in available_models() if hasattr(get_model_class(name), "configure_run")]
+
+
 def get_model_class(name: str) -> type:
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; available models: {', '.join(available_models())}")

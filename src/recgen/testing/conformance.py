@@ -6,7 +6,8 @@
 
 Every registered model must pass it: at most k unique ids, sorted scores, seen items excluded (and included on
 request), candidates respected, NotFittedError before fit, cold-start users served, identical results after
-save/load and with the same seed, the same metrics at any evaluation batch size, bad k rejected.
+save/load and with the same seed, the same metrics at any evaluation batch size, bad k rejected, and (models
+trained by recgen's trainer) a resumed run identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -111,3 +112,28 @@ class RecommenderConformance:
         targets = fitted.items_.external(split.valid.target_items)
         hits = [float(t in set(r.item_ids)) for t, r in zip(targets, recs, strict=True)]
         assert res.metrics["recall@5"] == pytest.approx(np.mean(hits), abs=1e-12)
+
+    def test_resume_matches_uninterrupted(self, split, fitted, tmp_path):
+        """Models trained by recgen's trainer: a run stopped after its first epochs and resumed from its run
+        folder (``configure_run(..., resume=True)``) ends where the uninterrupted run ended."""
+        probe = create_model(self.model_name, **self.config)
+        if not hasattr(probe, "configure_run"):
+            pytest.skip(f"{self.model_name} is not trained by recgen's trainer (nothing to resume)")
+
+        class Interrupt(Exception):
+            pass
+
+        def stop_after_first(state):
+            raise Interrupt
+
+        probe.configure_run(tmp_path / "run", on_epoch_end=stop_after_first)
+        with pytest.raises(Interrupt):
+            probe.fit(split.train, valid=split.valid)
+        resumed = create_model(self.model_name, **self.config).configure_run(tmp_path / "run", resume=True)
+        resumed.fit(split.train, valid=split.valid)
+        assert resumed.resumed_from_epoch_ == 1
+        assert [e["loss"] for e in resumed.train_log_] == [e["loss"] for e in fitted.train_log_]
+        users = split.train.users.ids[:20]
+        for x, y in zip(fitted.recommend_batch(users, 10), resumed.recommend_batch(users, 10), strict=True):
+            assert list(x.item_ids) == list(y.item_ids)
+            np.testing.assert_array_equal(x.scores, y.scores)

@@ -27,6 +27,20 @@ class NetRecommender(Recommender):
     on_epoch_end: Callable[[Any], None] | None = None
     eval_batch_size: int = 512  # users per batch when validating during training
 
+    def configure_run(
+        self,
+        run_dir: str | Path | None = None,
+        *,
+        resume: bool = False,
+        on_epoch_end: Callable[[Any], None] | None = None,
+    ) -> NetRecommender:
+        """Where the trainer keeps ``last.pt``/``best.pt`` (needed to resume), whether the next ``fit`` resumes
+        from ``run_dir/last.pt``, and an optional per-epoch hook. Returns self."""
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.resume = resume
+        self.on_epoch_end = on_epoch_end
+        return self
+
     def _trainer_config(self) -> TrainerConfig:
         fields = {f.name for f in dataclasses.fields(TrainerConfig)}
         return TrainerConfig(**{k: v for k, v in dataclasses.asdict(self.config).items() if k in fields})

@@ -26,9 +26,8 @@ scores come back to the CPU, where the harness ranks them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,20 +124,6 @@ class SequentialRecommender(NetRecommender):
 
     uses_timestamps = False
     score_is_fresh = True  # _score returns a new (B, N) matrix product
-
-    def configure_run(
-        self,
-        run_dir: str | Path | None = None,
-        *,
-        resume: bool = False,
-        on_epoch_end: Callable[[Any], None] | None = None,
-    ) -> SequentialRecommender:
-        """Where the trainer keeps ``last.pt``/``best.pt`` (needed to resume), whether the next ``fit`` resumes
-        from ``run_dir/last.pt``, and an optional per-epoch hook. Returns self."""
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.resume = resume
-        self.on_epoch_end = on_epoch_end
-        return self
 
     def _build_net(self, n_items: int) -> torch.nn.Module:
         raise NotImplementedError
