@@ -107,9 +107,11 @@ def full_softmax_ce(h: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor) -
 
     On a CPU the logits are made and reduced ``CE_CHUNK_ROWS`` rows at a time (plain autograd, nothing
     recomputed): each chunk's log-softmax and its backward then run on a block that stays in cache instead of
-    streaming the whole P x N matrix through memory several times. Same value and gradients up to float rounding,
-    1.4-1.6x faster for a 20k-item catalogue on one core (Yelp); the loss dominated the training step there (the
-    encoder is ~5% of it). On a GPU it is one matrix, as before."""
+    streaming the whole P x N matrix through memory several times. Same value and gradients up to float rounding;
+    with the other two changes of ``_loss`` (temperature on the queries, no padding column) a training step is
+    1.8-1.9x faster on Yelp's 20k items and 1.3-1.7x on Beauty and Sports, one thread
+    (``benchmarks/train_step_speed.py``); the loss, not the encoder (~5% on Yelp), dominated the step. On a GPU it
+    is one matrix."""
     if h.device.type != "cpu" or len(h) <= CE_CHUNK_ROWS:
         return F.cross_entropy(h @ emb.T, targets)
     total = sum(
