@@ -210,8 +210,6 @@ class Trainer:
         self.state = TrainState(**ckpt["state"])
         self.best_state_dict = ckpt["best"]
         _set_rng_state(ckpt["rng"], self.generator)
-        self.resumed_from_epoch = self.state.epoch  # epochs the interrupted run had completed
-        self.resumed_wall_seconds = self.state.wall_seconds  # and the wall-clock time it had spent in fit
         return True
 
     def _check_same_config(self) -> None:
@@ -234,18 +232,18 @@ class Trainer:
     # -------------------------------------------------------------------------------------- loop
     def fit(self, *, resume: bool = False) -> TrainState:
         cfg = self.config
-        self.resumed_from_epoch, self.resumed_wall_seconds = 0, 0.0
         if resume:
             self.resume()
         else:
             seed_everything(cfg.seed)
             self.generator.manual_seed(cfg.seed)
+        # what an interrupted run had done before this fit took over (0 for a fresh run)
+        self.resumed_from_epoch, self.resumed_wall_seconds = self.state.epoch, self.state.wall_seconds
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(self.resolved_config, indent=2, default=str))
         show = progress_enabled()
         self._started = time.perf_counter()
-        wall_before = self.state.wall_seconds
         # a resumed run that had stopped (early stopping or its time budget) is finished: it trains no further
         while self.state.epoch < cfg.epochs and not self.state.stop_reason:
             epoch = self.state.epoch + 1
@@ -316,7 +314,7 @@ class Trainer:
             self.state.log.append(entry)
             log.info("epoch %d: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"), epoch)
             self.state.epoch = epoch
-            self.state.wall_seconds = wall_before + time.perf_counter() - self._started
+            self.state.wall_seconds = self.resumed_wall_seconds + time.perf_counter() - self._started
             self.save_last()
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.state)
