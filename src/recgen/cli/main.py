@@ -439,17 +439,11 @@ def train(dataset, model, out, format_, data_dir, sets, run_dir, resume, split) 
     from recgen.config import parse_sets
     from recgen.data.loaders import load_dataset
     from recgen.data.split import leave_one_out
-    from recgen.models.registry import create_model
+    from recgen.models.registry import check_resumable, create_model
 
     m = create_model(model, **parse_sets(sets))
     if run_dir is not None or resume:
-        if not hasattr(m, "configure_run"):
-            from recgen.models.registry import resumable_models
-
-            raise ConfigError(
-                f"--run-dir/--resume apply to models trained by recgen's trainer ({', '.join(resumable_models())}), "
-                f"not {model!r}"
-            )
+        check_resumable(model, "--run-dir/--resume")
         if resume and run_dir is None:
             raise ConfigError("--resume needs --run-dir (the folder of the interrupted run)")
         m.configure_run(run_dir, resume=resume)

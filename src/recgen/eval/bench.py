@@ -30,7 +30,7 @@ from recgen.data.loaders import load_dataset
 from recgen.data.split import make_split
 from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
-from recgen.models.registry import get_model_class, resumable_models
+from recgen.models.registry import check_resumable, get_model_class
 
 HEADLINE = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
 DEFAULT_RESULTS_DIR = Path("benchmarks/results")
@@ -191,10 +191,8 @@ def run_bench(
     commit = git_commit()  # at start: the code that runs is the code of this commit
     klass = get_model_class(model)
     base_cfg = make_config(klass.Config, sets or {})  # validates fields before any data is loaded
-    if run_dir is not None and not hasattr(klass, "configure_run"):
-        raise ConfigError(
-            f"--run-dir applies to models trained by recgen's trainer ({', '.join(resumable_models())}), not {model!r}"
-        )
+    if run_dir is not None:
+        check_resumable(model, "--run-dir")
     t0 = time.perf_counter()
     ds = load_dataset(dataset, format=format, data_dir=data_dir)
     split = make_split(ds, protocol, **(split_args or {}))

@@ -34,6 +34,16 @@ def resumable_models() -> list[str]:
     return [name for name in available_models() if hasattr(get_model_class(name), "configure_run")]
 
 
+def check_resumable(name: str, options: str) -> None:
+    """ConfigError naming the resumable models unless ``name`` is one (``options``: the flag or flags asked for,
+    e.g. ``--run-dir`` or ``--run-dir/--resume``)."""
+    if not hasattr(get_model_class(name), "configure_run"):
+        verb = "apply" if "/" in options else "applies"
+        raise ConfigError(
+            f"{options} {verb} to models trained by recgen's trainer ({', '.join(resumable_models())}), not {name!r}"
+        )
+
+
 def get_model_class(name: str) -> type:
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; available models: {', '.join(available_models())}")
