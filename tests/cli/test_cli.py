@@ -400,13 +400,20 @@ def test_resume_finds_a_file_made_before_the_config_gained_fields(capsys, data_f
     assert code == 0 and "no earlier results file" in out + err
 
 
-def test_seeds_run_apart_with_only_seed_merge_into_the_file_of_one_run(capsys, data_folder, tmp_path):
+def _seeds_run_apart(capsys, data_folder, tmp_path):
+    """A 2-seed SASRec bench on the tiny data, each seed in its own process-like run and folder (as parallel
+    processes would): the bench arguments and the two results files."""
     base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "2"]
     base += ["--set", "epochs=1", "--set", "embedding_dim=8", "--set", "n_layers=1"]
-    for seed in (0, 1):  # as two parallel processes would, each with its own folder
+    for seed in (0, 1):
         code, _, err = run(capsys, *base, "--only-seed", str(seed), "--out", str(tmp_path / f"s{seed}"))
         assert code == 0, err
     (a,), (b,) = (tmp_path / "s0").glob("*.json"), (tmp_path / "s1").glob("*.json")
+    return base, a, b
+
+
+def test_seeds_run_apart_with_only_seed_merge_into_the_file_of_one_run(capsys, data_folder, tmp_path):
+    base, a, b = _seeds_run_apart(capsys, data_folder, tmp_path)
     part = json.loads(a.read_text())
     assert part["seeds"] == [0] and part["complete"] is False and part["seeds_planned"] == 2
     code, _, err = run(capsys, *base, "--out", str(tmp_path / "whole"))  # both seeds in one process
@@ -438,12 +445,7 @@ def test_seeds_run_apart_with_only_seed_merge_into_the_file_of_one_run(capsys, d
 
 
 def test_merge_accepts_a_file_written_before_a_config_field_existed(capsys, data_folder, tmp_path):
-    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "2"]
-    base += ["--set", "epochs=1", "--set", "embedding_dim=8", "--set", "n_layers=1"]
-    for seed in (0, 1):
-        code, _, err = run(capsys, *base, "--only-seed", str(seed), "--out", str(tmp_path / f"s{seed}"))
-        assert code == 0, err
-    (a,), (b,) = (tmp_path / "s0").glob("*.json"), (tmp_path / "s1").glob("*.json")
+    _, a, b = _seeds_run_apart(capsys, data_folder, tmp_path)
     old = json.loads(a.read_text())
     assert old["config"]["device"] == "cpu"  # the default
     del old["config"]["device"]  # as a file written before SASRec had a device field
@@ -468,12 +470,7 @@ def test_merge_accepts_a_file_written_before_a_config_field_existed(capsys, data
 def test_merge_joins_seeds_of_one_recipe_run_on_different_devices_only_when_asked(capsys, data_folder, tmp_path):
     from recgen.eval.report import results_table
 
-    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "2"]
-    base += ["--set", "epochs=1", "--set", "embedding_dim=8", "--set", "n_layers=1"]
-    for seed in (0, 1):
-        code, _, err = run(capsys, *base, "--only-seed", str(seed), "--out", str(tmp_path / f"s{seed}"))
-        assert code == 0, err
-    (a,), (b,) = (tmp_path / "s0").glob("*.json"), (tmp_path / "s1").glob("*.json")
+    _, a, b = _seeds_run_apart(capsys, data_folder, tmp_path)
     gpu = json.loads(a.read_text())  # seed 0 as if trained with --set device=cuda
     gpu["config"]["device"] = "cuda"
     gpu["machine"] = {**gpu["machine"], "device": "cuda:0", "gpu": "Some GPU"}
