@@ -51,6 +51,7 @@ from recgen.config import check
 from recgen.data.dataset import Dataset, atomic_write_file
 from recgen.errors import DataError
 from recgen.models.base import check_device_spec, resolve_device
+from recgen.ops.dropout import Dropout, dropout
 from recgen.train.netmodel import NetRecommender
 from recgen.train.sequential import length_bucketed_batches
 from recgen.train.trainer import TrainerConfig
@@ -146,7 +147,13 @@ class Attention(nn.Module):
     def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         q = self.split(self.q(x))
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        if p > 0 and q.device.type == "cpu":  # SDPA's dropout draws its mask with the slow CPU Bernoulli
+            w = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+            if mask is not None:
+                w = w.masked_fill(~mask, -torch.inf)
+            y = dropout(torch.softmax(w, dim=-1), p) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(-3, -2)
         return self.out(y.reshape(*y.shape[:-2], -1))
 
@@ -161,10 +168,8 @@ class Layer(nn.Module):
         self.cross = Attention(d, cfg.n_heads, cfg.dropout, cfg.head_dim) if cross else None
         self.n2 = nn.LayerNorm(d) if cross else None
         self.n3 = nn.LayerNorm(d)
-        self.ffn = nn.Sequential(
-            nn.Linear(d, cfg.ffn_dim), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.ffn_dim, d)
-        )
-        self.drop = nn.Dropout(cfg.dropout)
+        self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn_dim), nn.ReLU(), Dropout(cfg.dropout), nn.Linear(cfg.ffn_dim, d))
+        self.drop = Dropout(cfg.dropout)
 
 
 class TIGERNet(nn.Module):
@@ -177,7 +182,7 @@ class TIGERNet(nn.Module):
         self.enc = nn.ModuleList(Layer(cfg, cross=False) for _ in range(cfg.encoder_layers))
         self.dec = nn.ModuleList(Layer(cfg, cross=True) for _ in range(cfg.decoder_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         for e in (self.tok, self.enc_pos, self.dec_pos):
             nn.init.normal_(e.weight, std=0.02)
         with torch.no_grad():
