@@ -682,6 +682,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn expected failures into one-line errors."""
     global _ARGV
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from recgen.ops.allocator import keep_freed_memory
+
+    keep_freed_memory()  # freed tensor memory stays in the process: no page faults every step (RECGEN_MALLOC)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     _ARGV = list(argv) if argv is not None else sys.argv[1:]
     try:
