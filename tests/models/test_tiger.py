@@ -88,6 +88,27 @@ def test_cached_beam_log_probs_equal_teacher_forcing(untrained, cycle_split):
     torch.set_grad_enabled(True)
 
 
+def test_encoding_by_length_groups_equals_the_full_width_encoding(untrained, cycle_split):
+    """Decoding encodes users sorted by history length, a few at a time at their own width: the memory at every
+    attended position and the key mask must equal one full-width pass (an unknown user with no history too)."""
+    from recgen.models.tiger import encode_by_length
+
+    n = 9
+    users = np.concatenate([cycle_split.test.user_ids[:n], [0]])
+    hists = [h[: 1 + i % 4] if i % 3 else h for i, h in enumerate(cycle_split.test.histories(np.arange(n)))] + [
+        np.array([], dtype=np.int64)
+    ]
+    src = torch.from_numpy(untrained._source(users, hists))
+    assert len({int(v) for v in (src != 0).sum(1)}) >= 3  # several lengths, one all-padding row
+    net = untrained._inference_net()
+    with torch.no_grad():
+        full, full_mask = net.encode(src)
+        grouped, mask = encode_by_length(net, src, group=3)
+    assert torch.equal(mask, full_mask)
+    keep = mask[:, 0, 0, :]
+    assert torch.allclose(grouped[keep], full[keep], atol=1e-10)
+
+
 def test_bad_config():
     with pytest.raises(ConfigError, match="tokenizer"):
         create_model("tiger", tokenizer="bpe")

@@ -403,7 +403,7 @@ class TIGER(NetRecommender):
         if self._child_dev_ is None or self._child_dev_[0].device != dev:
             self._child_dev_ = [t.to(dev) for t in self.child_]
         src = torch.from_numpy(self._source(users, histories)).to(dev)
-        memory, mask = net.encode(src)
+        memory, mask = encode_by_length(net, src)
         b, w = len(src), cfg.beam
         cache: dict[str, Any] = {"self": [None] * len(net.dec), "mask": mask, "cross": []}
         for layer in net.dec:
@@ -481,6 +481,29 @@ class TIGER(NetRecommender):
         self._set_net(TIGERNet(self.vocab_, self.enc_len_, self.config, len(self.level_sizes_)), tensors)
         self.net_ = self.net_.to(self._device())  # a GPU-trained model loads on a machine without one: CPU
         self.reset_stats()
+
+
+def encode_by_length(net: TIGERNet, src: torch.Tensor, group: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """``net.encode(src)`` for decoding, with the users sorted by history length and encoded ``group`` at a time,
+    each group trimmed to its longest source: left padding is masked out of every attention, so the memory at
+    the real tokens is the full-width one (up to float rounding of the smaller matmuls) at a fraction of the cost
+    (Toys: 37 of 81 source tokens on average, and nearly every batch of 64 holds one full-length user). The
+    memory is (B, S, D) with zeros at padded positions; the key mask is the full-width one."""
+    b, s = src.shape
+    lengths = (src != PAD).sum(1)
+    keep = src != PAD
+    keep = keep | (~keep.any(1, keepdim=True))  # as in encode: an all-padding row attends to everything
+    memory = None
+    order = torch.argsort(lengths, stable=True)
+    for start in range(0, b, group):
+        rows = order[start : start + group]
+        width = int(lengths[rows].max())
+        width = s if width == 0 or bool((lengths[rows] == 0).any()) else width  # all-padding rows: full width
+        out, _ = net.encode(src[rows, s - width :])
+        if memory is None:
+            memory = out.new_zeros(b, s, out.shape[-1])
+        memory[rows, s - width :] = out
+    return memory, keep[:, None, None, :]
 
 
 def level_sizes(codes: np.ndarray) -> list[int]:
