@@ -1,6 +1,6 @@
 """Report helpers: protocol labels, the TALLRec study table, the HSTU vs SASRec head-to-head."""
 
-from recgen.eval.report import head_to_head_table, protocol_label, tallrec_table
+from recgen.eval.report import head_to_head_table, protocol_label, tallrec_table, tokenizer_table
 
 
 def test_protocol_labels_name_splits_and_user_subsets():
@@ -71,3 +71,33 @@ def test_head_to_head_picks_runs_by_seeds_then_validation_never_by_test():
         "deviation of the two (a tie at this many seeds) on: lastfm."
     )
     assert head_to_head_table([_run("toys", "hstu", 1, 0.1, 0.1)]) == ""
+
+
+def _tiger(tokenizer, ndcg, epochs=8, free=None):
+    seed = {
+        "run_info": {"tokenizer": {"levels": [256, 3], "perplexity": [200.4, 99.6], "collision_rate": 0.05}},
+        "test_variants": {
+            "constrained=false": {"test": {"ndcg@10": free}, "run_info": {"stats": {"invalid_rate": 0.01}}}
+        }
+        if free is not None
+        else {},
+    }
+    return {
+        "dataset": "beauty",
+        "model": "tiger",
+        "config": {"tokenizer": tokenizer, "epochs": epochs, "seed": 0},
+        "protocol": {"name": "leave-one-out"},
+        "seeds": [0],
+        "test": {"recall@10": 2 * ndcg, "ndcg@10": ndcg},
+        "per_seed": [seed],
+    }
+
+
+def test_tokenizer_table_sets_side_by_side_only_runs_that_differ_in_the_tokenizer():
+    runs = [_tiger("rqvae", 0.02, free=0.019), _tiger("id", 0.03), _tiger("collab", 0.05, epochs=20)]
+    lines = tokenizer_table(runs).splitlines()
+    assert len(lines) == 4  # header, rule, id then rqvae; collab trained longer: not comparable, left out
+    assert "**id**" in lines[2] and "**rqvae**" in lines[3]
+    assert "| 0.0190 | 0.0100 | 256/3 | 200/100 | 0.0500 |" in lines[3]
+    assert "| 0.0300 | – | – |" in lines[2]
+    assert tokenizer_table([_tiger("id", 0.03)]) == ""

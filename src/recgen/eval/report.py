@@ -270,6 +270,64 @@ def variants_table(results: list[dict[str, Any]]) -> str:
     return "\n".join([head, "|---|---|---|---|---|---|---|---|---|", *lines])
 
 
+TOKENIZERS_INTRO = (
+    "TIGER over each item tokenizer with everything else equal (same data, recipe and seeds); best test NDCG@10 "
+    "first. Free search: the same fitted weights decoded without the trie (`--decode-variant constrained=false`); "
+    "the invalid-ID rate is the share of its finished beams that name no item (0 with the trie). Codebook columns "
+    "from the tokenizer fitted for the run (seed 0): codes per level, perplexity per level (256 = every code used "
+    "equally), share of items that collided before the extra level."
+)
+
+
+def tokenizer_table(results: list[dict[str, Any]]) -> str:
+    """TIGER runs that differ only in ``tokenizer`` (same dataset, protocol and every other config field), side by
+    side; '' when no dataset has two tokenizers at one recipe."""
+    import json
+
+    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        if r["model"] != "tiger" or protocol_label(r["protocol"]) or not r.get("per_seed"):
+            continue
+        rest = {k: v for k, v in r["config"].items() if k not in ("tokenizer", "seed")}
+        order = DATASET_ORDER.index(r["dataset"]) if r["dataset"] in DATASET_ORDER else len(DATASET_ORDER)
+        groups.setdefault((order, r["dataset"], json.dumps(rest, sort_keys=True)), []).append(r)
+    lines = []
+    for (_, dataset, _), rows in sorted(groups.items()):
+        if len({r["config"]["tokenizer"] for r in rows}) < 2:
+            continue
+        recipe = _config_str({k: v for k, v in rows[0]["config"].items() if k != "tokenizer"}, "tiger")
+        for r in sorted(rows, key=lambda r: -r["test"]["ndcg@10"]):
+            tok = r["per_seed"][0].get("run_info", {}).get("tokenizer", {})
+            variants = [e.get("test_variants", {}) for e in r["per_seed"]]
+            free = [v["constrained=false"] for v in variants if "constrained=false" in v]
+            free_ndcg = f"{sum(f['test']['ndcg@10'] for f in free) / len(free):.4f}" if free else "–"
+            rates = [f.get("run_info", {}).get("stats", {}).get("invalid_rate") for f in free]
+            rate = f"{sum(rates) / len(rates):.4f}" if free and None not in rates else "–"
+            perp = tok.get("perplexity") or []
+            coll = tok.get("collision_rate")
+            cells = [
+                dataset,
+                recipe,
+                f"**{r['config']['tokenizer']}**",
+                _seeds_cell(r),
+                _fmt(r, "recall@10"),
+                _fmt(r, "ndcg@10"),
+                free_ndcg,
+                rate,
+                "/".join(str(v) for v in tok.get("levels", [])) or "–",
+                "/".join(f"{v:.0f}" for v in perp) or "–",
+                f"{coll:.4f}" if coll is not None else "–",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    head = (
+        "| dataset | recipe | tokenizer | seeds | R@10 | N@10 | free search N@10 | free invalid-ID rate "
+        "| codes per level | perplexity | collisions |"
+    )
+    return "\n".join([head, "|---|---|---|---|---|---|---|---|---|---|---|", *lines])
+
+
 def scaling_table(results: list[dict[str, Any]]) -> str:
     """Model size vs test metrics, compute and speed (for the scaling study's results)."""
     lines = [
@@ -415,6 +473,11 @@ def write_report(
             table,
             "",
             *(["## HSTU vs SASRec-CE", "", H2H_INTRO, "", h2h, ""] if (h2h := head_to_head_table(results)) else []),
+            *(
+                ["## TIGER: item tokenizers compared", "", TOKENIZERS_INTRO, "", tt, ""]
+                if (tt := tokenizer_table(results))
+                else []
+            ),  # fmt: skip
             *(
                 ["## Decoding variants of the same fitted model", "", VARIANTS_INTRO, "", vt, ""]
                 if (vt := variants_table(results))
