@@ -51,7 +51,7 @@ from recgen.config import check
 from recgen.data.dataset import Dataset, atomic_write_file
 from recgen.errors import DataError
 from recgen.models.base import check_device_spec, resolve_device
-from recgen.ops.dropout import Dropout, dropout
+from recgen.ops.dropout import Dropout, attention
 from recgen.train.netmodel import NetRecommender
 from recgen.train.sequential import length_bucketed_batches
 from recgen.train.trainer import TrainerConfig
@@ -145,15 +145,7 @@ class Attention(nn.Module):
         return self.split(k), self.split(v)
 
     def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        q = self.split(self.q(x))
-        p = self.dropout if self.training else 0.0
-        if p > 0 and q.device.type == "cpu":  # SDPA's dropout draws its mask with the slow CPU Bernoulli
-            w = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-            if mask is not None:
-                w = w.masked_fill(~mask, -torch.inf)
-            y = dropout(torch.softmax(w, dim=-1), p) @ v
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        y = attention(self.split(self.q(x)), k, v, mask, self.dropout, self.training)
         y = y.transpose(-3, -2)
         return self.out(y.reshape(*y.shape[:-2], -1))
 
