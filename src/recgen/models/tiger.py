@@ -489,8 +489,8 @@ def encode_by_length(net: TIGERNet, src: torch.Tensor, group: int = 16) -> tuple
     order = torch.argsort(lengths, stable=True)
     for start in range(0, b, group):
         rows = order[start : start + group]
-        width = int(lengths[rows].max())
-        width = s if width == 0 or bool((lengths[rows] == 0).any()) else width  # all-padding rows: full width
+        empty = bool((lengths[rows] == 0).any())  # an all-padding row is encoded at full width, as encode does
+        width = s if empty else int(lengths[rows].max())
         out, _ = net.encode(src[rows, s - width :])
         if memory is None:
             memory = out.new_zeros(b, s, out.shape[-1])
