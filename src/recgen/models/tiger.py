@@ -26,7 +26,9 @@ positions (T5 uses RMSNorm and relative position buckets), sized by default for 
 (``d_model`` 64, 2 + 2 layers; the paper: 128, 4 + 4, 6 heads, MLP 1024, dropout 0.1 - pass those for a GPU);
 the output layer is tied to the token embeddings and restricted to the current level's codes; training pairs are
 (prefix -> next item) for the last ``targets_per_user`` positions of every training sequence (0 = all, as TIGER);
-the epoch is chosen on validation NDCG@10 by the shared trainer.
+the epoch is chosen on validation NDCG@10 by the shared trainer. On a CPU, dropout masks (attention weights too)
+come from ``recgen.ops.dropout`` (same rate, cheaper draws than torch's per-element Bernoulli), and decoding encodes
+users sorted by history length a few at a time at their own width (``encode_by_length``).
 """
 
 from __future__ import annotations
