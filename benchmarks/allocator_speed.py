@@ -32,22 +32,18 @@ def worker(kind: str, dataset: str, steps: int) -> dict[str, float]:
     applied = keep_freed_memory()
     import numpy as np
     import torch
+    from speedlib import untrained
 
     from recgen.data.loaders import load_dataset
     from recgen.data.split import leave_one_out
     from recgen.eval.evaluator import evaluate
-    from recgen.models import create_model
 
     torch.set_num_threads(1)
     split = leave_one_out(load_dataset(dataset))
     name = "sasrec" if kind.startswith("sasrec") else "tiger"
     config = dict(tokenizer="rqkmeans", embeddings="svd") if name == "tiger" else dict(dropout=0.5)
-    model = create_model(name, epochs=1, **config)
-    captured: dict = {}
-    model._train = lambda **kw: captured.update(kw)  # build the net and the batches, train nothing
-    model.fit(split.train)
+    model, captured = untrained(name, split.train, **config)
     if kind == "tiger_decode":
-        model._infer_net_ = None
         test = split.test.select(np.arange(64 * (steps + 2)))
         evaluate(model, test.select(np.arange(128)), ks=(10,), batch_size=64)  # warm-up
         t0 = time.perf_counter()
@@ -86,7 +82,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args.dataset, args.steps)))
         return
-    from recgen.eval.bench import git_commit, provenance, write_json
+    from speedlib import save
 
     settings = {"kept": {}, "glibc_default": {"RECGEN_MALLOC": "default"}}
     rows = []
@@ -120,16 +116,7 @@ def main() -> None:
             f"kept {row['kept_ms_per_step']:.0f} ms (sys {row['kept_process_sys_s']:.1f} s), {row['speedup']:.2f}x"
         )
     if args.out:
-        result = {
-            "benchmark": "allocator_speed",
-            "rows": rows,
-            "steps": args.steps,
-            "rounds": args.rounds,
-            "load_average_at_end": os.getloadavg(),
-            **provenance(git_commit(), "python benchmarks/allocator_speed.py " + " ".join(sys.argv[1:])),
-        }
-        write_json(result, args.out)
-        print(f"results: {args.out}")
+        save("allocator_speed", args.out, rows=rows, steps=args.steps, rounds=args.rounds)
 
 
 if __name__ == "__main__":

@@ -15,30 +15,18 @@ ms per user; the variants alternate (A B C ... A B C) so that other load on the 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import numpy as np
 import torch
+from speedlib import save, untrained
 
 from recgen.data.loaders import load_dataset
 from recgen.data.split import leave_one_out
-from recgen.eval.bench import git_commit, provenance, write_json
 from recgen.eval.evaluator import evaluate
-from recgen.models import create_model
 
 PAPER = dict(d_model=128, encoder_layers=4, decoder_layers=4, n_heads=6, head_dim=64, ffn_dim=1024)
-
-
-def built(name: str, train, **config):
-    """A model with its network built on ``train`` and left untrained."""
-    model = create_model(name, epochs=1, **config)
-    model._train = lambda **kw: None  # build the net and the batches, train nothing
-    model.fit(train)
-    model._infer_net_ = None
-    return model
 
 
 def main() -> None:
@@ -54,11 +42,11 @@ def main() -> None:
     test = split.test.select(np.arange(min(args.users, len(split.test))))
     tiger = dict(tokenizer=args.tokenizer, beam=20)
     variants = {
-        "sasrec": built("sasrec", split.train),
-        "hstu": built("hstu", split.train),
-        "tiger_reduced_trie": built("tiger", split.train, **tiger),
-        "tiger_reduced_free": built("tiger", split.train, **tiger, constrained=False),
-        "tiger_paper_trie": built("tiger", split.train, **tiger, **PAPER),
+        "sasrec": untrained("sasrec", split.train)[0],
+        "hstu": untrained("hstu", split.train)[0],
+        "tiger_reduced_trie": untrained("tiger", split.train, **tiger)[0],
+        "tiger_reduced_free": untrained("tiger", split.train, **tiger, constrained=False)[0],
+        "tiger_paper_trie": untrained("tiger", split.train, **tiger, **PAPER)[0],
     }
     ups: dict[str, list[float]] = {k: [] for k in variants}
     ms: dict[str, list[float]] = {k: [] for k in variants if k.startswith("tiger")}
@@ -85,18 +73,15 @@ def main() -> None:
         rows.append(row)
         extra = f", beam search {row['beam_search_ms_per_user']:.2f} ms/user" if label in ms else ""
         print(f"{label}: {row['eval_users_per_second']:.0f} users/s{extra}")
-    result = {
-        "benchmark": "decode_speed",
-        "dataset": args.dataset,
-        "n_items": split.train.n_items,
-        "users": len(test),
-        "rounds": args.rounds,
-        "rows": rows,
-        "load_average_at_end": os.getloadavg(),
-        **provenance(git_commit(), "python benchmarks/decode_speed.py " + " ".join(sys.argv[1:])),
-    }
-    write_json(result, args.out)
-    print(f"results: {args.out}")
+    save(
+        "decode_speed",
+        args.out,
+        dataset=args.dataset,
+        n_items=split.train.n_items,
+        users=len(test),
+        rounds=args.rounds,
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":

@@ -18,19 +18,16 @@ that other load hits all alike; each figure is the median over rounds of the mea
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
+from speedlib import save, untrained
 
 import recgen.ops.dropout as dropout_module
 from recgen.data.loaders import load_dataset
 from recgen.data.split import leave_one_out
-from recgen.eval.bench import git_commit, provenance, write_json
-from recgen.models import create_model
 
 RUNS = {
     "tiger_reduced": ("tiger", dict(tokenizer="rqkmeans", embeddings="svd")),
@@ -66,10 +63,7 @@ def main() -> None:
     rows = []
     for run in args.runs.split(","):
         name, config = RUNS[run]
-        model = create_model(name, epochs=1, **config)
-        captured = {}
-        model._train = lambda c=captured, **kw: c.update(kw)  # build the net and the batches, train nothing
-        model.fit(split.train)
+        model, captured = untrained(name, split.train, **config)
         gen = torch.Generator().manual_seed(0)
         batches = [b for _, b in zip(range(args.steps), captured["batches"](1, gen), strict=False)]
         net, p = model.net_, model.config.dropout
@@ -112,16 +106,7 @@ def main() -> None:
             f"{args.dataset} {run}: F.dropout {row['torch_dropout_step_ms']:.0f} ms, cheap mask "
             f"{row['cheap_mask_step_ms']:.0f} ms ({row['speedup']:.2f}x), no dropout {row['no_dropout_step_ms']:.0f} ms"
         )
-    result = {
-        "benchmark": "dropout_speed",
-        "rows": rows,
-        "steps": args.steps,
-        "rounds": args.rounds,
-        "load_average_at_end": os.getloadavg(),
-        **provenance(git_commit(), "python benchmarks/dropout_speed.py " + " ".join(sys.argv[1:])),
-    }
-    write_json(result, args.out)
-    print(f"results: {args.out}")
+    save("dropout_speed", args.out, rows=rows, steps=args.steps, rounds=args.rounds)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
 import torch
+from speedlib import save
 
-from recgen.eval.bench import git_commit, provenance, write_json
 from recgen.ops.topk import stable_topk, target_ranks
 
 
@@ -79,14 +78,7 @@ def main() -> None:
     row = {f"{k}_ms_per_batch": 1000 * statistics.median(v) for k, v in times.items()}
     row["speedup"] = row["before_ms_per_batch"] / row["now_ms_per_batch"]
     print(f"before {row['before_ms_per_batch']:.0f} ms, now {row['now_ms_per_batch']:.0f} ms ({row['speedup']:.2f}x)")
-    result = {
-        "benchmark": "ranking_speed",
-        "shape": [args.users, args.items],
-        **row,
-        **provenance(git_commit(), "python benchmarks/ranking_speed.py " + " ".join(sys.argv[1:])),
-    }
-    write_json(result, args.out)
-    print(f"results: {args.out}")
+    save("ranking_speed", args.out, shape=[args.users, args.items], **row)
 
 
 if __name__ == "__main__":

@@ -13,18 +13,15 @@ up to float rounding.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
+from speedlib import save, untrained
 
 from recgen.data.loaders import load_dataset
 from recgen.data.split import leave_one_out
-from recgen.eval.bench import git_commit, provenance, write_json
-from recgen.models import create_model
 
 
 def one_matrix_loss(model, batch):
@@ -54,10 +51,7 @@ def main() -> None:
     for name in args.datasets.split(","):
         split = leave_one_out(load_dataset(name))
         for model_name in args.models.split(","):
-            model = create_model(model_name, dropout=0.5, epochs=1)
-            captured = {}
-            model._train = lambda c=captured, **kw: c.update(kw)  # build the net and the batches, train nothing
-            model.fit(split.train)
+            model, captured = untrained(model_name, split.train, dropout=0.5)
             gen = torch.Generator().manual_seed(0)
             batches = [b for _, b in zip(range(args.steps), captured["batches"](1, gen), strict=False)]
             variants = {
@@ -94,16 +88,7 @@ def main() -> None:
                 f"{name} {model_name}: one matrix {row['one_matrix_step_ms']:.0f} ms, "
                 f"full_softmax_ce {row['full_softmax_ce_step_ms']:.0f} ms per step ({row['speedup']:.2f}x)"
             )
-    result = {
-        "benchmark": "train_step_speed",
-        "rows": rows,
-        "steps": args.steps,
-        "rounds": args.rounds,
-        "load_average_at_end": os.getloadavg(),
-        **provenance(git_commit(), "python benchmarks/train_step_speed.py " + " ".join(sys.argv[1:])),
-    }
-    write_json(result, args.out)
-    print(f"results: {args.out}")
+    save("train_step_speed", args.out, rows=rows, steps=args.steps, rounds=args.rounds)
 
 
 if __name__ == "__main__":
