@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -282,17 +283,14 @@ TOKENIZERS_INTRO = (
 def tokenizer_table(results: list[dict[str, Any]]) -> str:
     """TIGER runs that differ only in ``tokenizer`` (same dataset, protocol and every other config field), side by
     side; '' when no dataset has two tokenizers at one recipe."""
-    import json
-
-    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[tuple, str], list[dict[str, Any]]] = {}
     for r in results:
         if r["model"] != "tiger" or protocol_label(r["protocol"]) or not r.get("per_seed"):
             continue
         rest = {k: v for k, v in r["config"].items() if k not in ("tokenizer", "seed")}
-        order = DATASET_ORDER.index(r["dataset"]) if r["dataset"] in DATASET_ORDER else len(DATASET_ORDER)
-        groups.setdefault((order, r["dataset"], json.dumps(rest, sort_keys=True)), []).append(r)
+        groups.setdefault((_sort_key(r)[:2], json.dumps(rest, sort_keys=True)), []).append(r)
     lines = []
-    for (_, dataset, _), rows in sorted(groups.items()):
+    for ((_, dataset), _), rows in sorted(groups.items()):
         if len({r["config"]["tokenizer"] for r in rows}) < 2:
             continue
         recipe = _config_str({k: v for k, v in rows[0]["config"].items() if k != "tokenizer"}, "tiger")

@@ -182,12 +182,17 @@ class TIGERNet(nn.Module):
         with torch.no_grad():
             self.tok.weight[PAD].zero_()
 
+    @staticmethod
+    def key_mask(src: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 1, S) attention key mask of left-padded tokens (True = attend); an all-padding row attends to
+        everything (a finite softmax)."""
+        keep = src != PAD
+        return (keep | (~keep.any(1, keepdim=True)))[:, None, None, :]
+
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) left-padded tokens -> memory (B, S, D) and key mask (B, 1, 1, S) (True = attend)."""
         t = src.shape[1]
-        keep = src != PAD
-        keep = keep | (~keep.any(1, keepdim=True))  # an all-padding row attends to everything (finite softmax)
-        mask = keep[:, None, None, :]
+        mask = self.key_mask(src)
         x = self.drop(self.tok(src) * math.sqrt(self.tok.embedding_dim) + self.enc_pos.weight[-t:])
         for layer in self.enc:
             h = layer.n1(x)
@@ -485,8 +490,6 @@ def encode_by_length(net: TIGERNet, src: torch.Tensor, group: int = 16) -> tuple
     memory is (B, S, D) with zeros at padded positions; the key mask is the full-width one."""
     b, s = src.shape
     lengths = (src != PAD).sum(1)
-    keep = src != PAD
-    keep = keep | (~keep.any(1, keepdim=True))  # as in encode: an all-padding row attends to everything
     memory = None
     order = torch.argsort(lengths, stable=True)
     for start in range(0, b, group):
@@ -497,7 +500,7 @@ def encode_by_length(net: TIGERNet, src: torch.Tensor, group: int = 16) -> tuple
         if memory is None:
             memory = out.new_zeros(b, s, out.shape[-1])
         memory[rows, s - width :] = out
-    return memory, keep[:, None, None, :]
+    return memory, net.key_mask(src)
 
 
 def level_sizes(codes: np.ndarray) -> list[int]:
