@@ -107,6 +107,8 @@ def test_encoding_by_length_groups_equals_the_full_width_encoding(untrained, cyc
     assert torch.equal(mask, full_mask)
     keep = mask[:, 0, 0, :]
     assert torch.allclose(grouped[keep], full[keep], atol=1e-10)
+    with pytest.raises(ValueError, match="group must be >= 1"):
+        encode_by_length(net, src, group=0)
 
 
 def test_bad_config():

@@ -488,6 +488,8 @@ def encode_by_length(net: TIGERNet, src: torch.Tensor, group: int = 16) -> tuple
     the real tokens is the full-width one (up to float rounding of the smaller matmuls) at a fraction of the cost
     (Toys: 37 of 81 source tokens on average, and nearly every batch of 64 holds one full-length user). The
     memory is (B, S, D) with zeros at padded positions; the key mask is the full-width one."""
+    if group < 1:
+        raise ValueError(f"group must be >= 1 (users encoded at once), got {group}")
     b, s = src.shape
     lengths = (src != PAD).sum(1)
     memory = None

@@ -48,6 +48,8 @@ class _MaskedScale(torch.autograd.Function):
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``F.dropout(x, p, training)`` with a cheap mask on a CPU (see the module docstring)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu" or p >= 1.0 or not x.is_floating_point():
