@@ -428,6 +428,11 @@ def test_seeds_run_apart_with_only_seed_merge_into_the_file_of_one_run(capsys, d
     assert [e["test"] for e in m["per_seed"]] == [e["test"] for e in w["per_seed"]]  # deterministic seeds
     assert m["test"] == pytest.approx(w["test"]) and m["test_std"] == pytest.approx(w["test_std"])
     assert [f["seeds"] for f in m["merged_from"]] == [[1], [0]] and m["command"].startswith("recgen merge-results")
+    # merged again with a seed file it holds: the sources stay the bench runs, each listed once
+    code, _, err = run(capsys, "merge-results", str(merged), str(a), "--out", str(tmp_path / "again"))
+    assert code == 0, err
+    again = json.loads(next((tmp_path / "again").glob("*.json")).read_text())
+    assert again["merged_from"] == m["merged_from"] and again["test"] == m["test"]
     # bad input: a seed outside --seeds, files of different runs, one seed with two different outcomes
     code, _, err = run(capsys, *base, "--only-seed", "2", "--out", str(tmp_path / "x"))
     assert code == 2 and "--only-seed must name seeds in 0..1" in err

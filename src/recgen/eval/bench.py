@@ -462,7 +462,8 @@ def merge_results(
     """Join results files of the same run (same data fingerprint, model, config and protocol) whose seeds were run
     apart (``bench --only-seed`` in parallel processes, or on different machines) into one file under ``out_dir``,
     with the means and spreads recomputed over the union of their seeds. A seed present in two files must hold the
-    same test metrics (else it is an error naming both). Each source is listed under ``merged_from``.
+    same test metrics (else it is an error naming both). Each source is listed under ``merged_from`` (a source that is
+    itself a merged file by the sources it lists, so a file merged again keeps the command of every seed).
 
     ``mixed_devices``: also join files whose configs differ only in ``device`` (seeds trained on a GPU, with bf16
     autocast, and on the CPU in fp32: the same recipe, not the same arithmetic, hence opt-in). Each seed then
@@ -546,10 +547,14 @@ def merge_results(
         result["machines"] = distinct
     result["merged_from"] = []
     for path, r in runs:
-        source = {"file": path.name, "seeds": [e["seed"] for e in r.get("per_seed", [])], "command": r.get("command")}
-        if missing := sorted(set(result["config"]) - set(r.get("config") or {})):
-            source["config_fields_at_default"] = missing  # written before these fields existed
-        result["merged_from"].append(source)
+        missing = set(result["config"]) - set(r.get("config") or {})  # written before these fields existed
+        own = {"file": path.name, "seeds": [e["seed"] for e in r.get("per_seed", [])], "command": r.get("command")}
+        # a source that is itself a merge contributes its sources, so every seed keeps the command that ran it
+        for source in r.get("merged_from") or [own]:
+            if at_default := sorted(missing | set(source.get("config_fields_at_default", []))):
+                source = {**source, "config_fields_at_default": at_default}
+            if source not in result["merged_from"]:  # the same file given twice, or inside two merges
+                result["merged_from"].append(source)
     result["command"] = command or " ".join(["recgen", *sys.argv[1:]])
     result["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result["_path"] = str(write_result(result, out_dir))
