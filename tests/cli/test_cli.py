@@ -324,7 +324,7 @@ def test_bench_writes_after_each_seed_and_resume_runs_only_missing_seeds(capsys,
     (path,) = out_dir.glob("*.json")
     partial = json.loads(path.read_text())
     assert partial["seeds"] == [0] and partial["seeds_planned"] == 2 and partial["complete"] is False
-    assert "| 1 of 2 (interrupted) |" in results_table([partial])
+    assert "| 1 of 2 planned |" in results_table([partial])
     monkeypatch.setattr(SASRec, "fit", real_fit)
     capsys.readouterr()
     # --resume keeps seed 0 as it was (same fit time to the bit) and runs seeds 1 and 2 only

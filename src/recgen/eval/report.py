@@ -147,9 +147,9 @@ def _sort_key(r: dict[str, Any]) -> tuple:
 
 
 def _seeds_cell(r: dict[str, Any]) -> str:
-    """Seeds run; an interrupted run (fewer than planned) says so."""
+    """Seeds run; a file with fewer than planned (an interrupted run, or seeds run apart with --only-seed) says so."""
     n, planned = len(r["seeds"]), r.get("seeds_planned", len(r["seeds"]))
-    return str(n) if n >= planned else f"{n} of {planned} (interrupted)"
+    return str(n) if n >= planned else f"{n} of {planned} planned"
 
 
 def results_table(results: list[dict[str, Any]], *, with_published: bool = True) -> str:
