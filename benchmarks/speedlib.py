@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recgen.eval.bench import git_commit, provenance, write_json
+from recgen.experiments.results import git_commit, provenance, write_json
 from recgen.models import create_model
 
 

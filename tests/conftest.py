@@ -48,7 +48,7 @@ def embedded_gguf() -> Path:
     import importlib.util
 
     from recgen.errors import BackendUnavailableError
-    from recgen.llm.llamacpp import embedded_model_path
+    from recgen.llm.files import embedded_model_path
 
     if importlib.util.find_spec("llama_cpp") is None:
         _require_or_skip("llama-cpp-python is not installed (make venv installs it)", "RECGEN_REQUIRE_LLM")
@@ -65,3 +65,13 @@ def embedded_llm(embedded_gguf):
     llm = LlamaCppLLM(embedded_gguf, n_threads=1)
     yield llm
     llm.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(embedded_gguf, tmp_path_factory) -> Path:
+    """A one-layer random Llama with SmolLM2's tokenizer (``recgen.testing.tiny_llm``): the LLM recommenders'
+    conformance cases run on it in seconds."""
+    pytest.importorskip("transformers")
+    from recgen.testing.tiny_llm import make_tiny_llm
+
+    return make_tiny_llm(tmp_path_factory.mktemp("tiny-llm") / "model")

@@ -139,7 +139,7 @@ BAD = [
     (["data", "fetch", "beauty", "--data-dir", "{tmp}"], "has no fetcher"),
     (
         ["train", "-d", "{tiny}", "-m", "ease", "-o", "{tmp}/m", "--resume", "--run-dir", "{tmp}"],
-        "trained by recgen's trainer (diffrec, dreamrec, hstu",
+        "trained by recgen's trainer (bpr, diffrec, dreamrec, hstu",
     ),
     (["train", "-d", "{tiny}", "-m", "sasrec", "-o", "{tmp}/m", "--resume"], "--resume needs --run-dir"),
 ]
@@ -249,7 +249,7 @@ def test_bench_grid_chooses_on_validation(capsys, data_folder, tmp_path):
 
 
 def test_codebook_study_records_tokenizer_statistics(capsys, data_folder, tmp_path):
-    from recgen.eval.report import write_report
+    from recgen.experiments.report import write_report
 
     out = tmp_path / "results" / "codebooks"
     argv = ["codebook", "-d", str(data_folder / "tiny"), "--tokenizers", "rqkmeans,id", "--out", str(out)]
@@ -295,7 +295,7 @@ def test_tiger_bench_records_invalid_rate_tokenizer_and_speed(capsys, data_folde
     assert free["run_info"]["constrained"] is False and 0.0 <= free["run_info"]["stats"]["invalid_rate"] <= 1.0
     assert narrow["run_info"]["beam"] == 5 and narrow["run_info"]["stats"]["invalid_rate"] == 0.0
     assert set(free["test"]) == set(r["test"]) and r["config"]["constrained"] is True and r["config"]["beam"] == 20
-    from recgen.eval.report import variants_table
+    from recgen.experiments.tables import variants_table
 
     table = variants_table([r])
     assert "| as run | 1 |" in table and "| constrained=false | 1 |" in table and "| beam=5 | 1 |" in table
@@ -304,8 +304,8 @@ def test_tiger_bench_records_invalid_rate_tokenizer_and_speed(capsys, data_folde
 
 
 def test_bench_writes_after_each_seed_and_resume_runs_only_missing_seeds(capsys, data_folder, tmp_path, monkeypatch):
-    from recgen.eval.report import results_table
-    from recgen.models.sasrec import SASRec
+    from recgen.experiments.tables import results_table
+    from recgen.models.sequential.sasrec import SASRec
 
     out_dir = tmp_path / "results"
     base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--out", str(out_dir)]
@@ -346,7 +346,7 @@ def test_bench_writes_after_each_seed_and_resume_runs_only_missing_seeds(capsys,
 
 
 def test_bench_resume_continues_a_seed_interrupted_mid_training(capsys, data_folder, tmp_path, monkeypatch):
-    from recgen.train.trainer import Trainer
+    from recgen.models.training.trainer import Trainer
 
     base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "1"]
     base += ["--set", "epochs=4", "--set", "eval_every=1", "--set", "patience=10", "--set", "embedding_dim=8"]
@@ -473,7 +473,7 @@ def test_merge_accepts_a_file_written_before_a_config_field_existed(capsys, data
 
 
 def test_merge_joins_seeds_of_one_recipe_run_on_different_devices_only_when_asked(capsys, data_folder, tmp_path):
-    from recgen.eval.report import results_table
+    from recgen.experiments.tables import results_table
 
     _, a, b = _seeds_run_apart(capsys, data_folder, tmp_path)
     gpu = json.loads(a.read_text())  # seed 0 as if trained with --set device=cuda
@@ -514,7 +514,7 @@ def test_merge_joins_seeds_of_one_recipe_run_on_different_devices_only_when_aske
 
 
 def test_scaling_points_keep_one_line_per_recipe():
-    from recgen.eval.plots import _points
+    from recgen.experiments.plots import _points
 
     def run_of(model, dim, dropout, ndcg):
         seed = {"non_embedding_parameters": dim * 10, "train_speed": {"train_flops": dim * 1e9}}

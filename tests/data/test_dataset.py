@@ -78,7 +78,7 @@ def test_bad_columns():
 def test_atomic_writes_leave_usual_permissions_and_no_temp_files(tmp_path, tiny_dataset):
     import os
 
-    from recgen.data.dataset import atomic_write_file
+    from recgen.io import atomic_write_file
 
     mask = os.umask(0o022)
     try:

@@ -12,7 +12,7 @@ from recgen.data.split import leave_one_out, make_split
 from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
-from recgen.models._diffusion import GaussianDiffusion, make_betas, query_generators, query_noise
+from recgen.models.diffusion.gaussian import GaussianDiffusion, make_betas, query_generators, query_noise
 from recgen.ops.kmeans import kmeans
 from recgen.testing import make_cluster_dataset, make_tiny_dataset
 
@@ -160,14 +160,13 @@ def test_diffrec_one_inference_step_is_one_denoiser_call(tiny_split):
     model = create_model("diffrec", epochs=2, hidden_dims="16", batch_size=16).fit(tiny_split.train)
     users = np.arange(1, 6)
     hists = [model.train_history(u) for u in users]
-    model.config = type(model.config)(**{**model.config.__dict__, "inference_steps": 1})
-    model._infer_net_ = None
     net = model._inference_net()
     x = torch.zeros(5, model.n_items_ + 1, dtype=torch.float64)
     for i, h in enumerate(hists):
         x[i, torch.from_numpy(h)] = 1.0
     expected = net.denoiser(x, torch.zeros(5, dtype=torch.long))
-    torch.testing.assert_close(model.score(users, hists)[:, 1:], expected[:, 1:])
+    torch.testing.assert_close(model.score(users, hists, decode={"inference_steps": 1})[:, 1:], expected[:, 1:])
+    assert model.config.inference_steps == 0  # the fitted config is unchanged
 
 
 def test_user_temporal_split_is_chronological_per_user():

@@ -12,9 +12,9 @@ from recgen.data.dataset import from_columns
 from recgen.data.split import leave_one_out
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
-from recgen.models.llmrank import LABELS, build_prompt, parse_listwise
-from recgen.models.tallrec import TALLRecConfig, make_samples
-from recgen.models.tallrec import build_prompt as tallrec_prompt
+from recgen.models.llm.llmrank import LABELS, build_prompt, parse_listwise
+from recgen.models.llm.tallrec import TALLRecConfig, make_samples
+from recgen.models.llm.tallrec import build_prompt as tallrec_prompt
 from recgen.testing import make_cluster_dataset
 
 FRUITS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "peach", "pear"]
@@ -100,15 +100,6 @@ def test_tallrec_samples_split_users_and_label_by_rating(titled):
     assert s.label in (0, 1) and all(isinstance(ok, bool) for _, ok in s.history)
 
 
-def test_title_trie_allows_only_catalogue_continuations():
-    from recgen.models.bigrec import TitleTrie
-
-    trie = TitleTrie([(1, 2, 3), (1, 4), (5,)])
-    assert sorted(trie.allowed([])) == [1, 5]
-    assert sorted(trie.allowed([1])) == [2, 4]
-    assert trie.allowed([1, 2]) == [3] and trie.allowed([9]) == [] and trie.allowed([5]) == []
-
-
 def test_bigrec_grounds_every_recommendation_in_the_catalogue(titled, embedded_gguf):
     import dataclasses
 
@@ -142,7 +133,7 @@ def test_dpo_raises_the_margin_of_chosen_over_rejected(embedded_gguf):
     import torch
 
     from recgen.llm.hf import load_hf
-    from recgen.llm.sft import DPOConfig, answer_logprobs, dpo
+    from recgen.models.llm.tuning import DPOConfig, answer_logprobs, dpo
 
     model, tok, _ = load_hf(embedded_gguf)
     tok.padding_side = "right"
@@ -190,8 +181,8 @@ def test_bigrec_study_evaluates_each_stage_on_the_retrievers_users(embedded_gguf
 
 
 def test_lora_configs_take_the_model_configs_fields_and_overrides():
-    from recgen.llm.sft import DPOConfig, LoraSFTConfig
-    from recgen.models.bigrec import BIGRecConfig
+    from recgen.models.llm.bigrec import BIGRecConfig
+    from recgen.models.llm.tuning import DPOConfig, LoraSFTConfig
 
     tall = TALLRecConfig(lora_r=4, lora_dropout=0.2, lr=5e-4, epochs=3, max_length=128, seed=7)
     sft = LoraSFTConfig.from_config(tall)

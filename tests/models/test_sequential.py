@@ -163,7 +163,7 @@ def test_time_budget_stops_after_the_epoch_that_spends_it_and_validates_that_epo
 
 
 def test_chunked_full_softmax_ce_equals_one_matrix():
-    from recgen.train.sequential import CE_CHUNK_ROWS, full_softmax_ce
+    from recgen.models.sequential.next_item import CE_CHUNK_ROWS, full_softmax_ce
 
     g = torch.Generator().manual_seed(0)
     p = 2 * CE_CHUNK_ROWS + 37  # three chunks, the last one short

@@ -41,16 +41,16 @@ def untrained(cycle_split):
 
 
 def test_trie_never_decodes_an_invalid_id_and_free_search_counts_them(untrained, cycle_split):
-    import dataclasses
-
     users = cycle_split.test.user_ids
     hists = cycle_split.test.histories(slice(None))
     for constrained in (True, False):
-        untrained.config = dataclasses.replace(untrained.config, constrained=constrained)
+        decode = untrained.decode_config({"constrained": constrained})
         untrained.reset_stats()
-        items, logp, _ = untrained.beam_search(users, hists)
-        untrained._score(users, hists)
-        st = untrained.run_info()["stats"]
+        items, logp, _ = untrained.beam_search(users, hists, decode)
+        untrained.score(users, hists, decode={"constrained": constrained})
+        info = untrained.run_info()
+        st = info["stats"]
+        assert info["constrained"] is constrained and untrained.config.constrained is True
         finite = torch.isfinite(logp)
         if constrained:
             assert st["invalid"] == 0 and bool((items[finite] > 0).all())
@@ -61,7 +61,6 @@ def test_trie_never_decodes_an_invalid_id_and_free_search_counts_them(untrained,
         for row in items:
             row = row[row > 0]
             assert len(set(row.tolist())) == len(row)
-    untrained.config = dataclasses.replace(untrained.config, constrained=True)
 
 
 def test_cached_beam_log_probs_equal_teacher_forcing(untrained, cycle_split):
@@ -91,7 +90,7 @@ def test_cached_beam_log_probs_equal_teacher_forcing(untrained, cycle_split):
 def test_encoding_by_length_groups_equals_the_full_width_encoding(untrained, cycle_split):
     """Decoding encodes users sorted by history length, a few at a time at their own width: the memory at every
     attended position and the key mask must equal one full-width pass (an unknown user with no history too)."""
-    from recgen.models.tiger import encode_by_length
+    from recgen.models.semantic.tiger import encode_by_length
 
     n = 9
     users = np.concatenate([cycle_split.test.user_ids[:n], [0]])
@@ -135,7 +134,8 @@ def test_gpu_device_without_a_gpu_is_a_clear_error_at_fit_and_a_gpu_model_loads_
 
 
 def test_fitted_codes_are_cached_by_data_fields_and_seed(tmp_path, monkeypatch, cycle_split):
-    from recgen.models.tiger import TIGERConfig, codes_cache_path, fit_item_tokenizer
+    from recgen.models.semantic.item_codes import codes_cache_path, fit_item_tokenizer
+    from recgen.models.semantic.tiger import TIGERConfig
 
     monkeypatch.setenv("RECGEN_CACHE_DIR", str(tmp_path))
     cfg = TIGERConfig(**{k: v for k, v in SMALL.items() if k in ("embeddings", "svd_dim", "codebook_size", "levels")})

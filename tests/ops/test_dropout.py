@@ -59,17 +59,22 @@ def test_eval_mode_zero_p_and_repeatability():
 
 
 def test_tiger_cpu_attention_with_dropout_matches_sdpa_when_nothing_is_dropped():
-    from recgen.models.tiger import Attention
+    from recgen.models.nn import MultiHeadAttention
 
     torch.manual_seed(4)
-    att = Attention(16, 2, dropout=1e-9)  # rounds to 0 of 65536: the hand-written path, nothing dropped
+    att = MultiHeadAttention(16, 2, dropout=1e-9, cheap_dropout=True)  # rounds to 0 of 65536: nothing dropped
     att.train()
     x = torch.randn(3, 5, 16)
     k, v = att.keys_values(torch.randn(3, 7, 16))
     mask = torch.rand(3, 1, 1, 7) > 0.3
     mask[..., 0] = True
     got = att.attend(x, k, v, mask)
-    q = att.split(att.q(x))
+    q = att.queries(x)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(-3, -2)
     ref = att.out(ref.reshape(3, 5, -1))
     assert torch.allclose(got, ref, atol=1e-6)
+    # the fused self-attention path equals the separate projections
+    mask = torch.ones(1, 1, 5, 5, dtype=torch.bool).tril()
+    att.eval()
+    k, v = att.keys_values(x)
+    assert torch.allclose(att(x, mask), att.attend(x, k, v, mask), atol=1e-6)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from recgen.errors import DataError
+from recgen.io import atomic_dir
 
 PAD = 0
 SCHEMA_VERSION = 1
@@ -300,9 +299,7 @@ class Dataset:
         never leaves a half-written dataset.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             cols: dict[str, Any] = {
                 "user": pa.array(self.user_ids),
                 "item": pa.array(self.item_ids),
@@ -331,10 +328,6 @@ class Dataset:
                 "meta": self.meta,
             }
             (tmp / "schema.json").write_text(json.dumps(schema, indent=2, default=str))
-            replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod
@@ -461,45 +454,3 @@ def _restrict_table(table: pa.Table | None, vocab: Vocabulary) -> pa.Table | Non
     if table is None:
         return None
     return _align_side_table(table, vocab)
-
-
-def atomic_write_file(path: Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it onto ``path``.
-
-    A crash or an exception never leaves a half-written file at ``path`` (the temp file is removed).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move a finished temp folder onto ``dst`` with renames only (the old folder survives until the end)."""
-    os.chmod(src, 0o777 & ~_umask())  # a mkdtemp folder is owner-only
-    if dst.exists():
-        backup = Path(tempfile.mkdtemp(prefix=dst.name + ".old-", dir=dst.parent))
-        backup.rmdir()
-        os.replace(dst, backup)
-        try:
-            os.replace(src, dst)
-        except BaseException:
-            os.replace(backup, dst)
-            raise
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(src, dst)

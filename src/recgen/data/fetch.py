@@ -19,9 +19,9 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from recgen.data.dataset import replace_dir
 from recgen.data.registry import DATASETS, default_target_dir
 from recgen.errors import DataError
+from recgen.io import replace_dir
 
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 ML100K_MD5 = "0e33842e24a9c977be4e0107933c0723"  # published by GroupLens as ml-100k.zip.md5

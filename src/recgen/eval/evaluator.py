@@ -64,6 +64,7 @@ def evaluate(
     sampled_negatives: int = 0,
     seed: int = 0,
     progress: bool = False,
+    decode: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Evaluate a fitted model on an EvalSet by full-catalogue ranking.
 
@@ -77,6 +78,8 @@ def evaluate(
         sampled_negatives: if > 0, also report labelled sampled metrics with that many negatives.
         seed: seed of the negative sampler.
         progress: show a progress bar.
+        decode: decode-time field changes (the model's ``decode_fields``) for this evaluation only; the fitted
+            model is not changed.
 
     Returns:
         EvalResult with ``recall@K``, ``hit@K``, ``ndcg@K``, ``precision@K``, ``mrr``, ``coverage@K``,
@@ -89,6 +92,8 @@ def evaluate(
         raise ConfigError(f"cut-offs must be integers >= 1, got {list(ks)}")
     if sampled_negatives < 0:
         raise ConfigError(f"sampled_negatives must be >= 0, got {sampled_negatives}")
+    if decode:
+        model.decode_config(decode)  # checked before any scoring
     n_items = model.n_items_
     miss = n_items + 2  # larger than any attainable rank (ranks run 1..n_items+1 incl. padding column)
     counts = model.item_counts_ if item_counts is None else item_counts
@@ -110,7 +115,11 @@ def evaluate(
         rows = np.arange(start, min(start + batch_size, n))
         hists = eval_set.histories(rows)
         scores = model.score_masked(
-            eval_set.user_ids[rows], hists, exclude_seen=exclude_seen, timestamps=eval_set.history_times(rows)
+            eval_set.user_ids[rows],
+            hists,
+            exclude_seen=exclude_seen,
+            timestamps=eval_set.history_times(rows),
+            decode=decode,
         )
         targets, cnt = _padded_targets(eval_set, rows)
         ranks = target_ranks(scores, targets).numpy()

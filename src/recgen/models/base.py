@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,8 +24,9 @@ from safetensors.numpy import load_file, save_file
 
 from recgen import __version__
 from recgen.config import make_config, to_dict
-from recgen.data.dataset import Dataset, Vocabulary, replace_dir, title_map
+from recgen.data.dataset import Dataset, Vocabulary, title_map
 from recgen.errors import ConfigError, DataError, NotFittedError
+from recgen.io import atomic_dir
 from recgen.ops.topk import stable_topk
 
 CHECKPOINT_FORMAT = "recgen-model"
@@ -99,7 +98,8 @@ class Recommender:
     """Base class of every recommender.
 
     Subclasses set ``name`` and ``Config`` (a frozen, kw-only dataclass whose fields all have defaults) and
-    implement ``_fit``, ``_score``, ``_state`` and ``_load_state``.
+    implement ``_fit``, ``_score``, ``_state`` and ``_load_state``. Everything the bench runner, the evaluator
+    and the service read from a model is declared here, with its default.
     """
 
     name: ClassVar[str] = ""
@@ -109,6 +109,21 @@ class Recommender:
     # _score returns a tensor made by that call (no view of model state), so score may mask it in place without
     # the defensive copy (a (B, N) pass per batch)
     score_is_fresh: ClassVar[bool] = False
+    # fitting chooses something on validation (an epoch, a step count): bench evaluates validation; zero-shot
+    # models (nothing to choose) skip that costly pass
+    selects_on_valid: ClassVar[bool] = True
+    # config fields read only when scoring (e.g. TIGER's beam): ``score(..., decode={field: value})`` changes them
+    # for one call on the same fitted weights; _score then receives ``decode=`` the config to read
+    decode_fields: ClassVar[tuple[str, ...]] = ()
+    # trained by recgen's trainer: ``configure_run`` keeps last.pt/best.pt in a run folder and can resume
+    resumable: ClassVar[bool] = False
+    # what fitting recorded, for results files (models that train set them in fit)
+    best_epoch_: int | None = None  # the epoch validation chose
+    stop_reason_: str = ""  # why training stopped (patience, epochs, time budget)
+    train_log_: list[dict[str, Any]] | None = None  # one entry per epoch (loss, samples/s, validation)
+    train_speed_: dict[str, float] | None = None  # training samples/s, FLOPs, achieved GFLOP/s
+    resumed_from_epoch_: int = 0  # epochs an interrupted run had done before this fit took over
+    resumed_wall_seconds_: float = 0.0  # its fit time
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         if config is not None and not isinstance(config, self.Config):
@@ -141,7 +156,8 @@ class Recommender:
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
         """Scores (B, n_items + 1) for dense users (0 = unknown) with chronological dense histories.
 
-        Models with ``uses_timestamps`` also get ``timestamps`` (a list aligned with ``histories``).
+        Models with ``uses_timestamps`` also get ``timestamps`` (a list aligned with ``histories``); models with
+        ``decode_fields`` get ``decode=``, the config to read them from (``decode_config``).
         """
         raise NotImplementedError
 
@@ -154,6 +170,42 @@ class Recommender:
     def _check_fitted(self) -> None:
         if not getattr(self, "fitted_", False):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(dataset) or load(path) first")
+
+    # ---------------------------------------------------------------------------- declared hooks
+    def configure_run(
+        self, run_dir: str | Path | None = None, *, resume: bool = False, on_epoch_end: Any = None
+    ) -> Recommender:
+        """Where training keeps its checkpoints, so that a killed run can resume (``resumable`` models only)."""
+        raise ConfigError(f"{self.name} is not trained by recgen's trainer: it has no run folder to keep or resume")
+
+    def run_info(self) -> dict[str, Any]:
+        """What a results file records about this model's run beyond metrics (LLM file and SHA-256, decoding
+        counters such as invalid beams or out-of-catalogue lines, choices made on validation)."""
+        return {}
+
+    def reset_stats(self) -> None:
+        """Zero the counters ``run_info`` reports, so they cover one evaluation (bench calls it before test)."""
+
+    def decoded_with(self) -> dict[str, Any]:
+        """The decode-time fields of the last scoring call (the fitted config's before any), for ``run_info``."""
+        return getattr(self, "last_decode_", None) or {f: getattr(self.config, f) for f in self.decode_fields}
+
+    def non_embedding_parameters(self) -> int | None:
+        """Parameters outside embedding tables (the scaling study's x axis); None for models without a network."""
+        return None
+
+    def decode_config(self, decode: Mapping[str, Any] | None = None) -> Any:
+        """The config scoring reads: the fitted config with ``decode`` changes (only ``decode_fields``) applied."""
+        if not decode:
+            return self.config
+        bad = sorted(set(decode) - set(self.decode_fields))
+        if bad:
+            allowed = ", ".join(self.decode_fields) or "it has none"
+            raise ConfigError(
+                f"decode options can only change fields {type(self).__name__} reads when recommending ({allowed}), "
+                f"not {', '.join(bad)}; fit another model to change them"
+            )
+        return make_config(self.Config, dict(decode), base=self.config)
 
     # ------------------------------------------------------------------------------------- scoring
     def train_history(self, user: int) -> np.ndarray:
@@ -169,22 +221,34 @@ class Recommender:
         return self.hist_ts_[self.hist_indptr_[user] : self.hist_indptr_[user + 1]]
 
     def score(
-        self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps: Sequence[np.ndarray] | None = None
+        self,
+        user_ids: np.ndarray,
+        histories: Sequence[np.ndarray],
+        timestamps: Sequence[np.ndarray] | None = None,
+        *,
+        decode: Mapping[str, Any] | None = None,
     ) -> torch.Tensor:
         """Raw scores (B, n_items + 1) as float tensors; cold rows (no user, no history) get popularity.
 
         ``timestamps`` (aligned with ``histories``) reach time-aware models; without them, positions are used.
+        ``decode`` changes decode-time fields for this call only (see ``decode_fields``).
         """
         self._check_fitted()
         user_ids = np.asarray(user_ids, dtype=np.int64)
         if len(user_ids) != len(histories):
             raise DataError(f"{len(user_ids)} users but {len(histories)} histories; they must align")
+        kwargs: dict[str, Any] = {}
+        if self.decode_fields:
+            kwargs["decode"] = cfg = self.decode_config(decode)
+            self.last_decode_ = {f: getattr(cfg, f) for f in self.decode_fields}
+        elif decode:
+            self.decode_config(decode)  # raises: this model has no decode-time fields
         if self.uses_timestamps:
             if timestamps is None:
                 timestamps = [np.arange(len(h), dtype=np.float64) for h in histories]
-            raw = self._score(user_ids, histories, timestamps)
+            raw = self._score(user_ids, histories, timestamps, **kwargs)
         else:
-            raw = self._score(user_ids, histories)
+            raw = self._score(user_ids, histories, **kwargs)
         scores = torch.as_tensor(raw)
         if not self.score_is_fresh:
             scores = scores.clone()
@@ -208,9 +272,10 @@ class Recommender:
         *,
         exclude_seen: bool = True,
         timestamps: Sequence[np.ndarray] | None = None,
+        decode: Mapping[str, Any] | None = None,
     ) -> torch.Tensor:
         """Scores with padding and (by default) the history items at -inf: what ranking and serving use."""
-        return mask_scores(self.score(user_ids, histories, timestamps), histories, exclude_seen)
+        return mask_scores(self.score(user_ids, histories, timestamps, decode=decode), histories, exclude_seen)
 
     # ----------------------------------------------------------------------------------- recommend
     def _resolve_query(self, query: Query) -> tuple[int, np.ndarray, np.ndarray]:
@@ -224,7 +289,13 @@ class Recommender:
         raise DataError(f"query must be a user id or a list of item ids, got {type(query).__name__}")
 
     def recommend(
-        self, query: Query, k: int = 10, *, exclude_seen: bool = True, candidates: Sequence[Any] | None = None
+        self,
+        query: Query,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: Sequence[Any] | None = None,
+        decode: Mapping[str, Any] | None = None,
     ) -> Recs:
         """Top-k items for a user id (its training history is used) or for a list of item ids (a session).
 
@@ -233,11 +304,12 @@ class Recommender:
             k: how many items (>= 1).
             exclude_seen: leave out the items of the history.
             candidates: if given, rank only these external item ids (unknown ones are ignored).
+            decode: decode-time field changes for this call (``decode_fields``, e.g. TIGER's ``beam``).
 
         Returns:
             Recs with at most k items, best first. Unknown users with no history get the most popular items.
         """
-        return self.recommend_batch([query], k, exclude_seen=exclude_seen, candidates=candidates)[0]
+        return self.recommend_batch([query], k, exclude_seen=exclude_seen, candidates=candidates, decode=decode)[0]
 
     def recommend_batch(
         self,
@@ -246,8 +318,9 @@ class Recommender:
         *,
         exclude_seen: bool = True,
         candidates: Sequence[Any] | None = None,
+        decode: Mapping[str, Any] | None = None,
     ) -> list[Recs]:
-        """``recommend`` for many queries, scored in batches."""
+        """``recommend`` for many queries, scored in batches (``decode``: decode-time field changes)."""
         self._check_fitted()
         k = check_k(k)
         resolved = [self._resolve_query(q) for q in queries]
@@ -263,7 +336,7 @@ class Recommender:
             users = np.array([u for u, _, _ in chunk], dtype=np.int64)
             hists = [h for _, h, _ in chunk]
             times = [t for _, _, t in chunk]
-            scores = self.score_masked(users, hists, exclude_seen=exclude_seen, timestamps=times)
+            scores = self.score_masked(users, hists, exclude_seen=exclude_seen, timestamps=times, decode=decode)
             if cand_mask is not None:
                 scores[:, cand_mask] = -torch.inf
             vals, idx = stable_topk(scores, k)
@@ -277,9 +350,7 @@ class Recommender:
         """Write a checkpoint folder (config.json, weights.safetensors, vocabularies) atomically."""
         self._check_fitted()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             meta = {
                 "format": CHECKPOINT_FORMAT,
                 "model": self.name,
@@ -303,10 +374,6 @@ class Recommender:
             pq.write_table(self.items_.to_arrow(), tmp / "items_vocab.parquet")
             if getattr(self, "item_table_", None) is not None:
                 pq.write_table(self.item_table_, tmp / "items.parquet")
-            replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     def item_titles(self) -> dict[str, str]:

@@ -9,19 +9,19 @@ from typing import Any
 from recgen.errors import ConfigError
 
 MODELS: dict[str, str] = {
-    "pop": "recgen.models.pop:Pop",
-    "itemknn": "recgen.models.itemknn:ItemKNN",
-    "ease": "recgen.models.ease:EASE",
-    "bpr": "recgen.models.bpr:BPR",
-    "sasrec": "recgen.models.sasrec:SASRec",
-    "hstu": "recgen.models.hstu:HSTU",
-    "multvae": "recgen.models.multvae:MultVAE",
-    "diffrec": "recgen.models.diffrec:DiffRec",
-    "ldiffrec": "recgen.models.ldiffrec:LDiffRec",
-    "dreamrec": "recgen.models.dreamrec:DreamRec",
-    "llmrank": "recgen.models.llmrank:LLMRank",
-    "bigrec": "recgen.models.bigrec:BIGRec",
-    "tiger": "recgen.models.tiger:TIGER",
+    "pop": "recgen.models.classic.pop:Pop",
+    "itemknn": "recgen.models.classic.itemknn:ItemKNN",
+    "ease": "recgen.models.classic.ease:EASE",
+    "bpr": "recgen.models.classic.bpr:BPR",
+    "sasrec": "recgen.models.sequential.sasrec:SASRec",
+    "hstu": "recgen.models.sequential.hstu:HSTU",
+    "multvae": "recgen.models.diffusion.multvae:MultVAE",
+    "diffrec": "recgen.models.diffusion.diffrec:DiffRec",
+    "ldiffrec": "recgen.models.diffusion.ldiffrec:LDiffRec",
+    "dreamrec": "recgen.models.diffusion.dreamrec:DreamRec",
+    "llmrank": "recgen.models.llm.llmrank:LLMRank",
+    "bigrec": "recgen.models.llm.bigrec:BIGRec",
+    "tiger": "recgen.models.semantic.tiger:TIGER",
 }
 
 
@@ -31,13 +31,13 @@ def available_models() -> list[str]:
 
 def resumable_models() -> list[str]:
     """Models trained by recgen's trainer, whose runs can keep checkpoints and resume (``configure_run``)."""
-    return [name for name in available_models() if hasattr(get_model_class(name), "configure_run")]
+    return [name for name in available_models() if get_model_class(name).resumable]
 
 
 def check_resumable(name: str, options: str) -> None:
     """ConfigError naming the resumable models unless ``name`` is one (``options``: the flag or flags asked for,
     e.g. ``--run-dir`` or ``--run-dir/--resume``)."""
-    if not hasattr(get_model_class(name), "configure_run"):
+    if not get_model_class(name).resumable:
         verb = "apply" if "/" in options else "applies"
         raise ConfigError(
             f"{options} {verb} to models trained by recgen's trainer ({', '.join(resumable_models())}), not {name!r}"

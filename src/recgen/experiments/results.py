@@ -1,0 +1,230 @@
+"""Results files: what every benchmark and study writes, and how they are read back.
+
+A results file holds everything needed to trust and redo its numbers: dataset (name, fingerprint, counts),
+protocol, model, resolved config, seeds, valid and test metrics (mean, std and per seed), timings and throughput,
+the machine (with its matmul peak measured in the same run), recgen version, git commit and the command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recgen import __version__
+from recgen.config import to_dict
+from recgen.errors import ConfigError
+from recgen.io import atomic_write_json
+from recgen.models.registry import get_model_class
+
+HEADLINE = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
+
+
+DEFAULT_RESULTS_DIR = Path("benchmarks/results")
+
+
+def matmul_peak_gflops(n: int = 2048, seconds: float = 1.0) -> float:
+    """Measured fp32 matmul throughput of this machine (GFLOP/s), the reference point for speed figures."""
+    import torch
+
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b)
+        reps += 1
+    return 2.0 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def git_commit() -> str | None:
+    """The commit of the code that runs ("-dirty" where src/ differs from it). ``RECGEN_GIT_COMMIT``, when set,
+    names it instead: for a copy of the source sent to another machine, whose git metadata (if any) can be older
+    than the code it carries."""
+    return os.environ.get("RECGEN_GIT_COMMIT") or _git_commit()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        if out.returncode != 0:
+            return None
+        # "dirty" = the code that runs differs from the commit (edits to docs or results do not count)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/src", ":/pyproject.toml"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_info(measure_peak: bool = True) -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    if measure_peak:
+        info["matmul_peak_gflops"] = round(matmul_peak_gflops(), 1)
+    return info
+
+
+def mean_std(values: Sequence[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    keys = values[0].keys()
+    mean = {k: float(np.mean([v[k] for v in values])) for k in keys}
+    std = {k: float(np.std([v[k] for v in values], ddof=1)) if len(values) > 1 else 0.0 for k in keys}
+    return mean, std
+
+
+def headline(metrics: dict[str, float]) -> str:
+    """The headline metrics as one log line fragment."""
+    return ", ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE)
+
+
+def aggregate(
+    per_seed: list[dict[str, Any]], seeds_planned: int, peak: float | None, load_seconds: float
+) -> dict[str, Any]:
+    """The fields of a results file computed from its per-seed entries: means and spreads, timings, speeds."""
+    valid_mean, valid_std = mean_std([e["valid"] for e in per_seed])
+    test_mean, test_std = mean_std([e["test"] for e in per_seed])
+    return {
+        "seeds": [e["seed"] for e in per_seed],
+        "seeds_planned": seeds_planned,
+        "complete": len(per_seed) == seeds_planned,
+        "valid": valid_mean,
+        "valid_std": valid_std,
+        "test": test_mean,
+        "test_std": test_std,
+        "per_seed": per_seed,
+        "timings": {
+            "load_split_seconds": load_seconds,
+            "fit_seconds_mean": float(np.mean([e["fit_seconds"] for e in per_seed])),
+            "eval_seconds_mean": float(np.mean([e["eval_seconds"] for e in per_seed])),
+        },
+        "throughput": {
+            "eval_users_per_second": float(np.mean([e["eval_users_per_second"] for e in per_seed])),
+            "matmul_peak_gflops": peak,
+            **{
+                key: float(np.mean([e["train_speed"][key] for e in per_seed]))
+                for key in ("train_samples_per_second", "achieved_gflops", "mfu")
+                if all(key in e.get("train_speed", {}) for e in per_seed)
+            },
+        },
+        "best_epochs": [e["best_epoch"] for e in per_seed],
+        "git_commits": sorted({e["git_commit"] for e in per_seed if e.get("git_commit")}),
+    }
+
+
+def speeds(per_seed: list[dict[str, Any]], throughput: dict[str, Any]) -> dict[str, Any]:
+    """Mean fit time, evaluation and training speeds of some seeds (one device's, in a mixed-device merge)."""
+    agg = aggregate(per_seed, len(per_seed), throughput.get("matmul_peak_gflops"), 0.0)
+    return {
+        "seeds": agg["seeds"],
+        "fit_seconds_mean": agg["timings"]["fit_seconds_mean"],
+        **{k: v for k, v in agg["throughput"].items() if k != "matmul_peak_gflops"},
+    }
+
+
+def with_defaults(model: str | None):
+    """config (as a results file holds it, JSON) -> the same config with every field the model's Config has gained
+    since filled in at its default: a file written before a field existed ran with the behaviour that default keeps
+    (the convention every new config field follows), so the two are the same run. Used by ``bench --resume`` and
+    ``merge-results``."""
+    try:
+        defaults = json.loads(json.dumps(to_dict(get_model_class(model).Config()), default=str))
+    except ConfigError:  # a model this version does not know: compare the configs as written
+        defaults = {}
+    return lambda cfg: {**defaults, **(cfg or {})}
+
+
+def result_filename(result: dict[str, Any]) -> str:
+    cfg_hash = hashlib.sha256(json.dumps(result["config"], sort_keys=True).encode()).hexdigest()[:8]
+    p = result["protocol"]
+    proto = p.get("name", "protocol")
+    if "valid_frac" in p:  # e.g. temporal-v10-t20: the split's fractions are part of what was run
+        proto += f"-v{round(100 * p['valid_frac'])}-t{round(100 * p['test_frac'])}"
+    if p.get("eval_users"):  # a user subsample is a different measurement
+        proto += f"-u{p['eval_users']}"
+    return f"{result['dataset']}__{result['model']}__{proto}__{cfg_hash}.json"
+
+
+def write_result(result: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write a bench results JSON atomically under its canonical file name."""
+    return write_json(result, Path(out_dir) / result_filename(result))
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> Path:
+    """Write any results JSON atomically (temp file + rename), so a crash never leaves half a file."""
+    return atomic_write_json(path, result)
+
+
+def provenance(commit: str | None, command: str | None, *, measure_peak: bool = True) -> dict[str, Any]:
+    """The fields every results file ends with: machine, recgen version, git commit, command line, time."""
+    return {
+        "machine": machine_info(measure_peak),
+        "recgen_version": __version__,
+        "git_commit": commit,
+        "command": command or " ".join(["recgen", *sys.argv[1:]]),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def read_json_results(folder: str | Path) -> list[dict[str, Any]]:
+    """Every results JSON in ``folder`` (any recgen schema), sorted by file name, with ``_path`` set; files that
+    are not valid JSON or carry no schema are skipped. The one reader behind every results loader."""
+    out = []
+    for p in sorted(Path(folder).glob("*.json")):
+        try:
+            r = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(r, dict) and isinstance(r.get("schema"), str):
+            r["_path"] = str(p)
+            out.append(r)
+    return out
+
+
+def is_bench_result(r: dict[str, Any]) -> bool:
+    return r["schema"].startswith("recgen-bench")
+
+
+def load_results(results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]]:
+    return [r for r in read_json_results(results_dir) if is_bench_result(r)]

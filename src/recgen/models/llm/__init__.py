@@ -1,0 +1,1 @@
+"""LLM-based recommenders (zero-shot re-ranking, TALLRec, BIGRec) and their LoRA fine-tuning loops."""

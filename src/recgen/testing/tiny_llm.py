@@ -1,0 +1,48 @@
+"""A tiny, randomly initialised causal LM with the embedded model's tokenizer, for contract tests.
+
+The LLM recommenders' conformance tests check contracts (save/load identical, determinism, the same metrics at
+any batch size), not quality, so they run on a one-layer, 32-wide Llama built here from a config (nothing is
+downloaded) with SmolLM2's tokenizer (read from the embedded GGUF): a fit and an evaluation take seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recgen.errors import BackendUnavailableError
+
+
+def make_tiny_llm(folder: str | Path, seed: int = 0) -> Path:
+    """Write the tiny model folder (``config.json``, safetensors weights, tokenizer files) and return it; an
+    existing complete folder is reused."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file():
+        return folder
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        raise BackendUnavailableError("the tiny test LLM needs transformers: pip install recgen[llm-train]") from None
+    from recgen.io import atomic_dir
+    from recgen.llm.files import embedded_model_path
+
+    gguf = embedded_model_path()
+    tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = transformers.LlamaForCausalLM(config)
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+    return folder

@@ -1,1 +1,0 @@
-"""Item tokenization: text encoders (and, next, ID / codebook / collaborative tokenizers)."""

@@ -1,1 +1,0 @@
-"""Training machinery shared by neural models."""

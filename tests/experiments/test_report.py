@@ -1,0 +1,103 @@
+"""Report helpers: protocol labels, the TALLRec study table, the HSTU vs SASRec head-to-head."""
+
+from recgen.experiments.tables import head_to_head_table, protocol_label, tallrec_table, tokenizer_table
+
+
+def test_protocol_labels_name_splits_and_user_subsets():
+    assert protocol_label({"name": "leave-one-out"}) == ""
+    assert protocol_label({"name": "leave-one-out", "eval_users": 300}) == "300 seeded test users"
+    assert protocol_label({"name": "temporal", "valid_frac": 0.1, "test_frac": 0.2}) == "temporal 7:1:2"
+    assert (
+        protocol_label({"name": "user-temporal", "valid_frac": 0.1, "test_frac": 0.2, "eval_users": 50})
+        == "user-temporal 7:1:2, 50 seeded test users"
+    )
+
+
+def test_tallrec_table_puts_the_published_row_beside_each_size():
+    r = {
+        "dataset": "ml-100k",
+        "model_file": "/x/m.gguf",
+        "model_sha256": "ab" * 32,
+        "seed": 0,
+        "zero_shot_auc": 0.5,
+        "baselines": {"history_like_rate_auc": 0.6, "item_like_rate_auc": 0.61},
+        "published": {"auc": {"16": 0.6724, "64": 0.6748}},
+        "runs": [
+            {"n_train": 16, "test_auc": 0.55, "steps": 8, "train_seconds": 10.0},
+            {"n_train": 32, "test_auc": 0.56, "steps": 16, "train_seconds": 20.0},
+        ],
+    }
+    lines = tallrec_table([r]).splitlines()
+    assert "| 16 | 0.5500 | 0.5000 | 0.6000 | 0.6100 | 0.6724 | 8 | 10 |" in lines[2]
+    assert "| 32 | 0.5600 |" in lines[3] and "| nan |" in lines[3]
+
+
+def _run(dataset, model, seeds, valid, test, dropout=0.2, protocol=None):
+    return {
+        "dataset": dataset,
+        "model": model,
+        "config": {"dropout": dropout},
+        "protocol": protocol or {"name": "leave-one-out"},
+        "seeds": list(range(seeds)),
+        "valid": {"ndcg@10": valid},
+        "test": {"ndcg@10": test, "recall@10": 2 * test},
+        "test_std": {"ndcg@10": 0.001, "recall@10": 0.002},
+    }
+
+
+def test_head_to_head_picks_runs_by_seeds_then_validation_never_by_test():
+    rs = [
+        _run("beauty", "hstu", 3, valid=0.05, test=0.040),
+        _run("beauty", "hstu", 1, valid=0.09, test=0.090),  # fewer seeds: not picked despite better numbers
+        _run("beauty", "sasrec", 3, valid=0.06, test=0.030, dropout=0.5),  # better validation: picked
+        _run("beauty", "sasrec", 3, valid=0.04, test=0.050),  # better test only
+        _run("toys", "hstu", 1, valid=0.05, test=0.020),
+        _run("toys", "sasrec", 1, valid=0.05, test=0.025),
+        _run("yelp", "hstu", 1, valid=0.05, test=0.020),  # no sasrec run: no row
+        _run("ml-100k", "sasrec", 3, valid=0.1, test=0.5, protocol={"name": "leave-one-out", "eval_users": 100}),
+    ]
+    table = head_to_head_table(rs)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "config" not in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| beauty", "| toys"]
+    assert "0.0400 ± 0.0010" in rows[0] and "0.0300 ± 0.0010" in rows[0] and "+0.0100" in rows[0]
+    assert "-0.0050" in rows[1]
+    assert table.endswith("hstu >= sasrec on test NDCG@10 on 1 of 2 datasets.")  # toys: 1 seed, no tie call
+    tied = head_to_head_table(
+        [_run("lastfm", "hstu", 3, 0.05, 0.0330), _run("lastfm", "sasrec", 3, 0.05, 0.0335)]  # -0.0005, std 0.001
+        + [_run("beauty", "hstu", 3, 0.05, 0.030), _run("beauty", "sasrec", 3, 0.05, 0.035)]  # -0.005: no tie
+    )
+    assert tied.endswith(
+        "hstu >= sasrec on test NDCG@10 on 0 of 2 datasets. Behind by no more than the larger seed standard "
+        "deviation of the two (a tie at this many seeds) on: lastfm."
+    )
+    assert head_to_head_table([_run("toys", "hstu", 1, 0.1, 0.1)]) == ""
+
+
+def _tiger(tokenizer, ndcg, epochs=8, free=None):
+    seed = {
+        "run_info": {"tokenizer": {"levels": [256, 3], "perplexity": [200.4, 99.6], "collision_rate": 0.05}},
+        "test_variants": {
+            "constrained=false": {"test": {"ndcg@10": free}, "run_info": {"stats": {"invalid_rate": 0.01}}}
+        }
+        if free is not None
+        else {},
+    }
+    return {
+        "dataset": "beauty",
+        "model": "tiger",
+        "config": {"tokenizer": tokenizer, "epochs": epochs, "seed": 0},
+        "protocol": {"name": "leave-one-out"},
+        "seeds": [0],
+        "test": {"recall@10": 2 * ndcg, "ndcg@10": ndcg},
+        "per_seed": [seed],
+    }
+
+
+def test_tokenizer_table_sets_side_by_side_only_runs_that_differ_in_the_tokenizer():
+    runs = [_tiger("rqvae", 0.02, free=0.019), _tiger("id", 0.03), _tiger("collab", 0.05, epochs=20)]
+    lines = tokenizer_table(runs).splitlines()
+    assert len(lines) == 4  # header, rule, id then rqvae; collab trained longer: not comparable, left out
+    assert "**id**" in lines[2] and "**rqvae**" in lines[3]
+    assert "| 0.0190 | 0.0100 | 256/3 | 200/100 | 0.0500 |" in lines[3]
+    assert "| 0.0300 | – | – |" in lines[2]
+    assert tokenizer_table([_tiger("id", 0.03)]) == ""
