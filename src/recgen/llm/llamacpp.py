@@ -55,8 +55,8 @@ class LlamaCppLLM(LLM):
             import llama_cpp
         except ImportError:
             raise BackendUnavailableError(
-                "the llamacpp backend needs llama-cpp-python: pip install llama-cpp-python "
-                "(builds from source, about 5 minutes on 2 cores)"
+                "the llamacpp backend (the embedded LLM) needs llama-cpp-python: pip install 'recgen[llm]' "
+                "(builds llama.cpp from source, about 5 minutes on 2 cores), or use an hf: or openai: LLM spec"
             ) from None
         if path is None or str(path) in EMBEDDED:
             self.path = embedded_model_path(str(path) if path else "smollm2")

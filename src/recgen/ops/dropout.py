@@ -1,9 +1,10 @@
 """Dropout whose random mask is cheap on a CPU.
 
-``torch.nn.functional.dropout`` on a CPU draws one Bernoulli sample per element (``bernoulli_``, about 4 ns each
-on the 2-core machine); in TIGER's reduced configuration a forward + backward step took 134 ms with dropout 0.1
-against 80 ms without (``benchmarks/dropout_speed.py``; 115 ms with this mask). Here one 64-bit draw gives four
-16-bit lanes, and an element is kept when its lane is at or above a threshold: the drop probability is ``p``
+``torch.nn.functional.dropout`` on a CPU draws one Bernoulli sample per element (``bernoulli_``); with it, dropout
+was about a third of a TIGER training step on the 2-core machine, and this mask makes the step 1.17x faster at the
+reduced size and 1.12x at the paper's (``benchmarks/results/speed/dropout_cpu.json``, written by
+``benchmarks/dropout_speed.py``, which measures all three: torch's mask, this one, none). Here one 64-bit draw
+gives four 16-bit lanes, and an element is kept when its lane is at or above a threshold: the drop probability is ``p``
 rounded to a multiple of 1/65536 (0.1 -> 0.100006), and kept elements are scaled by the exact inverse of the
 kept probability, so the output's expectation equals the input, as in ``F.dropout``. The draws come from torch's
 global generator, so ``torch.manual_seed`` makes runs repeatable; the masks are other masks than ``F.dropout``'s.

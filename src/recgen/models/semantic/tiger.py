@@ -48,11 +48,11 @@ from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.errors import DataError
 from recgen.models.base import check_device_spec, resolve_device
+from recgen.models.nn import TransformerBlock
 from recgen.models.semantic.item_codes import EMBEDDINGS, TOKENIZERS, fit_item_tokenizer, level_sizes
 from recgen.models.sequential.next_item import length_bucketed_batches
 from recgen.models.training.netmodel import NetRecommender
 from recgen.models.training.trainer import TrainerConfig
-from recgen.models.nn import TransformerBlock
 from recgen.ops.dropout import Dropout
 from recgen.ops.trie import PrefixTrie
 
