@@ -117,6 +117,13 @@ def test_train_and_recommend(capsys, data_folder, tmp_path):
     assert recs[0]["query"] == user and recs[0]["known_user"] and len(recs[0]["items"]) == 3
     code, out, _ = run(capsys, "recommend", "--model-dir", str(model_dir), "--user", "stranger", "-k", "2")
     assert code == 0 and "unknown user" in out
+    # a session: unknown ids are named; a session of unknown ids only says it falls back to popularity
+    code, out, _ = run(capsys, "recommend", "--model-dir", str(model_dir), "--items", "nope1,nope2", "-k", "2")
+    assert code == 0 and "no item of the session is in the catalogue: most popular items" in out
+    known = json.loads(run(capsys, "recommend", "--model-dir", str(model_dir), "--user", user, "--json")[1])
+    item = known[0]["items"][0]["item_id"]
+    code, out, _ = run(capsys, "recommend", "--model-dir", str(model_dir), "--items", f"{item},nope3", "-k", "2")
+    assert code == 0 and "not in the catalogue, ignored: nope3" in out
 
 
 BAD = [

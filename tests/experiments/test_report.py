@@ -158,3 +158,14 @@ def test_below_pop_rows_are_marked():
     rows = {line.split("|")[2].strip(): line for line in table.splitlines()[2:]}
     assert rows["**weak** (recgen, below Pop)"] and rows["**good** (recgen)"] and rows["**pop** (recgen)"]
     assert "**tiny** (recgen, below Pop on all users)" in rows
+
+
+def test_a_truncated_results_file_is_an_error_not_a_missing_row(tmp_path, capsys):
+    from recgen.cli.main import main
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "x__ease__leave-one-out__00000000.json").write_text('{"schema": "recgen-bench/1", "da')
+    code = main(["report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "R.md"), "--readme", ""])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not a valid results file" in err and "x__ease" in err
+    assert not (tmp_path / "R.md").exists()

@@ -68,6 +68,7 @@ def recommend(model_dir, users, items, k, include_seen, as_json) -> None:
     """Top-k recommendations for users (or a session of items) from a saved model."""
     from recgen.models.base import check_k
     from recgen.models.registry import load_model
+    from recgen.tasks.topk import recommend_topk
 
     check_k(k)
     if not users and not items:
@@ -75,29 +76,17 @@ def recommend(model_dir, users, items, k, include_seen, as_json) -> None:
     if not model_dir.is_dir():
         raise ConfigError(f"model folder not found: {model_dir}; train one with `recgen train ... --out DIR`")
     m = load_model(model_dir)
-    queries = [(u, u) for u in users]
-    if items:
-        queries.append((items, [i.strip() for i in items.split(",") if i.strip()]))
-    recs = m.recommend_batch([q for _, q in queries], k, exclude_seen=not include_seen)
-    titles = m.item_titles()
-    out = []
-    for (label, q), r in zip(queries, recs, strict=True):
-        out.append(
-            {
-                "query": label,
-                "known_user": (q in m.users_) if isinstance(q, str) else None,
-                "items": [
-                    {**x, **({"title": titles[x["item_id"]]} if x["item_id"] in titles else {})} for x in r.to_list()
-                ],
-            }
-        )
+    sessions = [[i.strip() for i in items.split(",") if i.strip()]] if items else []
+    out = recommend_topk(m, users=users, sessions=sessions, k=k, exclude_seen=not include_seen)
     if as_json:
-        echo_json(out)
+        echo_json([t.to_dict() for t in out])
         return
     for entry in out:
-        note = "" if entry["known_user"] in (True, None) else " (unknown user: most popular items)"
-        click.echo(f"{entry['query']}{note}:")
-        for rank, x in enumerate(entry["items"], 1):
+        note = f" ({entry.fallback})" if entry.fallback else ""
+        if entry.unknown_items and not entry.fallback:
+            note = f" (not in the catalogue, ignored: {', '.join(entry.unknown_items)})"
+        click.echo(f"{entry.query}{note}:")
+        for rank, x in enumerate(entry.items, 1):
             click.echo(f"  {rank:>3}. {x['item_id']}  {x['score']:.4f}  {x.get('title', '')}".rstrip())
 
 
