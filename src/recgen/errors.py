@@ -18,6 +18,14 @@ class DataError(RecgenError, ValueError):
     """Input data is missing, malformed or inconsistent."""
 
 
+class IntegrityError(DataError):
+    """A file recgen wrote earlier does not read back as written (corrupt, truncated, changed, or mismatched)."""
+
+
+class TrainingDivergedError(RecgenError, RuntimeError):
+    """Training produced a non-finite or exploding loss."""
+
+
 class NotFittedError(RecgenError, RuntimeError):
     """A model was used before ``fit`` (or ``load``)."""
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from recgen.cli.main import main
+from recgen.io import seal_json
 from recgen.models.registry import MODELS
 from recgen.testing import make_tiny_dataset
 
@@ -348,7 +349,7 @@ def test_bench_writes_after_each_seed_and_resume_runs_only_missing_seeds(capsys,
     assert "| 3 |" in results_table([r])
     # a file made from other data is not silently mixed in
     r["dataset_fingerprint"] = "0" * 16
-    path.write_text(json.dumps(r))
+    path.write_text(json.dumps(seal_json(r)))  # as recgen writes it
     code, _, err = run(capsys, *base, "--seeds", "3", "--resume")
     assert code == 2 and "different dataset fingerprint" in err and "without --resume" in err
 
@@ -395,7 +396,7 @@ def test_resume_finds_a_file_made_before_the_config_gained_fields(capsys, data_f
     r = json.loads(path.read_text())
     del r["config"]["train_prefixes"]  # as written before the field existed (its name hashed fewer fields)
     old = path.with_name(path.name.rsplit("__", 1)[0] + "__0ld0ld00.json")
-    old.write_text(json.dumps(r))
+    old.write_text(json.dumps(seal_json(r)))  # as recgen writes it
     path.unlink()
     capsys.readouterr()
     code, out, err = run(capsys, *base, "--seeds", "2", "--resume")
@@ -446,12 +447,12 @@ def test_seeds_run_apart_with_only_seed_merge_into_the_file_of_one_run(capsys, d
     assert code == 2 and "--only-seed must name seeds in 0..1" in err
     other = json.loads(a.read_text())
     other["config"]["dropout"] = 0.5
-    (tmp_path / "other.json").write_text(json.dumps(other))
+    (tmp_path / "other.json").write_text(json.dumps(seal_json(other)))  # as recgen writes it
     code, _, err = run(capsys, "merge-results", str(a), str(tmp_path / "other.json"), "--out", str(tmp_path / "y"))
     assert code == 2 and "not the same run (they differ in config)" in err
     clash = json.loads(a.read_text())
     clash["per_seed"][0]["test"]["ndcg@10"] += 0.1
-    (tmp_path / "clash.json").write_text(json.dumps(clash))
+    (tmp_path / "clash.json").write_text(json.dumps(seal_json(clash)))  # as recgen writes it
     code, _, err = run(capsys, "merge-results", str(a), str(tmp_path / "clash.json"), "--out", str(tmp_path / "z"))
     assert code == 2 and "seed 0 is in" in err and "different test metrics" in err
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
@@ -462,7 +463,7 @@ def test_merge_accepts_a_file_written_before_a_config_field_existed(capsys, data
     old = json.loads(a.read_text())
     assert old["config"]["device"] == "cpu"  # the default
     del old["config"]["device"]  # as a file written before SASRec had a device field
-    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "old.json").write_text(json.dumps(seal_json(old)))  # as recgen writes it
     code, _, err = run(capsys, "merge-results", str(tmp_path / "old.json"), str(b), "--out", str(tmp_path / "m"))
     assert code == 0, err
     (merged,) = (tmp_path / "m").glob("*.json")
@@ -473,7 +474,7 @@ def test_merge_accepts_a_file_written_before_a_config_field_existed(capsys, data
     # a missing field is only the default: a file whose other run used a non-default value is another run
     gpu = json.loads(b.read_text())
     gpu["config"]["device"] = "cuda"
-    (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+    (tmp_path / "gpu.json").write_text(json.dumps(seal_json(gpu)))  # as recgen writes it
     code, _, err = run(
         capsys, "merge-results", str(tmp_path / "old.json"), str(tmp_path / "gpu.json"), "--out", str(tmp_path / "n")
     )
@@ -488,7 +489,7 @@ def test_merge_joins_seeds_of_one_recipe_run_on_different_devices_only_when_aske
     gpu["config"]["device"] = "cuda"
     gpu["machine"] = {**gpu["machine"], "device": "cuda:0", "gpu": "Some GPU"}
     gpu["per_seed"][0]["fit_seconds"] = 1.0
-    (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+    (tmp_path / "gpu.json").write_text(json.dumps(seal_json(gpu)))  # as recgen writes it
     args = ["merge-results", str(tmp_path / "gpu.json"), str(b), "--out", str(tmp_path / "m")]
     code, _, err = run(capsys, *args)
     assert code == 2 and "device 'cpu' there, 'cuda' here" in err and "--mixed-devices" in err
@@ -508,7 +509,7 @@ def test_merge_joins_seeds_of_one_recipe_run_on_different_devices_only_when_aske
     # the recipe must still be the same
     other = json.loads(b.read_text())
     other["config"]["lr"] = 0.5
-    (tmp_path / "other.json").write_text(json.dumps(other))
+    (tmp_path / "other.json").write_text(json.dumps(seal_json(other)))  # as recgen writes it
     code, _, err = run(
         capsys,
         "merge-results",

@@ -55,6 +55,11 @@ from recgen.errors import ConfigError
     "(with --run-dir, a seed interrupted mid-training continues from its last epoch).",
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the results file even where it holds seeds this run does not rewrite (they are dropped).",
+)
+@click.option(
     "--run-dir",
     default=None,
     type=click.Path(path_type=Path),
@@ -92,6 +97,7 @@ def bench(
     max_eval_users,
     grid,
     resume,
+    force,
     run_dir,
     decode_variants,
     only_seeds,
@@ -121,6 +127,7 @@ def bench(
         grid=parse_grid(grid),
         command=command_line(),
         resume=resume,
+        force=force,
         decode_variants=[parse_sets(v.split(",")) for v in decode_variants],
         only_seeds=only_seeds,
         run_dir=run_dir,

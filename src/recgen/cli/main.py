@@ -6,6 +6,7 @@ what was wrong and how to fix it, and exit code 2 (1 for an unexpected I/O failu
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -18,38 +19,56 @@ from recgen.errors import RecgenError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI and turn expected failures into one-line errors."""
+    """Entry point: run the CLI and turn every expected failure into one line ``error: ...`` with exit code 2.
+
+    Expected failures: recgen's own errors (bad input, corrupt or mismatched files, diverged training), file-system
+    errors (a path that is not there, a full disk, no permission) and running out of memory. Anything else is a
+    bug and keeps its traceback. ``RECGEN_DEBUG=1`` shows the traceback of expected failures too.
+    """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from recgen.ops.allocator import keep_freed_memory
 
     keep_freed_memory()  # freed tensor memory stays in the process: no page faults every step (RECGEN_MALLOC)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     app._ARGV = list(argv) if argv is not None else sys.argv[1:]
+    debug = os.environ.get("RECGEN_DEBUG") == "1"
     try:
         cli.main(args=app._ARGV, prog_name="recgen", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as exc:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        click.echo(f"error: {exc.format_message()}{hint}".replace("\n", " "), err=True)
-        return 2
-    except RecgenError as exc:
-        click.echo(f"error: {exc}".replace("\n", " "), err=True)
-        return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        click.echo(f"error: {exc.strerror or exc}: {exc.filename}; check the path", err=True)
-        return 2
-    except MemoryError:
-        click.echo("error: out of memory; try a smaller dataset or batch size", err=True)
-        return 1
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        return 130
+        return _fail(f"{exc.format_message()}{hint}")
+    except (RecgenError, OSError, MemoryError) as exc:
+        if debug:
+            raise
+        return _fail(_describe(exc))
     return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an expected failure: what went wrong, with the file and the fix where there is one."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; try a smaller dataset, batch size or model (see the model's memory estimate)"
+    if isinstance(exc, OSError) and not isinstance(exc, RecgenError):
+        where = f": {exc.filename}" if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            return f"no space left on the device{where}; free some space and run again (nothing was overwritten)"
+        if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+            return f"{exc.strerror or exc}{where}; check the path"
+        if isinstance(exc, PermissionError):
+            return f"permission denied{where}; check the path's permissions"
+        return f"{exc.strerror or exc}{where} (an input/output error); check the disk and the path"
+    return str(exc)
+
+
+def _fail(message: str) -> int:
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    return 2
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,96 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recgen.errors import DataError
-from recgen.io import atomic_dir
+from recgen.data.vocabulary import Vocabulary
+from recgen.errors import DataError, IntegrityError
+from recgen.io import atomic_dir, read_json_file, read_parquet, verify_manifest
 
-PAD = 0
 SCHEMA_VERSION = 1
-
-
-class Vocabulary:
-    """Maps external ids (strings) to dense integers ``1..n``; ``0`` is the padding index.
-
-    Args:
-        ids: external ids in the order their dense ids should follow (first = 1). Duplicates are an error.
-    """
-
-    def __init__(self, ids: Iterable[Any] = ()) -> None:
-        self._ids: list[str] = [str(i) for i in ids]
-        self._index: dict[str, int] = {}
-        for pos, ext in enumerate(self._ids, start=1):
-            if ext in self._index:
-                raise DataError(f"duplicate id {ext!r} in vocabulary; ids must be unique")
-            self._index[ext] = pos
-
-    @classmethod
-    def from_sequence(cls, values: Iterable[Any]) -> tuple[Vocabulary, np.ndarray]:
-        """Build a vocabulary in first-seen order and return it with the dense codes of ``values``."""
-        index: dict[str, int] = {}
-        codes = []
-        for v in values:
-            key = str(v)
-            code = index.get(key)
-            if code is None:
-                code = len(index) + 1
-                index[key] = code
-            codes.append(code)
-        vocab = cls.__new__(cls)
-        vocab._ids = list(index)
-        vocab._index = index
-        return vocab, np.asarray(codes, dtype=np.int64)
-
-    def __len__(self) -> int:
-        """Number of real ids (padding not counted)."""
-        return len(self._ids)
-
-    @property
-    def size(self) -> int:
-        """Number of rows a table indexed by dense id needs: ``len(self) + 1`` (row 0 is padding)."""
-        return len(self._ids) + 1
-
-    @property
-    def ids(self) -> list[str]:
-        """External ids in dense order (position 0 holds dense id 1)."""
-        return list(self._ids)
-
-    def __contains__(self, ext: Any) -> bool:
-        return str(ext) in self._index
-
-    def index(self, ext: Any, default: int | None = None) -> int:
-        """Dense id of one external id; ``default`` (or a DataError) when unknown."""
-        code = self._index.get(str(ext))
-        if code is None:
-            if default is not None:
-                return default
-            raise DataError(f"unknown id {ext!r}: it is not in this vocabulary of {len(self)} ids")
-        return code
-
-    def lookup(self, exts: Iterable[Any], default: int = PAD) -> np.ndarray:
-        """Dense ids of many external ids; unknown ids map to ``default`` (padding by default)."""
-        get = self._index.get
-        return np.fromiter((get(str(e), default) for e in exts), dtype=np.int64)
-
-    def external(self, codes: Iterable[int] | np.ndarray) -> np.ndarray:
-        """External ids of dense ids (object array of str)."""
-        arr = np.asarray(codes, dtype=np.int64)
-        if arr.size and (arr.min() < 1 or arr.max() > len(self._ids)):
-            raise DataError(f"dense ids must lie in 1..{len(self._ids)}, got {arr.min()}..{arr.max()}")
-        table = np.asarray(self._ids, dtype=object)
-        return table[arr - 1]
-
-    def to_arrow(self) -> pa.Table:
-        return pa.table({"id": pa.array(self._ids, type=pa.string())})
-
-    @classmethod
-    def from_arrow(cls, table: pa.Table) -> Vocabulary:
-        return cls(table.column("id").to_pylist())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self._ids == other._ids
-
-    def __repr__(self) -> str:
-        return f"Vocabulary(n={len(self)})"
 
 
 @dataclass
@@ -299,7 +214,8 @@ class Dataset:
         never leaves a half-written dataset.
         """
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        rebuild = f"rebuild it with `recgen data convert SOURCE {path}`"
+        with atomic_dir(path, manifest=("dataset", rebuild)) as tmp:
             cols: dict[str, Any] = {
                 "user": pa.array(self.user_ids),
                 "item": pa.array(self.item_ids),
@@ -332,29 +248,44 @@ class Dataset:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Dataset:
-        """Read a folder written by :meth:`save`."""
+        """Read a folder written by :meth:`save`, checked against its manifest and fingerprint.
+
+        Raises:
+            DataError: not a dataset folder; IntegrityError: a member corrupt, truncated, missing or changed.
+        """
         path = Path(path)
+        rebuild = f"rebuild it with `recgen data convert SOURCE {path}`"
         schema_file = path / "schema.json"
         if not schema_file.is_file():
             raise DataError(f"{path} is not a recgen dataset folder (no schema.json); write one with Dataset.save")
-        schema = json.loads(schema_file.read_text())
+        verify_manifest(path, "dataset", rebuild)
+        schema = read_json_file(schema_file, f"the dataset is corrupt: {rebuild}")
         if schema.get("format") != "recgen-dataset":
             raise DataError(f"{schema_file}: format is {schema.get('format')!r}, expected 'recgen-dataset'")
-        inter = pq.read_table(path / "interactions.parquet")
-        ds = cls(
-            user_ids=inter.column("user").to_numpy(),
-            item_ids=inter.column("item").to_numpy(),
-            timestamps=inter.column("timestamp").to_numpy(),
-            ratings=inter.column("rating").to_numpy() if "rating" in inter.column_names else None,
-            users=Vocabulary.from_arrow(pq.read_table(path / "users_vocab.parquet")),
-            items=Vocabulary.from_arrow(pq.read_table(path / "items_vocab.parquet")),
-            item_table=pq.read_table(path / "items.parquet") if (path / "items.parquet").exists() else None,
-            user_table=pq.read_table(path / "users.parquet") if (path / "users.parquet").exists() else None,
-            name=schema.get("name", path.name),
-            meta=schema.get("meta", {}),
-        )
+
+        def table(name: str, optional: bool = False) -> pa.Table | None:
+            if optional and not (path / name).exists():
+                return None
+            return read_parquet(path / name, f"the dataset is corrupt: {rebuild}")
+
+        inter = table("interactions.parquet")
+        try:
+            ds = cls(
+                user_ids=inter.column("user").to_numpy(),
+                item_ids=inter.column("item").to_numpy(),
+                timestamps=inter.column("timestamp").to_numpy(),
+                ratings=inter.column("rating").to_numpy() if "rating" in inter.column_names else None,
+                users=Vocabulary.from_arrow(table("users_vocab.parquet")),
+                items=Vocabulary.from_arrow(table("items_vocab.parquet")),
+                item_table=table("items.parquet", optional=True),
+                user_table=table("users.parquet", optional=True),
+                name=schema.get("name", path.name),
+                meta=schema.get("meta", {}),
+            )
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise IntegrityError(f"{path}: the tables do not fit together ({exc}); {rebuild}") from None
         if ds.fingerprint() != schema.get("fingerprint"):
-            raise DataError(f"{path}: content does not match the fingerprint in schema.json; the folder is corrupt")
+            raise IntegrityError(f"{path}: content does not match the fingerprint in schema.json; {rebuild}")
         return ds
 
 

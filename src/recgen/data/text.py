@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,8 +21,10 @@ import numpy as np
 
 from recgen import cache
 from recgen.data.dataset import Dataset
-from recgen.errors import BackendUnavailableError, DataError
-from recgen.io import atomic_write_file
+from recgen.errors import BackendUnavailableError, DataError, IntegrityError
+from recgen.io import atomic_write_sealed, read_sealed
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "minilm"
 
@@ -95,14 +98,22 @@ class TextEncoder:
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """(n, dim) float32, L2-normalised; read from / written to the cache."""
-        from safetensors.numpy import load_file, save_file
+        from safetensors import SafetensorError
+        from safetensors.numpy import load, save
 
         texts = [str(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         path = self._cache_path(texts)
         if path is not None and path.is_file():
-            return load_file(str(path))["embeddings"]
+            try:
+                emb = load(read_sealed(path, "cached embeddings", "they are recomputed"))["embeddings"]
+                if emb.shape == (len(texts), self.dim):
+                    return emb
+                log.warning("%s: cached embeddings of shape %s, expected %s; recomputing", path, emb.shape,
+                            (len(texts), self.dim))  # fmt: skip
+            except (IntegrityError, SafetensorError, OSError, KeyError, ValueError) as exc:
+                log.warning("%s: unreadable cache entry (%s); recomputing the embeddings", path, exc)
         emb = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -112,7 +123,7 @@ class TextEncoder:
         ).astype(np.float32)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_file(path, lambda tmp: save_file({"embeddings": np.ascontiguousarray(emb)}, str(tmp)))
+            atomic_write_sealed(path, save({"embeddings": np.ascontiguousarray(emb)}))
         return emb
 
 

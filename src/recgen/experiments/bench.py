@@ -33,7 +33,9 @@ from recgen.experiments.results import (
     git_commit,
     headline,
     machine_info,
+    read_result,
     result_filename,
+    results_lock,
     with_defaults,
     write_json,
 )
@@ -92,6 +94,7 @@ class BenchSpec:
     grid: dict[str, list[str]] = field(default_factory=dict)  # fields chosen on validation NDCG@10 first
     command: str | None = None  # the command line recorded in the file (default: this process's)
     resume: bool = False
+    force: bool = False  # replace a results file whose seeds this run would not rewrite (they are dropped)
     decode_variants: Sequence[dict[str, Any]] = ()
     only_seeds: Sequence[int] = ()
     run_dir: str | Path | None = None
@@ -102,6 +105,8 @@ class BenchSpec:
         bad = [k for k in self.only_seeds if not 0 <= k < self.seeds]
         if bad:
             raise ConfigError(f"--only-seed must name seeds in 0..{self.seeds - 1} (--seeds {self.seeds}), got {bad}")
+        if self.resume and self.force:
+            raise ConfigError("--resume keeps an earlier file's seeds and --force drops them; pass one of the two")
         if self.sampled_negatives < 0:
             raise ConfigError(f"--sampled must be >= 0, got {self.sampled_negatives}")
 
@@ -155,6 +160,47 @@ class BenchRun:
             self.per_seed = _resumable_seeds(
                 self.path, self.ds.fingerprint(), ours, self.split.protocol["name"], spec.seeds, log
             )
+        elif self.path.exists():
+            self._check_nothing_lost()
+
+    def seeds_to_run(self) -> list[int]:
+        done = {e["seed"] for e in self.per_seed}
+        only = set(self.spec.only_seeds)
+        return [s for s in range(self.spec.seeds) if s not in done and (not only or s in only)]
+
+    def _check_nothing_lost(self) -> None:
+        """A run without ``--resume`` may replace a results file only where it rewrites every seed the file holds;
+        ``--force`` drops the others on purpose."""
+        held = sorted(e["seed"] for e in read_result(self.path).get("per_seed", []))
+        lost = sorted(set(held) - set(self.seeds_to_run()))
+        if lost and not self.spec.force:
+            raise ConfigError(
+                f"{self.path} already holds seed(s) {held}, and this run would drop {lost}; pass --resume to keep "
+                "them and run only the missing seeds, or --force to replace the file"
+            )
+        if lost:
+            self.log(f"--force: dropping seed(s) {lost} of {self.path.name}")
+
+    def save(self) -> Path:
+        """Write the results file under the folder's lock; seeds of the same run that another process wrote to it
+        meanwhile (``--only-seed`` runs side by side on one ``--out``) are kept, never overwritten."""
+        with results_lock(self.path.parent):
+            if self.path.exists() and not self.spec.force:
+                other = read_result(self.path)
+                ours = {e["seed"] for e in self.per_seed}
+                theirs = [e for e in other.get("per_seed", []) if e["seed"] not in ours]
+                if theirs:
+                    same = other.get("dataset_fingerprint") == self.ds.fingerprint() and other.get("protocol", {}).get(
+                        "name"
+                    ) == self.split.protocol.get("name")
+                    if not same:
+                        raise ConfigError(
+                            f"{self.path} was rewritten by another run of other data or protocol while this one "
+                            "ran; pass --out to write elsewhere"
+                        )
+                    self.log(f"keeping seed(s) {[e['seed'] for e in theirs]} another process wrote to {self.path.name}")
+                    self.per_seed = sorted(self.per_seed + theirs, key=lambda e: e["seed"])
+            return write_json(self.assemble(), self.path)
 
     # -------------------------------------------------------------------------------------- seeds
     def seed_config(self, seed: int) -> Any:
@@ -248,7 +294,13 @@ class BenchRun:
             },
             "model": spec.model,
             "config": to_dict(self.config),
-            **aggregate(self.per_seed, spec.seeds, self.machine.get("matmul_peak_gflops"), self.load_seconds),
+            # a file may hold more seeds than this run planned (kept from an earlier or a concurrent run)
+            **aggregate(
+                self.per_seed,
+                max([spec.seeds] + [e["seed"] + 1 for e in self.per_seed]),
+                self.machine.get("matmul_peak_gflops"),
+                self.load_seconds,
+            ),  # fmt: skip
             **({"grid": self.grid_log} if self.grid_log else {}),
             "recgen_version": __version__,
             "git_commit": self.commit,
@@ -259,15 +311,13 @@ class BenchRun:
 
     def run(self) -> dict[str, Any]:
         self.prepare()
-        done = {e["seed"] for e in self.per_seed}
-        for seed in range(self.spec.seeds):
-            if seed in done or (self.spec.only_seeds and seed not in self.spec.only_seeds):
-                continue
-            self.per_seed.append(self.run_seed(seed))
-            self.per_seed.sort(key=lambda e: e["seed"])
-            write_json(self.assemble(), self.path)  # after every seed: an interrupted run keeps what it finished
+        for seed in self.seeds_to_run():
+            entry = self.run_seed(seed)
+            self.per_seed = sorted([e for e in self.per_seed if e["seed"] != seed] + [entry], key=lambda e: e["seed"])
+            self.save()  # after every seed: an interrupted run keeps what it finished
+        path = self.save()
         result = self.assemble()
-        result["_path"] = str(write_json(result, self.path))
+        result["_path"] = str(path)
         return result
 
 
@@ -277,11 +327,7 @@ def _earlier_run(path: Path, ours: dict[str, Any], full) -> Path:
     (``full``: ``with_defaults``). ``path`` itself when there is none."""
     prefix = path.name.rsplit("__", 1)[0] + "__"
     for other in sorted(path.parent.glob(prefix + "*.json")):
-        try:
-            cfg = json.loads(other.read_text()).get("config", {})
-        except (OSError, json.JSONDecodeError):
-            continue
-        if full(cfg) == ours:
+        if full(read_result(other).get("config", {})) == ours:
             return other
     return path
 
@@ -294,10 +340,7 @@ def _resumable_seeds(
     if not path.exists():
         log(f"resume: no earlier results file {path.name}; running all the seeds asked for")
         return []
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"--resume: cannot read {path}: {e}; move it away or run without --resume") from e
+    old = read_result(path)
     mismatch = [
         name
         for name, ours, theirs in (

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recgen.errors import ConfigError
-from recgen.experiments.results import aggregate, speeds, with_defaults, write_result
+from recgen.experiments.results import aggregate, read_result, speeds, with_defaults, write_result
 
 MERGE_KEYS = ("schema", "dataset", "dataset_fingerprint", "model", "config", "protocol")
 
@@ -39,10 +39,9 @@ def merge_results(
         raise ConfigError("merge-results needs at least one results file")
     runs = []
     for p in paths:
-        try:
-            runs.append((Path(p), json.loads(Path(p).read_text())))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"cannot read results file {p}: {e}") from e
+        if not Path(p).is_file():
+            raise ConfigError(f"{p} is not a results file; give the JSON files to join")
+        runs.append((Path(p), read_result(p)))
     first_path, first = runs[0]
     full = with_defaults(first.get("model"))
 

@@ -15,7 +15,8 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 from recgen import __version__
 from recgen.config import to_dict
 from recgen.errors import ConfigError, DataError
-from recgen.io import atomic_write_json
+from recgen.io import atomic_write_json, check_json_seal, seal_json
 from recgen.models.registry import get_model_class
 
 HEADLINE = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
@@ -192,8 +193,46 @@ def write_result(result: dict[str, Any], out_dir: str | Path) -> Path:
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> Path:
-    """Write any results JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    return atomic_write_json(path, result)
+    """Write any results JSON atomically (temp file + rename), so a crash never leaves half a file, sealed with
+    the SHA-256 of its content (``recgen.io.seal_json``), so an edited or corrupted figure is caught when read."""
+    return atomic_write_json(path, seal_json({k: v for k, v in result.items() if k != "_path"}))
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    """One results file, parsed and checked against its seal (files written before seals are read as they are).
+
+    Raises:
+        DataError: not valid JSON (truncated, corrupt); IntegrityError: the content does not match its seal.
+    """
+    path = Path(path)
+    hint = f"restore it (e.g. `git checkout -- {path}`), rerun the command stored in it, or move it out of the folder"
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a valid results file ({exc}); {hint}") from None
+    if isinstance(r, dict):
+        check_json_seal(r, path, hint)
+    return r
+
+
+@contextmanager
+def results_lock(folder: str | Path) -> Iterator[None]:
+    """An exclusive lock on a results folder (``flock`` on the folder itself: no lock file is left behind), held
+    while a run reads, merges and rewrites its results file, so concurrent runs never drop each other's seeds."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no inter-process lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def provenance(commit: str | None, command: str | None, *, measure_peak: bool = True) -> dict[str, Any]:
@@ -217,13 +256,7 @@ def read_json_results(folder: str | Path) -> list[dict[str, Any]]:
     """
     out = []
     for p in sorted(Path(folder).glob("*.json")):
-        try:
-            r = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(
-                f"{p}: not a valid results file ({exc}); restore it (e.g. `git checkout -- {p}`), rerun the command "
-                "that wrote it, or move it out of the folder"
-            ) from None
+        r = read_result(p)
         if isinstance(r, dict) and isinstance(r.get("schema"), str):
             r["_path"] = str(p)
             out.append(r)

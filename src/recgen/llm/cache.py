@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 from recgen.errors import ConfigError
 
 SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -54,8 +56,14 @@ class ResponseCache:
         if row is None:
             self.misses += 1
             return None
+        try:
+            value = json.loads(row[0])
+        except (json.JSONDecodeError, TypeError):  # a damaged entry is a miss: the call runs again and replaces it
+            log.warning("%s: cache entry %s... is not valid JSON; treated as a miss", self.path, key[:12])
+            self.misses += 1
+            return None
         self.hits += 1
-        return json.loads(row[0])
+        return value
 
     def put(self, key: str, value: Any, meta: dict[str, Any] | None = None) -> None:
         text = json.dumps(value)

@@ -10,7 +10,6 @@ with no history gets the training popularity ranking), save/load. Offline evalua
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,18 +17,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
-from safetensors.numpy import load_file, save_file
 
-from recgen import __version__
-from recgen.config import make_config, to_dict
-from recgen.data.dataset import Dataset, Vocabulary, title_map
+from recgen.config import make_config
+from recgen.data.dataset import Dataset, title_map
 from recgen.errors import ConfigError, DataError, NotFittedError
-from recgen.io import atomic_dir
 from recgen.ops.topk import stable_topk
-
-CHECKPOINT_FORMAT = "recgen-model"
 
 
 @dataclass(frozen=True)
@@ -347,34 +340,11 @@ class Recommender:
 
     # ------------------------------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint folder (config.json, weights.safetensors, vocabularies) atomically."""
+        """Write a checkpoint folder (config.json, weights.safetensors, vocabularies, manifest) atomically."""
+        from recgen.models.checkpoint import save_model
+
         self._check_fitted()
-        path = Path(path)
-        with atomic_dir(path) as tmp:
-            meta = {
-                "format": CHECKPOINT_FORMAT,
-                "model": self.name,
-                "recgen_version": __version__,
-                "config": to_dict(self.config),
-                "dataset_fingerprint": self.dataset_fingerprint_,
-                "n_users": self.n_users_,
-                "n_items": self.n_items_,
-                "extra": self._extra_meta(),
-            }
-            (tmp / "config.json").write_text(json.dumps(meta, indent=2))
-            tensors = {
-                "_hist_indptr": self.hist_indptr_,
-                "_hist_items": self.hist_items_,
-                "_hist_ts": self.hist_ts_,
-                "_item_counts": self.item_counts_,
-                **{k: np.ascontiguousarray(v) for k, v in self._state().items()},
-            }
-            save_file(tensors, str(tmp / "weights.safetensors"))
-            pq.write_table(self.users_.to_arrow(), tmp / "users_vocab.parquet")
-            pq.write_table(self.items_.to_arrow(), tmp / "items_vocab.parquet")
-            if getattr(self, "item_table_", None) is not None:
-                pq.write_table(self.item_table_, tmp / "items.parquet")
-        return path
+        return save_model(self, path)
 
     def item_titles(self) -> dict[str, str]:
         """External item id -> title, where the training data had an item table with titles."""
@@ -397,38 +367,11 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
-        """Read a checkpoint folder written by ``save`` (the model class is taken from its config.json)."""
-        from recgen.models.registry import get_model_class
+        """Read a checkpoint folder written by ``save``, checked against its manifest, sizes and weights (the model
+        class is taken from its config.json; see ``recgen.models.checkpoint``)."""
+        from recgen.models.checkpoint import load_model_folder
 
-        path = Path(path)
-        cfg_file = path / "config.json"
-        if not cfg_file.is_file():
-            raise DataError(f"{path} is not a recgen model folder (no config.json); train one with `recgen train`")
-        try:
-            meta = json.loads(cfg_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{cfg_file}: not valid JSON ({exc}); the checkpoint is corrupt") from None
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise DataError(f"{cfg_file}: format is {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-        klass = get_model_class(meta["model"])
-        if cls is not Recommender and not issubclass(klass, cls):
-            raise DataError(f"{path} holds a {meta['model']!r} model, not a {cls.name!r} model")
-        fields = {f.name for f in dataclasses.fields(klass.Config)}
-        model = klass(klass.Config(), **{k: v for k, v in meta["config"].items() if k in fields})
-        tensors = load_file(str(path / "weights.safetensors"))
-        model.hist_indptr_ = tensors.pop("_hist_indptr")
-        model.hist_items_ = tensors.pop("_hist_items")
-        model.hist_ts_ = tensors.pop("_hist_ts")
-        model.item_counts_ = tensors.pop("_item_counts")
-        model.users_ = Vocabulary.from_arrow(pq.read_table(path / "users_vocab.parquet"))
-        model.items_ = Vocabulary.from_arrow(pq.read_table(path / "items_vocab.parquet"))
-        model.item_table_ = pq.read_table(path / "items.parquet") if (path / "items.parquet").exists() else None
-        model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
-        model.dataset_fingerprint_ = meta["dataset_fingerprint"]
-        model._load_extra_meta(meta.get("extra", {}))
-        model._load_state(tensors)
-        model.fitted_ = True
-        return model
+        return load_model_folder(cls, path)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))

@@ -12,7 +12,7 @@ from typing import Any
 from recgen.config import check, make_config
 from recgen.data.loaders import load_dataset
 from recgen.data.split import make_split
-from recgen.experiments.results import git_commit, provenance, write_json
+from recgen.experiments.results import git_commit, provenance, read_result, write_json
 from recgen.models.semantic.item_codes import TOKENIZER_FIELDS, TOKENIZERS, fit_item_tokenizer, level_sizes
 from recgen.models.semantic.tiger import TIGERConfig
 
@@ -75,10 +75,7 @@ def _merge_codebook_rows(
     so."""
     if not path.is_file():
         return rows
-    try:
-        old = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return rows
+    old = read_result(path)  # an unreadable earlier study stops here rather than lose its rows silently
 
     def rest(cfg: dict[str, Any]) -> dict[str, Any]:  # what the tokenizers read, but their name
         return {k: cfg.get(k) for k in TOKENIZER_FIELDS if k != "tokenizer"}

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
+import logging
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,10 @@ import numpy as np
 
 from recgen.cache import cache_dir
 from recgen.data.dataset import Dataset
-from recgen.io import atomic_write_file
+from recgen.errors import IntegrityError
+from recgen.io import atomic_write_sealed, read_sealed
+
+log = logging.getLogger(__name__)
 
 TOKENIZERS = ("rqvae", "rqkmeans", "collab", "id")
 EMBEDDINGS = ("text", "svd")
@@ -88,17 +94,22 @@ def fit_item_tokenizer(dataset: Dataset, cfg: Any) -> tuple[np.ndarray, dict[str
     seed reads them back (its statistics then say ``cached: true``, with the seconds the original fit took)."""
     path = codes_cache_path(dataset, cfg)
     if path is not None and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            return z["codes"], {**json.loads(str(z["stats"])), "cached": True}
+        try:
+            payload = read_sealed(path, "cached item codes", "it is refitted")
+            with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+                codes, stats = z["codes"], json.loads(str(z["stats"]))
+            if codes.shape[0] == dataset.n_items + 1:
+                return codes, {**stats, "cached": True}
+            log.warning(
+                "%s: cached codes for %d items, the data has %d; refitting", path, len(codes) - 1, dataset.n_items
+            )
+        except (IntegrityError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            log.warning("%s: unreadable cache entry (%s); refitting the item codes", path, exc)
     codes, stats = _fit_item_tokenizer(dataset, cfg)
     if path is not None:
-        blob = np.array(json.dumps(stats, default=float))
-
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to the temp name
-                np.savez(f, codes=codes, stats=blob)
-
-        atomic_write_file(path, write)
+        buffer = io.BytesIO()
+        np.savez(buffer, codes=codes, stats=np.array(json.dumps(stats, default=float)))
+        atomic_write_sealed(path, buffer.getvalue())
     return codes, stats
 
 

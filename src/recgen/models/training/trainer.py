@@ -16,9 +16,11 @@ returns a dict of validation metrics.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
 import math
+import pickle
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -30,11 +32,14 @@ import numpy as np
 import torch
 
 from recgen.config import check
-from recgen.errors import ConfigError
-from recgen.io import atomic_write_file, atomic_write_json
+from recgen.errors import ConfigError, IntegrityError, TrainingDivergedError
+from recgen.io import atomic_write_json, atomic_write_sealed, read_sealed
 from recgen.progress import enabled as progress_enabled
 
 log = logging.getLogger("recgen.training")
+
+
+DIVERGENCE_FACTOR = 1e4  # an epoch loss this many times the first epoch's stops training as diverged
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,8 +116,26 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save through a temp file in the same folder, then rename: never a half-written checkpoint."""
-    atomic_write_file(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save, sealed with its SHA-256, through a temp file in the same folder, then renamed: never a
+    half-written checkpoint, and a changed byte is caught when it is read back (``load_checkpoint``)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_sealed(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Any:
+    """Read a checkpoint written by ``atomic_torch_save``, checked against its seal.
+
+    Raises:
+        IntegrityError: a corrupt, truncated or changed checkpoint (naming the file and what to do).
+    """
+    hint = f"delete {path.parent} and train again (or resume from another run folder)"
+    payload = read_sealed(path, "training checkpoint", hint)
+    try:
+        return torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise IntegrityError(f"{path}: not a readable training checkpoint ({detail}); {hint}") from None
 
 
 class Trainer:
@@ -203,7 +226,7 @@ class Trainer:
         if self.run_dir is None or not (self.run_dir / "last.pt").exists():
             return False
         self._check_same_config()
-        ckpt = torch.load(self.run_dir / "last.pt", map_location=self.device, weights_only=False)
+        ckpt = load_checkpoint(self.run_dir / "last.pt", self.device)
         self.module.load_state_dict(ckpt["module"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -261,7 +284,10 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                     loss, n = self.loss_fn(batch)
                 if not torch.isfinite(loss):
-                    raise RuntimeError(f"loss became {loss.item()} at epoch {epoch}; lower lr or check the data")
+                    raise TrainingDivergedError(
+                        f"training diverged: the loss became {loss.item()} at epoch {epoch}; lower lr (now {cfg.lr:g}) "
+                        "or check the data"
+                    )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
@@ -290,6 +316,7 @@ class Trainer:
                 "loss": total_loss / max(n_seen, 1),
                 "samples_per_second": n_seen / max(seconds, 1e-9),
             }
+            self._check_divergence(entry["loss"], epoch)
             stop = False
             out_of_time = bool(cfg.time_budget) and time.perf_counter() - self._started >= cfg.time_budget
             if self.evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time):
@@ -325,6 +352,16 @@ class Trainer:
             self.state.best_epoch = self.state.epoch
         self.module.eval()
         return self.state
+
+    def _check_divergence(self, loss: float, epoch: int) -> None:
+        """An epoch loss DIVERGENCE_FACTOR times the first epoch's (or above 1e12) is an exploding run, not a
+        result: stop before it is evaluated and written as one."""
+        first = self.state.log[0]["loss"] if self.state.log else loss
+        if loss > 1e12 or (abs(first) > 1e-12 and loss > DIVERGENCE_FACTOR * abs(first)):
+            raise TrainingDivergedError(
+                f"training diverged: epoch {epoch} loss {loss:.4g} against {first:.4g} in the first epoch; lower lr "
+                f"(now {self.config.lr:g}), add regularisation or gradient clipping (grad_clip), or check the data"
+            )
 
     def speed(self) -> dict[str, float]:
         """Training throughput (samples/s) and, given a FLOP count per batch, achieved GFLOP/s and total FLOPs."""
