@@ -46,7 +46,12 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
                 if low in ("0", "false", "no", "off"):
                     return False
                 raise ValueError
-            return bool(value)
+            if isinstance(value, bool | int) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        # a boolean is not a number (True would pass as 1.0): say so instead of coercing it
+        if tp in (int, float) and isinstance(value, bool | str) and str(value).lower() in ("true", "false"):
+            raise ValueError
         if tp is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
@@ -54,6 +55,52 @@ valid_frac_option = click.option(
 test_frac_option = click.option(
     "--test-frac", type=float, default=None, help="Test fraction for ratio/temporal splits."
 )
+
+
+encoding_option = click.option("--encoding", default=None, help="Text encoding for csv (default utf-8).")
+_DATA_OPTION_NAMES = ("format_", "data_dir", "columns", "sep", "encoding", "min_rating", "label_column")
+
+
+def dataset_options(f):
+    """Every option that says how to read a dataset (format, data folder, column map, separator, encoding, rating
+    and label filters), shared by every command that reads one; the command receives them as ``data``: the keyword
+    arguments of ``recgen.data.loaders.load_dataset``."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        raw = {name: kwargs.pop(name) for name in _DATA_OPTION_NAMES}
+        columns = parse_columns(raw["columns"]) or {}
+        if raw["label_column"]:
+            columns["label"] = raw["label_column"]
+        data = {
+            "format": raw["format_"],
+            "data_dir": raw["data_dir"],
+            "columns": columns or None,
+            "sep": raw["sep"],
+            "encoding": raw["encoding"],
+            "min_rating": raw["min_rating"],
+        }
+        return f(*args, data=data, **kwargs)
+
+    options = [
+        format_option,
+        data_dir_option,
+        columns_option,
+        sep_option,
+        encoding_option,
+        click.option(
+            "--min-rating", type=float, default=None, help="Keep only interactions rated at least this (e.g. 4)."
+        ),
+        click.option(
+            "--label-column",
+            default=None,
+            help="A 0/1 label column (e.g. clicked): only rows labelled 1 are interactions (default: a column named "
+            "label, click or clicked).",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def parse_columns(columns: str | None) -> dict[str, str] | None:

@@ -11,7 +11,7 @@ from recgen.cli.app import (
     cli,
     command_line,
     data_dir_option,
-    format_option,
+    dataset_options,
     log,
     out_folder_option,
     protocol_option,
@@ -27,8 +27,7 @@ from recgen.errors import ConfigError
 @cli.command("bench")
 @click.option("--dataset", "-d", required=True, help="Dataset name or path.")
 @click.option("--model", "-m", required=True, help="Model name (see `recgen models`).")
-@format_option
-@data_dir_option
+@dataset_options
 @click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
 @click.option("--seeds", default=1, show_default=True, help="Number of seeds (0..N-1); mean and spread reported.")
 @protocol_option
@@ -84,8 +83,7 @@ from recgen.errors import ConfigError
 def bench(
     dataset,
     model,
-    format_,
-    data_dir,
+    data,
     sets,
     seeds,
     protocol,
@@ -114,8 +112,7 @@ def bench(
     result = run_bench(
         dataset,
         model,
-        format=format_,
-        data_dir=data_dir,
+        data_options=data,
         sets=parse_sets(sets),
         seeds=seeds,
         protocol=protocol,

@@ -8,13 +8,10 @@ import click
 
 from recgen.cli.app import (
     cli,
-    columns_option,
     data_dir_option,
+    dataset_options,
     echo_json,
-    format_option,
     log,
-    parse_columns,
-    sep_option,
 )
 
 
@@ -26,24 +23,13 @@ def data_group() -> None:
 # ------------------------------------------------------------------------------------------ data
 @data_group.command("info")
 @click.argument("name_or_path")
-@format_option
-@data_dir_option
-@columns_option
-@sep_option
-@click.option("--encoding", default=None, help="Text encoding for csv (default utf-8).")
+@dataset_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def data_info(name_or_path, format_, data_dir, columns, sep, encoding, as_json) -> None:
+def data_info(name_or_path, data, as_json) -> None:
     """Users, items, interactions and sequence-length statistics of NAME_OR_PATH."""
     from recgen.data.loaders import load_dataset
 
-    ds = load_dataset(
-        name_or_path,
-        format=format_,
-        data_dir=data_dir,
-        columns=parse_columns(columns),
-        sep=sep,
-        encoding=encoding,
-    )
+    ds = load_dataset(name_or_path, **data)
     stats = ds.stats()
     if as_json:
         echo_json(stats)
@@ -76,14 +62,11 @@ def data_fetch(name, data_dir, force) -> None:
 @data_group.command("convert")
 @click.argument("name_or_path")
 @click.argument("out", type=click.Path(path_type=Path))
-@format_option
-@data_dir_option
-@columns_option
-@sep_option
-def data_convert(name_or_path, out, format_, data_dir, columns, sep) -> None:
-    """Convert any supported format to recgen's native folder OUT (Parquet + schema.json)."""
+@dataset_options
+def data_convert(name_or_path, out, data) -> None:
+    """Convert any supported format to recgen's native folder OUT (Parquet + schema.json + manifest.json)."""
     from recgen.data.loaders import load_dataset
 
-    ds = load_dataset(name_or_path, format=format_, data_dir=data_dir, columns=parse_columns(columns), sep=sep)
+    ds = load_dataset(name_or_path, **data)
     ds.save(out)
     click.echo(f"wrote {ds} to {out}")

@@ -8,9 +8,8 @@ import click
 
 from recgen.cli.app import (
     cli,
-    data_dir_option,
+    dataset_options,
     echo_json,
-    format_option,
 )
 from recgen.errors import ConfigError
 
@@ -19,8 +18,7 @@ from recgen.errors import ConfigError
 @click.option("--dataset", "-d", required=True, help="Dataset name or path.")
 @click.option("--model", "-m", required=True, help="Model name.")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to save the model to.")
-@format_option
-@data_dir_option
+@dataset_options
 @click.option("--set", "sets", multiple=True, help="Config override key=value (repeatable).")
 @click.option(
     "--run-dir",
@@ -34,7 +32,7 @@ from recgen.errors import ConfigError
     is_flag=True,
     help="Fit on the leave-one-out training part only (selecting on validation) instead of all interactions.",
 )
-def train(dataset, model, out, format_, data_dir, sets, run_dir, resume, split) -> None:
+def train(dataset, model, out, data, sets, run_dir, resume, split) -> None:
     """Fit a model and save it as a checkpoint folder (config.json + safetensors + vocabularies)."""
     from recgen.config import parse_sets
     from recgen.data.loaders import load_dataset
@@ -46,8 +44,12 @@ def train(dataset, model, out, format_, data_dir, sets, run_dir, resume, split) 
         check_resumable(model, "--run-dir/--resume")
         if resume and run_dir is None:
             raise ConfigError("--resume needs --run-dir (the folder of the interrupted run)")
+        if resume and not (run_dir / "last.pt").is_file():
+            raise ConfigError(
+                f"--resume: {run_dir} holds no interrupted run (no last.pt); run without --resume to start one there"
+            )
         m.configure_run(run_dir, resume=resume)
-    ds = load_dataset(dataset, format=format_, data_dir=data_dir)
+    ds = load_dataset(dataset, **data)
     if split:
         sp = leave_one_out(ds)
         m.fit(sp.train, valid=sp.valid)

@@ -45,6 +45,36 @@ FORMATS = (
 )
 
 
+FILE_FORMATS = ("csv", "parquet", "sequences", "amazon-raw")
+_MAGIC = {
+    b"PK\x03\x04": "zip",
+    b"\x80\x02": "pickle",
+    b"\x80\x03": "pickle",
+    b"\x80\x04": "pickle",
+    b"\x80\x05": "pickle",
+}
+
+
+def refuse_unsafe(path: Path) -> None:
+    """Refuse pickles on purpose (loading one runs the code it holds) and zip archives (unpack them first)."""
+    if path.is_dir():
+        return
+    with open(path, "rb") as f:
+        head = f.read(4)
+    kind = next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
+    if kind is None and path.suffix.lower() in (".pkl", ".pickle"):
+        kind = "pickle"
+    if kind == "pickle":
+        raise DataError(
+            f"{path.name} is a Python pickle; recgen does not load pickles, because loading one runs code it contains. "
+            "Export the data as CSV or Parquet (e.g. pandas: df.to_parquet('data.parquet')) and load that"
+        )
+    if kind == "zip":
+        raise DataError(
+            f"{path.name} is a zip archive; unpack it first (unzip {path.name}) and give the folder or file"
+        )
+
+
 def detect_format(path: str | os.PathLike[str]) -> str:
     """Recognise a dataset format from a path where that is unambiguous; otherwise raise DataError."""
     path = Path(path)
@@ -94,6 +124,9 @@ def load_path(path: str | os.PathLike[str], format: str | None = None, **options
     if fmt not in loaders:
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     check_exists(Path(path), "dataset path")
+    refuse_unsafe(Path(path))
+    if fmt in FILE_FORMATS and Path(path).is_dir():
+        raise DataError(f"--format {fmt} reads a file, but {path} is a folder; give the file inside it")
     accepted = {
         "csv": {"columns", "sep", "encoding", "name"},
         "parquet": {"columns", "name"},
@@ -111,6 +144,7 @@ def load_dataset(
     *,
     format: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
+    min_rating: float | None = None,
     **options: Any,
 ) -> Dataset:
     """Load a named dataset (``ml-100k``, ``beauty`` ...) from the data directory, or any path.
@@ -119,6 +153,7 @@ def load_dataset(
         name_or_path: a registered dataset name (see ``recgen.data.registry.DATASETS``) or a file/folder path.
         format: the format of a path (detected when omitted).
         data_dir: where named datasets are looked up (else ``RECGEN_DATA_DIR``, then the default cache).
+        min_rating: keep only interactions rated at least this (the data must have ratings).
         options: format options (``columns``, ``sep``, ``encoding`` ...).
 
     Raises:
@@ -128,11 +163,19 @@ def load_dataset(
 
     key = str(name_or_path)
     if key in DATASETS and not Path(key).exists():
+        given = sorted(k for k, v in {"format": format, **options}.items() if v is not None)
+        if given:
+            raise DataError(f"{key} is a named dataset with a known format; {given} apply to a path, not a name")
         spec = DATASETS[key]
-        folder = resolve(key, data_dir)
-        return load_path(folder, spec.format, name=key)
-    if not Path(key).exists():
+        ds = load_path(resolve(key, data_dir), spec.format, name=key)
+    elif not Path(key).exists():
         if os.sep not in key and "." not in key:
             raise DataError(f"unknown dataset {key!r}: not a path and not one of {', '.join(DATASETS)}")
         raise DataError(f"dataset path not found: {key}; check the path")
-    return load_path(key, format, **options)
+    else:
+        ds = load_path(key, format, **options)
+    if min_rating is not None:
+        from recgen.data.filters import rating_threshold
+
+        ds = rating_threshold(ds, min_rating)
+    return ds

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from recgen.data.dataset import Dataset
-from recgen.errors import ConfigError
+from recgen.errors import ConfigError, DataError
 
 TRAIN, VALID, TEST = 0, 1, 2
 ORDER_RULE = "stable sort by timestamp; equal timestamps keep the source file's order"
@@ -260,4 +260,16 @@ def make_split(ds: Dataset, protocol: str = "leave-one-out", **kwargs: Any) -> S
     """Split by protocol name (``leave-one-out``/``loo``, ``temporal``, ``ratio``, ``user-temporal``)."""
     if protocol not in SPLITS:
         raise ConfigError(f"unknown split protocol {protocol!r}; use one of {', '.join(SPLITS)}")
-    return SPLITS[protocol](ds, **kwargs)
+    split = SPLITS[protocol](ds, **kwargs)
+    if len(split.test) == 0 or len(split.valid) == 0:
+        empty = "test" if len(split.test) == 0 else "validation"
+        need = (
+            "leave-one-out needs users with at least 3 interactions (one to train on, one to validate, one to test)"
+            if protocol in ("leave-one-out", "loo")
+            else f"the {protocol} split needs users with interactions on both sides of its cut"
+        )
+        raise DataError(
+            f"the {protocol} split of {ds.name} has no {empty} users ({ds.n_users} users, {ds.n_interactions} "
+            f"interactions): {need}; use more data or another --protocol"
+        )
+    return split

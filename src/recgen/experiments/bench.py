@@ -81,6 +81,7 @@ class BenchSpec:
     model: str  # a registered model name
     format: str | None = None  # the format of a path (detected when None)
     data_dir: str | None = None  # where named datasets live
+    data_options: dict[str, Any] = field(default_factory=dict)  # more load_dataset options (columns, sep, ...)
     sets: dict[str, Any] = field(default_factory=dict)  # config overrides
     seeds: int = 1  # seeds 0..seeds-1
     protocol: str = "leave-one-out"
@@ -138,7 +139,7 @@ class BenchRun:
         ``resume``, the seeds it already holds)."""
         spec, log = self.spec, self.log
         t0 = time.perf_counter()
-        self.ds = load_dataset(spec.dataset, format=spec.format, data_dir=spec.data_dir)
+        self.ds = load_dataset(spec.dataset, **self.load_options())
         self.split = make_split(self.ds, spec.protocol, **spec.split_args)
         restrict_eval_users(self.split, spec.max_eval_users)
         self.load_seconds = time.perf_counter() - t0
@@ -201,6 +202,12 @@ class BenchRun:
                     self.log(f"keeping seed(s) {[e['seed'] for e in theirs]} another process wrote to {self.path.name}")
                     self.per_seed = sorted(self.per_seed + theirs, key=lambda e: e["seed"])
             return write_json(self.assemble(), self.path)
+
+    def load_options(self) -> dict[str, Any]:
+        """How the dataset is read (format, data folder, column map, filters): recorded in the results file."""
+        spec = self.spec
+        given = {"format": spec.format, "data_dir": spec.data_dir, **spec.data_options}
+        return {k: v for k, v in given.items() if v is not None}
 
     # -------------------------------------------------------------------------------------- seeds
     def seed_config(self, seed: int) -> Any:
@@ -283,6 +290,11 @@ class BenchRun:
             "schema": "recgen-bench/1",
             "dataset": ds.name,
             "dataset_source": spec.dataset,
+            **(
+                {"dataset_options": opts}
+                if (opts := {k: v for k, v in self.load_options().items() if k != "data_dir"})
+                else {}
+            ),  # fmt: skip
             "dataset_fingerprint": ds.fingerprint(),
             "dataset_stats": {"users": ds.n_users, "items": ds.n_items, "interactions": ds.n_interactions},
             "protocol": {

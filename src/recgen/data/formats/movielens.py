@@ -23,6 +23,11 @@ def load_movielens(path: str | os.PathLike[str], *, name: str | None = None) -> 
     """Load MovieLens raw files: ml-100k, ml-1m/ml-10m (``::``) or ml-20m/ml-latest (CSV)."""
     path = Path(path)
     check_exists(path, "MovieLens path")
+    if path.is_file() and path.name not in ("u.data", "ratings.dat", "ratings.csv"):
+        raise DataError(
+            f"{path.name} is not a MovieLens ratings file (u.data, ratings.dat or ratings.csv); give the MovieLens "
+            "folder, or read this file with --format csv (and --columns, --sep)"
+        )
     folder = path if path.is_dir() else path.parent
     if (folder / "u.data").exists():
         return _load_ml100k(folder, name or folder.name)

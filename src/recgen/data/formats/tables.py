@@ -20,6 +20,7 @@ COLUMN_ALIASES = {
     "item": ("item", "item_id", "itemid", "itemId", "movieId", "movie_id", "asin", "iid", "item_id:token"),
     "timestamp": ("timestamp", "time", "ts", "unixReviewTime", "datetime", "timestamp:float"),
     "rating": ("rating", "ratings", "score", "overall", "stars", "rating:float"),
+    "label": ("label", "click", "clicked", "is_click", "label:float"),  # 0/1: only rows labelled 1 are kept
 }
 
 
@@ -55,6 +56,22 @@ def read_csv(path: Path, sep: str, string_columns: tuple[str, ...] = (), encodin
             f"(e.g. --encoding latin-1)"
         )
     return table
+
+
+def read_header(path: Path, sep: str, encoding: str = "utf-8") -> list[str]:
+    """The column names on the first line of a delimited file (an empty list for an empty file)."""
+    import csv
+
+    check_exists(path)
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            return next(csv.reader(f, delimiter=sep), [])
+    except UnicodeDecodeError:
+        return []  # read_csv names the encoding problem
+    except LookupError:
+        raise DataError(
+            f"unknown text encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1"
+        ) from None
 
 
 def resolve_columns(table: pa.Table, columns: dict[str, str] | None, path: Path) -> dict[str, str]:
@@ -95,6 +112,16 @@ def from_table(
     item_table: pa.Table | None = None,
 ) -> Dataset:
     mapping = resolve_columns(table, columns, path)
+    if "label" in mapping:  # a click/label file: its 0 rows are shown-not-chosen, not interactions
+        labels = table.column(mapping["label"])
+        try:
+            positive = labels.cast(pa.float64()).to_numpy(zero_copy_only=False) > 0
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise DataError(f"{path.name}: label column {mapping['label']!r} must hold 0/1 values") from None
+        if not positive.any():
+            raise DataError(f"{path.name}: no row has a positive label in column {mapping['label']!r}")
+        meta = {**meta, "label_column": mapping["label"], "negative_rows_dropped": int((~positive).sum())}
+        table = table.filter(pa.array(positive))
 
     def strings(col: str) -> list[str]:
         arr = table.column(col)
@@ -153,13 +180,14 @@ def load_csv(
         sep = "\t"
     if len(sep) != 1:
         raise DataError(f"separator must be one character, got {sep!r}")
-    keep_str = tuple(v for k, v in (columns or {}).items() if k in ("user", "item"))
+    # ids are read as strings, never through a number: 20-digit ids parsed as floats would merge into one
+    header = read_header(path, sep, encoding)
+    keep_str = tuple(
+        c
+        for role in ("user", "item")
+        if (c := (columns or {}).get(role) or next((a for a in COLUMN_ALIASES[role] if a in header), None))
+    )
     table = read_csv(path, sep, string_columns=keep_str, encoding=encoding)
-    # ids stay strings even when they look numeric
-    for role in ("user", "item"):
-        col = (columns or {}).get(role) or next((a for a in COLUMN_ALIASES[role] if a in table.column_names), None)
-        if col in table.column_names and not pa.types.is_string(table.schema.field(col).type):
-            table = table.set_column(table.column_names.index(col), col, table.column(col).cast(pa.string()))
     return from_table(table, columns, path, name=name or path.stem, meta={"format": "csv", "source": str(path)})
 
 
