@@ -19,6 +19,7 @@ written before these checks existed (no manifest, no seal) are read as they are.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -38,14 +39,38 @@ def _umask() -> int:
     return mask
 
 
+def _temp_prefix(path: Path) -> str:
+    """Temp names carry the writer's PID, so a later writer can tell a dead process's leftovers (kill -9)."""
+    return f"{path.name}.tmp-{os.getpid()}-"
+
+
+def sweep_stale(path: Path) -> None:
+    """Remove temp files and folders next to ``path`` left by writers that no longer run (killed mid-write)."""
+    for leftover in path.parent.glob(f"{glob.escape(path.name)}.tmp-*"):
+        pid = leftover.name[len(path.name) + 5 :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            continue
+
+
 def atomic_write_file(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it onto ``path``.
 
-    A crash or an exception never leaves a half-written file at ``path`` (the temp file is removed).
+    A crash or an exception never leaves a half-written file at ``path`` (the temp file is removed; one left by a
+    killed process is swept by the next write of the same path).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
+    sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -91,7 +116,8 @@ def atomic_dir(path: str | os.PathLike[str], *, manifest: tuple[str, str] | None
     ``manifest.json`` over the finished folder before it is renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
+    sweep_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
     try:
         yield tmp
         if manifest is not None:

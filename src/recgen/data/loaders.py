@@ -109,6 +109,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 def load_path(path: str | os.PathLike[str], format: str | None = None, **options: Any) -> Dataset:
     """Load a dataset from a path in a given (or detected) format. Options go to the format's loader."""
+    check_exists(Path(path), "dataset path")
+    refuse_unsafe(Path(path))
     fmt = format or detect_format(path)
     loaders: dict[str, Callable[..., Dataset]] = {
         "movielens": load_movielens,
@@ -123,8 +125,6 @@ def load_path(path: str | os.PathLike[str], format: str | None = None, **options
     }
     if fmt not in loaders:
         raise DataError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    check_exists(Path(path), "dataset path")
-    refuse_unsafe(Path(path))
     if fmt in FILE_FORMATS and Path(path).is_dir():
         raise DataError(f"--format {fmt} reads a file, but {path} is a folder; give the file inside it")
     accepted = {

@@ -12,7 +12,9 @@ file and how to rebuild it; no pickle is ever read.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +61,21 @@ def save_model(model: Recommender, path: str | Path) -> Path:
             "_item_counts": model.item_counts_,
             **{k: np.ascontiguousarray(v) for k, v in model._state().items()},
         }
-        save_file(tensors, str(tmp / "weights.safetensors"))
+        try:
+            save_file(tensors, str(tmp / "weights.safetensors"))
+        except SafetensorError as exc:  # an I/O failure inside the Rust writer: report it as the OSError it is
+            raise _os_error(exc, path / "weights.safetensors") from None
         pq.write_table(model.users_.to_arrow(), tmp / "users_vocab.parquet")
         pq.write_table(model.items_.to_arrow(), tmp / "items_vocab.parquet")
         if getattr(model, "item_table_", None) is not None:
             pq.write_table(model.item_table_, tmp / "items.parquet")
     return path
+
+
+def _os_error(exc: Exception, path: Path) -> OSError:
+    text = str(exc)
+    code = errno.ENOSPC if "No space left" in text else errno.EIO
+    return OSError(code, os.strerror(code), str(path))
 
 
 def load_model_folder(cls: type[Recommender], path: str | Path) -> Recommender:

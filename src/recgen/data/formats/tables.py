@@ -125,9 +125,11 @@ def from_table(
 
     def strings(col: str) -> list[str]:
         arr = table.column(col)
-        if arr.null_count:
-            raise DataError(f"{path.name}: column {col!r} has {arr.null_count} missing values; ids must be present")
-        return [str(x) for x in arr.to_pylist()]
+        values = ["" if x is None else str(x) for x in arr.to_pylist()]
+        missing = sum(1 for v in values if not v.strip())  # empty cells: null, or "" when read as strings
+        if missing:
+            raise DataError(f"{path.name}: column {col!r} has {missing} missing values; ids must be present")
+        return values
 
     def numbers(role: str) -> np.ndarray | None:
         if role not in mapping:
