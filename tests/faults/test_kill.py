@@ -65,8 +65,8 @@ def test_killed_bench_resumes_bit_for_bit(ws):
 
 def test_killed_train_resumes_to_the_same_model(ws):
     rng = random.Random(11)
-    base = recgen("train", "-d", str(ws / "tiny"), "-m", "sasrec", *SASREC, "--set", "epochs=40", "--set", "patience=40",
-                  "--split")  # fmt: skip
+    long = ["--set", "epochs=40", "--set", "patience=40"]
+    base = recgen("train", "-d", str(ws / "tiny"), "-m", "sasrec", *SASREC, *long, "--split")
     full = subprocess.run([*base, "-o", str(ws / "m-full")], env=ENV, capture_output=True, text=True)
     assert full.returncode == 0, full.stderr[-2000:]
     code = kill_after_line([*base, "-o", str(ws / "m"), "--run-dir", str(ws / "r")], "epoch 2", rng.uniform(0, 0.2))
