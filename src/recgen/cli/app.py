@@ -25,7 +25,7 @@ format_option = click.option(
     "format_",
     default=None,
     help="Format of a path: movielens, recbole, sequences, s3rec, "
-    "amazon-p5, amazon-raw, csv, parquet, recgen (detected when unambiguous).",
+    "amazon-p5, amazon-raw, json-sequences, csv, parquet, recgen (detected when unambiguous).",
 )
 columns_option = click.option("--columns", default=None, help="Column map for csv/parquet: user=COL,item=COL,...")
 results_dir_option = click.option(
@@ -47,7 +47,8 @@ protocol_option = click.option(
     "--protocol",
     default="leave-one-out",
     show_default=True,
-    help="Split: leave-one-out, temporal (global time), ratio (random per user), user-temporal (time per user).",
+    help="Split: leave-one-out, temporal (global time), ratio (random per user), user-temporal (time per user), "
+    "given (a folder of train/valid/test files, used as they are).",
 )
 valid_frac_option = click.option(
     "--valid-frac", type=float, default=None, help="Validation fraction for ratio/temporal splits."

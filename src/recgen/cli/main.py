@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _describe(exc: BaseException) -> str:
     """One line for an expected failure: what went wrong, with the file and the fix where there is one."""
+    if isinstance(exc, RecgenError):
+        return str(exc)
     if isinstance(exc, MemoryError):
         return "out of memory; try a smaller dataset, batch size or model (see the model's memory estimate)"
-    if isinstance(exc, OSError) and not isinstance(exc, RecgenError):
+    if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         if exc.errno == errno.ENOSPC:
             return f"no space left on the device{where}; free some space and run again (nothing was overwritten)"

@@ -10,6 +10,7 @@ Formats (``load_dataset(path, format=...)``):
 - ``amazon-p5``: the Amazon 2014 P5/TIGER folder (``user_sequence.txt``, ``item_short_title.txt``, optional
   ``p5_datamaps.json`` + ``s3rec_item2attributes.json``).
 - ``amazon-raw``: raw Amazon review JSON lines (optionally gzipped) + optional metadata, k-core filtered.
+- ``json-sequences``: JSON mapping each user to a time-ordered item list (LETTER/P5 style), or user records.
 - ``csv`` / ``parquet``: any table with a column map (``user``, ``item``, optional ``timestamp``, ``rating``).
 - ``recgen``: a folder written by ``Dataset.save``.
 
@@ -27,7 +28,13 @@ from recgen.data.dataset import Dataset
 from recgen.data.formats.amazon import load_amazon_raw
 from recgen.data.formats.movielens import load_movielens
 from recgen.data.formats.recbole import load_recbole
-from recgen.data.formats.sequences import load_amazon_p5, load_s3rec, load_sequences
+from recgen.data.formats.sequences import (
+    load_amazon_p5,
+    load_json_sequences,
+    load_s3rec,
+    load_sequences,
+    looks_like_json_sequences,
+)
 from recgen.data.formats.tables import load_csv, load_parquet
 from recgen.data.formats.text import check_exists
 from recgen.errors import DataError
@@ -39,13 +46,14 @@ FORMATS = (
     "s3rec",
     "amazon-p5",
     "amazon-raw",
+    "json-sequences",
     "csv",
     "parquet",
     "recgen",
 )
 
 
-FILE_FORMATS = ("csv", "parquet", "sequences", "amazon-raw")
+FILE_FORMATS = ("csv", "parquet", "sequences", "amazon-raw", "json-sequences")
 _MAGIC = {
     b"PK\x03\x04": "zip",
     b"\x80\x02": "pickle",
@@ -102,6 +110,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "csv"
     if path.suffix == ".txt":
         return "sequences"
+    if suffixes.endswith((".json", ".jsonl")) and looks_like_json_sequences(path):
+        return "json-sequences"
     if suffixes.endswith((".json", ".jsonl", ".json.gz", ".jsonl.gz")):
         return "amazon-raw"
     raise DataError(f"cannot tell the format of {path.name}; pass --format (one of {', '.join(FORMATS)})")
@@ -119,6 +129,7 @@ def load_path(path: str | os.PathLike[str], format: str | None = None, **options
         "s3rec": load_s3rec,
         "amazon-p5": load_amazon_p5,
         "amazon-raw": load_amazon_raw,
+        "json-sequences": load_json_sequences,
         "csv": load_csv,
         "parquet": load_parquet,
         "recgen": lambda p, **kw: Dataset.load(p),

@@ -23,6 +23,7 @@ import numpy as np
 
 from recgen import __version__
 from recgen.config import make_config, to_dict
+from recgen.data.given import load_given_split
 from recgen.data.loaders import load_dataset
 from recgen.data.split import Split, make_split
 from recgen.errors import ConfigError
@@ -139,8 +140,13 @@ class BenchRun:
         ``resume``, the seeds it already holds)."""
         spec, log = self.spec, self.log
         t0 = time.perf_counter()
-        self.ds = load_dataset(spec.dataset, **self.load_options())
-        self.split = make_split(self.ds, spec.protocol, **spec.split_args)
+        if spec.protocol == "given":  # the user's own train/valid/test files, used as they are
+            opts = {k: v for k, v in self.load_options().items() if k != "data_dir"}
+            self.split = load_given_split(spec.dataset, **opts)
+            self.ds = self.split.train
+        else:
+            self.ds = load_dataset(spec.dataset, **self.load_options())
+            self.split = make_split(self.ds, spec.protocol, **spec.split_args)
         restrict_eval_users(self.split, spec.max_eval_users)
         self.load_seconds = time.perf_counter() - t0
         log(f"{self.ds.name}: {self.ds.n_users} users, {self.ds.n_items} items, {self.ds.n_interactions} interactions")

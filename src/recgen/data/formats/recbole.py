@@ -15,7 +15,7 @@ from recgen.errors import DataError
 _RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
 
 
-def _read_atomic(path: Path) -> tuple[list[str], list[str], list[int], list[list[str]]]:
+def read_atomic(path: Path) -> tuple[list[str], list[str], list[int], list[list[str]]]:
     lines = iter_lines(path)
     try:
         _, header = next(lines)
@@ -58,10 +58,16 @@ def load_recbole(path: str | os.PathLike[str], *, name: str | None = None) -> Da
     else:
         inter = path
     stem = inter.with_suffix("")
-    names, types, linenos, rows = _read_atomic(inter)
+    names, types, linenos, rows = read_atomic(inter)
     if not rows:
         raise DataError(f"{inter} has a header but no interactions")
     cols = dict(zip(names, transpose(rows), strict=True))
+    lists = [n for n, t in zip(names, types, strict=True) if t == "token_seq" and "item" in n]
+    if lists:  # one (history -> target) row per line: a split file, not interactions; never drop the history
+        raise DataError(
+            f"{inter.name} is a RecBole benchmark split file (its {lists[0]!r} field holds item histories); use its "
+            f"train/valid/test files as the split: recgen bench -d {inter.parent} --protocol given"
+        )
     user_col = next((c for c in ("user_id", "user", "uid") if c in cols), None)
     item_col = next((c for c in ("item_id", "item", "iid") if c in cols), None)
     if user_col is None or item_col is None:
@@ -85,7 +91,7 @@ def load_recbole(path: str | os.PathLike[str], *, name: str | None = None) -> Da
 def _atomic_side_table(path: Path, key: str) -> pa.Table | None:
     if not path.exists():
         return None
-    names, types, _, rows = _read_atomic(path)
+    names, types, _, rows = read_atomic(path)
     if key not in names:
         raise DataError(f"{path.name}: has no {key!r} field to join on, found {names}")
     cols = dict(zip(names, transpose(rows), strict=True)) if rows else {n: [] for n in names}

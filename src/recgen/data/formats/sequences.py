@@ -1,8 +1,10 @@
-"""Sequence files: one user per line, ``user item item ...`` in time order (SASRec/S3-Rec/P5), the S3-Rec
-folders (with item attributes) and the Amazon 2014 P5/TIGER folders (with short titles)."""
+"""Sequence files: one user per line, ``user item item ...`` in time order (SASRec/S3-Rec/P5), JSON files mapping
+each user to a time-ordered list of items (LETTER/P5 exports), the S3-Rec folders (with item attributes) and the
+Amazon 2014 P5/TIGER folders (with short titles)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,64 @@ def load_sequences(path: str | os.PathLike[str], *, name: str | None = None, sep
     if not users:
         raise DataError(f"{path} is empty: it holds no 'user item ...' lines")
     return from_columns(users, items, None, name=name or path.stem, meta={"format": "sequences", "source": str(path)})
+
+
+def load_json_sequences(path: str | os.PathLike[str], *, name: str | None = None) -> Dataset:
+    """Load a JSON file mapping each user to a time-ordered list of items: ``{"u1": ["i3", "i7"], ...}``, or a
+    list of ``{"user": ..., "items": [...]}`` objects (also JSON lines). Timestamps are the positions."""
+    path = Path(path)
+    check_exists(path)
+    records = _json_records(path)
+    users: list[str] = []
+    items: list[str] = []
+    for where, user, seq in records:
+        if not isinstance(seq, list) or not all(isinstance(i, str | int) and not isinstance(i, bool) for i in seq):
+            raise DataError(
+                f"{path.name}: {where} must map to a list of item ids (strings or integers), got {seq!r:.60}"
+            )
+        users.extend([str(user)] * len(seq))
+        items.extend(str(i) for i in seq)
+    if not users:
+        raise DataError(f"{path} holds no user with items")
+    meta = {"format": "json-sequences", "source": str(path)}
+    return from_columns(users, items, None, name=name or path.stem, meta=meta)
+
+
+def _json_records(path: Path) -> list[tuple[str, Any, Any]]:
+    """(where, user, items) of a user -> items mapping, a list of records, or JSON lines of records."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path.name}: not JSON (nor JSON lines) ({exc}); the file may be truncated") from None
+    if isinstance(data, dict):
+        return [(f"user {u!r}", u, seq) for u, seq in data.items()]
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        out = []
+        for n, r in enumerate(data, 1):
+            user = next((r[k] for k in ("user", "user_id", "uid") if k in r), None)
+            seq = next((r[k] for k in ("items", "item_ids", "sequence", "history") if k in r), None)
+            if user is None or seq is None:
+                raise DataError(f"{path.name}: record {n} needs a user (user/user_id) and items (items/sequence)")
+            out.append((f"record {n}", user, seq))
+        return out
+    raise DataError(f"{path.name}: expected an object mapping users to item lists, got {type(data).__name__}")
+
+
+def looks_like_json_sequences(path: Path) -> bool:
+    """Whether a .json file maps users to item lists (rather than holding review records)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096).lstrip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if head.startswith("{"):  # an object: user -> list, or the first of JSON-lines records
+        first = head.split("\n", 1)[0]
+        return '": [' in first[:2000] or '":[' in first[:2000]
+    return head.startswith("[")
 
 
 def load_s3rec(path: str | os.PathLike[str], *, name: str | None = None) -> Dataset:

@@ -143,9 +143,16 @@ def from_table(
             bad = next(v for v in col.to_pylist() if not is_number(v))
             raise DataError(f"{path.name}: column {mapping[role]!r} ({role}) must be numeric, found {bad!r}") from None
 
+    item_ids = strings(mapping["item"])
+    lists = sum(1 for v in item_ids[:1000] if len(v.split()) > 1)
+    if lists > min(len(item_ids), 1000) // 2:
+        raise DataError(
+            f"{path.name}: column {mapping['item']!r} holds lists of ids (e.g. {item_ids[0]!r:.40}), not one item per "
+            "row; a history column belongs to a split file (--protocol given) or a sequences / json-sequences file"
+        )
     return from_columns(
         strings(mapping["user"]),
-        strings(mapping["item"]),
+        item_ids,
         numbers("timestamp"),
         numbers("rating"),
         item_table=item_table,

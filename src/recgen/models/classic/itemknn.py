@@ -18,6 +18,7 @@ import torch
 from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.data.matrix import history_matrix, interaction_matrix
+from recgen.memory import check_memory
 from recgen.models.base import Recommender
 
 
@@ -62,7 +63,21 @@ class ItemKNN(Recommender):
     name = "itemknn"
     Config = ItemKNNConfig
 
+    @staticmethod
+    def memory_needed(dataset: Dataset) -> float:
+        """Peak bytes of fitting: the item co-occurrence matrix X^T X in CSR (8-byte value and 4-byte index per
+        entry) three times over (product, float64 copy, scaled), with at most min(sum of squared user degrees,
+        (N+1)^2) entries."""
+        degrees = np.bincount(dataset.user_ids).astype(np.float64)
+        entries = min(float((degrees**2).sum()), float(dataset.n_items + 1) ** 2)
+        return 36.0 * entries
+
     def _fit(self, dataset: Dataset, valid) -> None:
+        check_memory(
+            self.memory_needed(dataset),
+            f"ItemKNN on {dataset.n_items:,} items (the item co-occurrence matrix)",
+            "lower the data's size (e.g. a k-core filter or fewer heavy users)",
+        )
         self.sim_ = cosine_topk(interaction_matrix(dataset), self.config.k, self.config.shrink)
 
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:

@@ -27,7 +27,7 @@ from recgen.io import atomic_write_sealed, read_sealed
 
 log = logging.getLogger(__name__)
 
-TOKENIZERS = ("rqvae", "rqkmeans", "collab", "id")
+TOKENIZERS = ("rqvae", "rqkmeans", "collab", "id", "file")
 EMBEDDINGS = ("text", "svd")
 
 
@@ -73,7 +73,7 @@ def codes_cache_path(dataset: Dataset, cfg: Any) -> Path | None:
     the item texts (text embeddings), every field the tokenizer reads (the seed too) and ``CODES_CACHE_VERSION``.
     None for ID tokens (nothing to fit)."""
     folder = cache_dir("codes")
-    if cfg.tokenizer == "id" or folder is None:
+    if cfg.tokenizer in ("id", "file") or folder is None:  # nothing to fit: read every time
         return None
     key = {"version": CODES_CACHE_VERSION, "data": dataset.fingerprint()}
     key.update({f: getattr(cfg, f) for f in TOKENIZER_FIELDS})
@@ -114,12 +114,14 @@ def fit_item_tokenizer(dataset: Dataset, cfg: Any) -> tuple[np.ndarray, dict[str
 
 
 def _fit_item_tokenizer(dataset: Dataset, cfg: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    from recgen.models.semantic.tokenizers import IDTokenizer, RQKMeansTokenizer, RQVAETokenizer
+    from recgen.models.semantic.tokenizers import FileTokenizer, IDTokenizer, RQKMeansTokenizer, RQVAETokenizer
 
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if cfg.tokenizer == "id":
         tok = IDTokenizer().fit(dataset.n_items)
+    elif cfg.tokenizer == "file":
+        tok = FileTokenizer().fit(cfg.codes_file, list(dataset.items.external(np.arange(1, dataset.n_items + 1))))
     else:
         vectors = item_vectors(dataset, cfg)
         if cfg.tokenizer == "rqkmeans":

@@ -63,7 +63,8 @@ FALLBACK = -1e6  # score offset of items no beam reached (below any beam's log-p
 @dataclass(frozen=True, kw_only=True)
 class TIGERConfig(TrainerConfig):
     # item tokenizer
-    tokenizer: str = "rqvae"  # rqvae | rqkmeans | collab (RQ-VAE aligned with SASRec item embeddings) | id
+    tokenizer: str = "rqvae"  # rqvae | rqkmeans | collab (RQ-VAE aligned with SASRec item embeddings) | id | file
+    codes_file: str = ""  # tokenizer=file: JSON mapping item ids to semantic IDs fitted elsewhere (e.g. LETTER)
     embeddings: str = "text"  # item content vectors: text (sentence encoder over item texts) | svd (train matrix)
     text_encoder: str = "minilm"  # sentence-transformers model: minilm (embedded) or a local folder
     svd_dim: int = 64  # dimension of the svd embeddings
@@ -101,6 +102,10 @@ class TIGERConfig(TrainerConfig):
     def validate(self) -> None:
         super().validate()
         check(self.tokenizer in TOKENIZERS, f"tokenizer must be one of {list(TOKENIZERS)}, got {self.tokenizer!r}")
+        check(
+            (self.tokenizer == "file") == bool(self.codes_file),
+            "tokenizer=file reads codes_file=PATH (a JSON of item id -> codes), and codes_file needs tokenizer=file",
+        )
         check(self.embeddings in EMBEDDINGS, f"embeddings must be one of {list(EMBEDDINGS)}, got {self.embeddings!r}")
         check(self.levels >= 1 and self.codebook_size >= 2, "need levels >= 1 and codebook_size >= 2")
         check(

@@ -19,8 +19,13 @@ reports codebook usage (perplexity per level), the collision rate before resolut
 
 from __future__ import annotations
 
+import json
+import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,6 +91,51 @@ class IDTokenizer(ItemTokenizer):
         self.stats_ = TokenizerStats(perplexity=[float(n_items)])
         self._finish(np.arange(n_items, dtype=np.int64)[:, None])
         return self
+
+
+class FileTokenizer(ItemTokenizer):
+    """Semantic IDs fitted elsewhere: a JSON file mapping each item's external id to its codes, as integers
+    (``{"B0001": [12, 200, 7]}``) or as LETTER-style tokens (``{"B0001": ["<a_12>", "<b_200>", "<c_7>"]}``, read as
+    their trailing integers). Every catalogue item needs codes, all of one length; collisions get TIGER's extra
+    level like any tokenizer's."""
+
+    def fit(self, path: str | Path, item_ids: Sequence[str]) -> FileTokenizer:
+        """``item_ids``: the external ids of dense items 1..n, in order."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"codes file {path} not found; give a JSON file mapping item ids to their codes")
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path.name}: not valid JSON ({exc})") from None
+        if not isinstance(index, dict):
+            raise DataError(f"{path.name}: expected an object mapping item ids to code lists")
+        missing = [i for i in item_ids if str(i) not in index]
+        if missing:
+            raise DataError(
+                f"{path.name} has no codes for {len(missing)} of the {len(item_ids)} items (e.g. {missing[:3]}); every "
+                "catalogue item needs its semantic ID"
+            )
+        rows = [[_code(c, path, i) for c in index[str(i)]] for i in item_ids]
+        widths = {len(r) for r in rows}
+        if len(widths) != 1 or 0 in widths:
+            raise DataError(f"{path.name}: every item needs the same number of codes (>= 1), found {sorted(widths)}")
+        base = np.asarray(rows, dtype=np.int64)
+        base -= base.min(axis=0)  # codes per level from 0 (LETTER numbers them per level already)
+        self.stats_ = TokenizerStats(
+            perplexity=[_perplexity(base[:, lv], int(base[:, lv].max()) + 1) for lv in range(base.shape[1])]
+        )
+        self._finish(base)
+        return self
+
+
+def _code(value: Any, path: Path, item: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = re.fullmatch(r"\D*(\d+)\D*", str(value))
+    if match is None:
+        raise DataError(f"{path.name}: item {item!r} has code {value!r}; codes are integers or tokens like '<a_12>'")
+    return int(match.group(1))
 
 
 class RQKMeansTokenizer(ItemTokenizer):
