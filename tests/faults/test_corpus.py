@@ -144,6 +144,72 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         ],  # fmt: skip
         "at least 3 interactions",
     ),
+    (
+        "recbole-benchmark-file-as-interactions",
+        lambda ws: [
+            "data",
+            "info",
+            str(write(ws / "x.test.inter", "user_id:token\titem_id_list:token_seq\titem_id:token\nu1\ti1 i2\ti3\n")),
+        ],  # fmt: skip
+        "RecBole benchmark split file",
+    ),
+    (
+        "column-of-id-lists",
+        lambda ws: [
+            "data",
+            "info",
+            str(write(ws / "h.tsv", "user\thist\nu1\ta b c\nu2\tb c\n")),
+            "--columns",
+            "user=user,item=hist",
+        ],  # fmt: skip
+        "holds lists of ids",
+    ),
+    (
+        "given-split-incomplete",
+        lambda ws: [
+            *bench(ws, "--protocol", "given")[:1],
+            "-d",
+            str(_train_only(ws)),
+            "-m",
+            "pop",
+            "--protocol",
+            "given",
+        ],
+        "one train, one valid and one test",
+    ),  # fmt: skip
+    (
+        "json-sequences-not-lists",
+        lambda ws: ["data", "info", str(write(ws / "s.json", '{"u1": "abc"}')), "--format", "json-sequences"],
+        "must map to a list",
+    ),  # fmt: skip
+    (
+        "json-sequences-truncated",
+        lambda ws: ["data", "info", str(write(ws / "t.json", '{"u1": ["a", "b"')), "--format", "json-sequences"],
+        "not JSON",
+    ),  # fmt: skip
+    (
+        "codes-file-missing-items",
+        lambda ws: [
+            "bench",
+            "-d",
+            str(ws / "tiny"),
+            "-m",
+            "tiger",
+            "--set",
+            "tokenizer=file",
+            "--set",
+            f"codes_file={write(ws / 'c.json', json.dumps({'i0_0': [1, 2]}))}",
+            "--out",
+            str(ws / "results"),
+        ],  # fmt: skip
+        "has no codes for",
+    ),
+    (
+        "codes-file-without-tokenizer",
+        lambda ws: ["bench", "-d", str(ws / "tiny"), "-m", "tiger", "--set", "codes_file=x.json"],
+        "tokenizer=file",
+    ),  # fmt: skip
+    ("memory-estimate-over-limit", lambda ws: [*_env("RECGEN_MEMORY_LIMIT", "1K"), *bench(ws)], "RECGEN_MEMORY_LIMIT"),
     # ------------------------------------------------------------------------------ converted datasets
     (
         "dataset-items-flipped",
@@ -394,6 +460,20 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
 ]
 
 
+def _train_only(ws: Path) -> Path:
+    (ws / "split").mkdir()
+    write(ws / "split" / "train.csv", "user,item\n1,2\n")
+    return ws / "split"
+
+
+_ENV: dict[str, str] = {}
+
+
+def _env(name: str, value: str) -> list[str]:
+    _ENV[name] = value
+    return []
+
+
 def _then(action: Callable[[], object]) -> list[str]:
     action()
     return []
@@ -461,8 +541,11 @@ def _other_run(ws: Path) -> Path:
 
 
 @pytest.mark.parametrize("setup,match", [(s, m) for _, s, m in CASES], ids=[i for i, _, _ in CASES])
-def test_fault(capsys, ws, setup, match):
+def test_fault(capsys, ws, setup, match, monkeypatch):
+    _ENV.clear()
     argv = setup(ws)
+    for name, value in _ENV.items():
+        monkeypatch.setenv(name, value)
     run_fault(capsys, argv, ws, match)
 
 
