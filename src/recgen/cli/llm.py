@@ -148,6 +148,23 @@ def llm_bigrec(dataset, data_dir, max_eval_users, dpo_samples, baselines, sets, 
     )
 
 
+@llm_group.command("injection")
+@click.option("--dataset", "-d", default="ml-100k", show_default=True, help="A dataset with item titles.")
+@data_dir_option
+@click.option(
+    "--users", default=40, show_default=True, help="Seeded test users whose candidates hold the planted item."
+)
+@llm_option
+@click.option("--set", "sets", multiple=True, help="LLMRankConfig override key=value (repeatable).")
+@click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
+def llm_injection(dataset, data_dir, users, spec, sets, out) -> None:
+    """Plant a prompt injection in the most popular item's title; measure its exposure with and without
+    neutralising titles, beside the clean catalogue and the retriever alone."""
+    from recgen.experiments.studies.injection import run_injection_study
+
+    run_study(run_injection_study, dataset, n_users=users, llm=spec, data_dir=data_dir, sets=sets, out_dir=out)
+
+
 @llm_group.command("info")
 @llm_option
 def llm_info(spec) -> None:

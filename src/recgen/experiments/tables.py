@@ -383,3 +383,23 @@ def _commands(results: list[dict[str, Any]]) -> list[str]:
 def protocols_section(results: list[dict[str, Any]]) -> str:
     protos = sorted({r["protocol"].get("description", "") for r in results})
     return "\n".join(f"- {p}" for p in protos)
+
+
+def is_injection_study(r: dict[str, Any]) -> bool:
+    return r["schema"] == "recgen-llm/1" and r.get("task") == "injection"
+
+
+def injection_table(results: list[dict[str, Any]]) -> str:
+    """The planted item's exposure under each catalogue (clean, injected as is, injected and neutralised)."""
+    lines = [
+        "| dataset | users | planted item | condition | exposure@1 | exposure@5 | mean rank | R@10 | N@10 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for c in r["conditions"]:
+            lines.append(
+                f"| {r['dataset']} | {r['protocol']['users']} | {r['planted_item']} | {c['condition']} | "
+                f"{c['exposure@1']:.3f} | {c['exposure@5']:.3f} | {c['mean_rank']:.2f} | {c['test_recall@10']:.4f} | "
+                f"{c['test_ndcg@10']:.4f} |"
+            )
+    return "\n".join(lines)

@@ -350,14 +350,18 @@ class Recommender:
         """External item id -> title, where the training data had an item table with titles."""
         return title_map(getattr(self, "item_table_", None))
 
-    def dense_titles(self) -> list[str]:
+    def dense_titles(self, *, neutralized: bool = True) -> list[str]:
         """Titles indexed by dense item id (index 0 = padding, ""); an item without a title shows its external id.
-        Raises DataError when the training data had no titles (for models that prompt with them)."""
+        For models that prompt with them: ``neutralized`` titles have instruction-like text removed
+        (``recgen.llm.safety``; ordinary titles are unchanged). Raises DataError when the data had no titles."""
+        from recgen.llm.safety import neutralize
+
         titles = self.item_titles()
         if not titles:
             raise DataError(f"{self.name} needs item titles; the dataset has no item table with a 'title' column")
         ext = self.items_.external(np.arange(1, self.n_items_ + 1))
-        return [""] + [titles.get(str(e), str(e)) for e in ext]
+        raw = [titles.get(str(e), str(e)) for e in ext]
+        return [""] + ([neutralize(t)[0] for t in raw] if neutralized else raw)
 
     def _extra_meta(self) -> dict[str, Any]:
         return {}

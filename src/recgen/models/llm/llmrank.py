@@ -56,6 +56,7 @@ class LLMRankConfig:
     shuffle_candidates: bool = False  # present candidates in a seeded random order (position-bias probe)
     max_tokens: int = 200  # listwise: generation budget
     llm_cache: str = ""  # SQLite response cache path ("" = none)
+    neutralize_text: bool = True  # remove instruction-like text from titles before prompting (recgen.llm.safety)
     seed: int = 0
 
     def validate(self) -> None:
@@ -129,7 +130,7 @@ class LLMRank(Recommender):
         self._setup()
 
     def _setup(self) -> None:
-        self.titles_ = self.dense_titles()
+        self.titles_ = self.dense_titles(neutralized=self.config.neutralize_text)
         self._llm = None
         self.reset_stats()
 

@@ -31,6 +31,7 @@ import numpy as np
 from recgen.config import check
 from recgen.data.dataset import Dataset, title_map
 from recgen.errors import DataError
+from recgen.llm.safety import neutralize
 
 PROMPT_VERSION = "tallrec-v1"
 INSTRUCTION = (
@@ -85,7 +86,7 @@ def make_samples(ds: Dataset, cfg: TALLRecConfig) -> tuple[list[Sample], list[Sa
     """(train pool, test samples): one random target per user, users split by ``test_frac`` (seeded)."""
     if ds.ratings is None:
         raise DataError(f"TALLRec needs ratings (like = rating >= {cfg.like_threshold}); {ds.name} has none")
-    titles = title_map(ds.item_table)
+    titles = {k: neutralize(v)[0] for k, v in title_map(ds.item_table).items()}  # data, not instructions
     if not titles:
         raise DataError(f"TALLRec needs item titles; {ds.name} has no item table with a 'title' column")
     rng = np.random.default_rng(cfg.seed)
