@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recgen.errors import DataError
 
@@ -30,7 +31,13 @@ class Vocabulary:
 
     @classmethod
     def from_sequence(cls, values: Iterable[Any]) -> tuple[Vocabulary, np.ndarray]:
-        """Build a vocabulary in first-seen order and return it with the dense codes of ``values``."""
+        """Build a vocabulary in first-seen order and return it with the dense codes of ``values``.
+
+        A pyarrow array (what the table readers pass) is encoded in Arrow, without a Python object per row: a
+        file of tens of millions of rows keeps to a few bytes per row beyond its Arrow columns.
+        """
+        if isinstance(values, pa.Array | pa.ChunkedArray):
+            return cls._from_arrow_values(values)
         index: dict[str, int] = {}
         codes = []
         for v in values:
@@ -44,6 +51,18 @@ class Vocabulary:
         vocab._ids = list(index)
         vocab._index = index
         return vocab, np.asarray(codes, dtype=np.int64)
+
+    @classmethod
+    def _from_arrow_values(cls, values: pa.Array | pa.ChunkedArray) -> tuple[Vocabulary, np.ndarray]:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.cast(pa.large_string()).combine_chunks()
+        encoded = pc.dictionary_encode(values.cast(pa.large_string()))  # codes in first-seen order
+        ids = encoded.dictionary.to_pylist()
+        vocab = cls.__new__(cls)
+        vocab._ids = ids
+        vocab._index = {v: i + 1 for i, v in enumerate(ids)}
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        return vocab, codes
 
     def __len__(self) -> int:
         """Number of real ids (padding not counted)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -123,13 +124,16 @@ def from_table(
         meta = {**meta, "label_column": mapping["label"], "negative_rows_dropped": int((~positive).sum())}
         table = table.filter(pa.array(positive))
 
-    def strings(col: str) -> list[str]:
+    def strings(col: str) -> pa.ChunkedArray:
+        """An id column as Arrow strings (never a Python object per row: files of tens of millions of rows)."""
         arr = table.column(col)
-        values = ["" if x is None else str(x) for x in arr.to_pylist()]
-        missing = sum(1 for v in values if not v.strip())  # empty cells: null, or "" when read as strings
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = arr.cast(pa.string())
+        empty = pc.equal(pc.utf8_trim_whitespace(arr), "")
+        missing = arr.null_count + int(pc.sum(pc.fill_null(empty, False)).as_py() or 0)
         if missing:
             raise DataError(f"{path.name}: column {col!r} has {missing} missing values; ids must be present")
-        return values
+        return arr
 
     def numbers(role: str) -> np.ndarray | None:
         if role not in mapping:
@@ -144,10 +148,10 @@ def from_table(
             raise DataError(f"{path.name}: column {mapping[role]!r} ({role}) must be numeric, found {bad!r}") from None
 
     item_ids = strings(mapping["item"])
-    lists = sum(1 for v in item_ids[:1000] if len(v.split()) > 1)
-    if lists > min(len(item_ids), 1000) // 2:
+    head = [str(v) for v in item_ids.slice(0, 1000).to_pylist()]
+    if sum(1 for v in head if len(v.split()) > 1) > len(head) // 2:
         raise DataError(
-            f"{path.name}: column {mapping['item']!r} holds lists of ids (e.g. {item_ids[0]!r:.40}), not one item per "
+            f"{path.name}: column {mapping['item']!r} holds lists of ids (e.g. {head[0]!r:.40}), not one item per "
             "row; a history column belongs to a split file (--protocol given) or a sequences / json-sequences file"
         )
     return from_columns(
