@@ -203,7 +203,8 @@ class Dataset:
             "user_fields": [] if self.user_table is None else self.user_table.column_names[1:],
         }
         pairs = self.user_ids * (self.items.size) + self.item_ids
-        out["duplicate_pairs"] = int(self.n_interactions - len(np.unique(pairs)))
+        pairs.sort()  # in place: one array of the data's length, not np.unique's copies
+        out["duplicate_pairs"] = int(np.count_nonzero(pairs[1:] == pairs[:-1]))
         return out
 
     # ------------------------------------------------------------------------------- native save/load
@@ -320,6 +321,29 @@ def from_columns(
         raise DataError("no interactions: the input holds no rows; check the file and its separator")
     uvocab, ucodes = Vocabulary.from_sequence(users)
     ivocab, icodes = Vocabulary.from_sequence(items)
+    return from_encoded(
+        uvocab, ucodes, ivocab, icodes, timestamps, ratings, item_table=item_table, user_table=user_table,
+        name=name, meta=meta,
+    )  # fmt: skip
+
+
+def from_encoded(
+    uvocab: Vocabulary,
+    ucodes: np.ndarray,
+    ivocab: Vocabulary,
+    icodes: np.ndarray,
+    timestamps: Sequence[float] | np.ndarray | None = None,
+    ratings: Sequence[float] | np.ndarray | None = None,
+    *,
+    item_table: pa.Table | None = None,
+    user_table: pa.Table | None = None,
+    name: str = "dataset",
+    meta: dict[str, Any] | None = None,
+) -> Dataset:
+    """A Dataset from dense codes and their vocabularies (``from_columns`` after encoding; streaming readers
+    encode batch by batch and come here)."""
+    if len(ucodes) == 0:
+        raise DataError("no interactions: the input holds no rows; check the file and its separator")
     meta = dict(meta or {})
     if timestamps is None:
         ts = _positions_within_user(ucodes)

@@ -37,7 +37,9 @@ class Vocabulary:
         file of tens of millions of rows keeps to a few bytes per row beyond its Arrow columns.
         """
         if isinstance(values, pa.Array | pa.ChunkedArray):
-            return cls._from_arrow_values(values)
+            builder = VocabularyBuilder()
+            codes = builder.encode(values)
+            return builder.build(), codes
         index: dict[str, int] = {}
         codes = []
         for v in values:
@@ -51,18 +53,6 @@ class Vocabulary:
         vocab._ids = list(index)
         vocab._index = index
         return vocab, np.asarray(codes, dtype=np.int64)
-
-    @classmethod
-    def _from_arrow_values(cls, values: pa.Array | pa.ChunkedArray) -> tuple[Vocabulary, np.ndarray]:
-        if isinstance(values, pa.ChunkedArray):
-            values = values.cast(pa.large_string()).combine_chunks()
-        encoded = pc.dictionary_encode(values.cast(pa.large_string()))  # codes in first-seen order
-        ids = encoded.dictionary.to_pylist()
-        vocab = cls.__new__(cls)
-        vocab._ids = ids
-        vocab._index = {v: i + 1 for i, v in enumerate(ids)}
-        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) + 1
-        return vocab, codes
 
     def __len__(self) -> int:
         """Number of real ids (padding not counted)."""
@@ -115,3 +105,35 @@ class Vocabulary:
 
     def __repr__(self) -> str:
         return f"Vocabulary(n={len(self)})"
+
+
+class VocabularyBuilder:
+    """A vocabulary grown batch by batch in first-seen order: each Arrow batch of ids is dictionary-encoded in
+    Arrow and only its distinct values touch Python, so a file streamed in blocks never holds its id strings."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+
+    def encode(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Dense codes (from 1) of ``values``; new ids get the next codes in the order they first appear."""
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+        if pa.types.is_large_string(values.type) or not pa.types.is_string(values.type):
+            values = values.cast(pa.large_string())
+        encoded = pc.dictionary_encode(values)  # the batch's distinct ids in first-seen order
+        index = self._index
+        lut = np.empty(len(encoded.dictionary), dtype=np.int64)
+        for j, key in enumerate(encoded.dictionary.to_pylist()):
+            code = index.get(key)
+            if code is None:
+                code = index[key] = len(index) + 1
+            lut[j] = code
+        codes = lut[encoded.indices.to_numpy(zero_copy_only=False)]
+        # int32 while a file streams in (half the memory of its id columns); a Dataset widens them once
+        return codes.astype(np.int32) if len(index) < 2**31 - 1 else codes
+
+    def build(self) -> Vocabulary:
+        vocab = Vocabulary.__new__(Vocabulary)
+        vocab._ids = list(self._index)
+        vocab._index = self._index
+        return vocab

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from recgen.experiments.catalog import models_table
-from recgen.experiments.results import DEFAULT_RESULTS_DIR, is_bench_result, load_results, read_json_results
+from recgen.experiments.results import (
+    DEFAULT_RESULTS_DIR,
+    is_bench_result,
+    load_results,
+    read_json_results,
+    read_result,
+)
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
     H2H_INTRO,
@@ -40,7 +46,21 @@ from recgen.io import atomic_write_text
 
 def readme_blocks(results: list[dict[str, Any]], results_dir: str | Path) -> dict[str, str]:
     """Name -> Markdown body of each generated README block."""
-    return {"models": models_table(results, results_dir)}
+    return {"models": models_table(results, results_dir), "load-scale": load_scale_sentence(results_dir)}
+
+
+def load_scale_sentence(results_dir: str | Path) -> str:
+    """The measured memory bound of loading a large file (``benchmarks/load_scale.py``), as one sentence."""
+    path = Path(results_dir) / "speed" / "load_scale.json"
+    if not path.is_file():
+        return "(no load-scale measurement yet: `python benchmarks/load_scale.py --gb 1 --out " + str(path) + "`)"
+    r = read_result(path)
+    row = r["rows"][0]
+    return (
+        f"A {row['file_bytes'] / 1e9:.1f} GB CSV of {row['rows'] / 1e6:.0f}M interactions ({row['data']}) loads "
+        f"with a peak of {row['peak_rss_bytes'] / 1e9:.1f} GB of memory ({row['peak_rss_over_file_size']:.1f}x the "
+        f"file) in {row['seconds']:.0f} s on {r['machine']['cpu_count']} cores (`{path.as_posix()}`)."
+    )
 
 
 def fill_blocks(text: str, blocks: dict[str, str]) -> str:
