@@ -2,8 +2,6 @@
 the tests start themselves (initdb + pg_ctl in a temp folder on a free port), and a real uvicorn server process."""
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +16,7 @@ from recgen.data.dataset import from_columns
 from recgen.models import create_model
 from recgen.serve.registry import create_registry
 from recgen.serve.store import Store, sqlite_url
+from recgen.testing.postgres import free_port
 from recgen.testing.synthetic import make_titled_dataset
 
 GENRES = ["Drama", "Comedy", "Action", "Horror"]
@@ -28,12 +27,6 @@ def require(msg: str):
     if os.environ.get("RECGEN_REQUIRE_REAL_DATA") == "1":
         pytest.fail(msg)
     pytest.skip(msg)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -70,37 +63,17 @@ def sqlite_store(tmp_path):
     store.close()
 
 
-def _pg_binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(candidates[-1]) if candidates else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server in a temp folder on a free port, for this test session (Debian's postgresql)."""
-    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
-    if not initdb or not pg_ctl:
-        require("PostgreSQL binaries (initdb, pg_ctl) not found; install Debian's postgresql package")
-    folder = Path(tempfile.mkdtemp(prefix="recgen-pg-", dir="/tmp"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the package's postgres user
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres")
-    port = free_port()
-    data, log = folder / "data", folder / "log"
-    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "recgen"], check=True,
-                   capture_output=True)  # fmt: skip
-    subprocess.run(
-        [*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-         f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=on", "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    yield f"postgresql+psycopg://recgen@127.0.0.1:{port}/postgres"
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-    shutil.rmtree(folder, ignore_errors=True)
+    from recgen.errors import BackendUnavailableError
+    from recgen.testing.postgres import temporary_postgres
+
+    try:
+        with temporary_postgres() as url:
+            yield url
+    except BackendUnavailableError as exc:
+        require(str(exc))
 
 
 @pytest.fixture

@@ -46,7 +46,52 @@ from recgen.io import atomic_write_text
 
 def readme_blocks(results: list[dict[str, Any]], results_dir: str | Path) -> dict[str, str]:
     """Name -> Markdown body of each generated README block."""
-    return {"models": models_table(results, results_dir), "load-scale": load_scale_sentence(results_dir)}
+    return {
+        "models": models_table(results, results_dir),
+        "load-scale": load_scale_sentence(results_dir),
+        "serve-load": serve_load_table(results_dir),
+        "serve-feedback": serve_feedback_table(results_dir),
+    }
+
+
+def serve_feedback_table(results_dir: str | Path) -> str:
+    """Feedback acknowledged vs stored, with and without a kill -9 (``benchmarks/serve_feedback.py``)."""
+    path = Path(results_dir) / "speed" / "serve_feedback.json"
+    if not path.is_file():
+        return "(not measured yet: `python benchmarks/serve_feedback.py --out " + str(path) + "`)"
+    rows = read_result(path)["rows"]
+    lines = [
+        "| store | server killed mid-burst | events acknowledged | stored | lost | stored twice | events/s |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {r['store']} | {'yes' if r['killed_mid_burst'] else 'no'} | {r['acknowledged_events']} | "
+            f"{r['stored_events']} | {r['lost']} | {r['duplicated']} | {r['events_per_second']:.0f} |"
+            for r in rows
+        ],
+    ]
+    return "\n".join(lines) + f"\n\n{rows[0]['clients']} clients, every tenth POST retried (`{path.as_posix()}`)."
+
+
+def serve_load_table(results_dir: str | Path) -> str:
+    """The service's load test (``benchmarks/serve_load.py``) as a table."""
+    path = Path(results_dir) / "speed" / "serve_load.json"
+    if not path.is_file():
+        return "(no load test yet: `python benchmarks/serve_load.py --out " + str(path) + "`)"
+    r = read_result(path)
+    lines = [
+        "| model | clients | requests/s | p50 ms | p95 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {x['model']} | {x['clients']} | {x['requests_per_second']:.0f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} "
+            f"| {x['p99_ms']:.0f} | {x['errors']} |"
+            for x in r["rows"]
+        ],
+    ]
+    m = r["machine"]
+    return "\n".join(lines) + (
+        f"\n\nML-100K, recommend for random known users, {r['seconds_per_level']} s per level, {r['note']} "
+        f"({m['cpu_count']} cores; `{path.as_posix()}`)."
+    )
 
 
 def load_scale_sentence(results_dir: str | Path) -> str:
