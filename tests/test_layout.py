@@ -8,17 +8,17 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "recgen"
 # the level of each package: a package may import only packages of a lower level
 LEVELS = {
-    "(foundation)": 0,  # errors, config, io, cache, progress
+    "(foundation)": 0,  # errors, config, io, cache, memory, progress
     "ops": 1,
-    "data": 1,
-    "llm": 1,
-    "eval": 2,
-    "models": 3,
-    "tasks": 4,
-    "experiments": 4,
-    "testing": 5,
-    "serve": 5,
-    "cli": 6,
+    "llm": 1,  # backends: they know nothing of data or models
+    "data": 2,  # the data level: datasets, and the generation and simulation that use LLMs
+    "eval": 3,
+    "models": 4,
+    "tasks": 5,
+    "experiments": 5,
+    "testing": 6,
+    "serve": 6,
+    "cli": 7,
 }
 
 

@@ -57,6 +57,24 @@ def test_next_token_logprobs_are_a_distribution(embedded_llm):
     assert np.all(lp <= 0) and np.exp(lp).sum() <= 1.0 + 1e-6
 
 
+def test_scores_do_not_depend_on_what_was_evaluated_before(embedded_llm):
+    """Prompts that share a prefix reuse its KV cache in fixed chunks; every score equals that of a fresh
+    evaluation, whatever came before (a short prompt re-scored after itself once differed by 0.085)."""
+    long = "You liked Fargo (1996) and Heat (1995) and many other films of the nineties. Would you watch {}?\nAnswer:"
+    prompts = [long.format("Babe (1995)"), long.format("Jaws (1975)"), "Question: what colour is grass?\nAnswer:"]
+
+    def fresh(p):
+        embedded_llm._held = []  # nothing reused: the whole prompt is evaluated
+        return embedded_llm.next_token_logprobs(p, [" Yes", " No", " green"])
+
+    want = [fresh(p) for p in prompts]
+    for order in ([0, 1, 2, 2, 0], [2, 2, 1, 0, 1]):
+        got = [embedded_llm.next_token_logprobs(prompts[k], [" Yes", " No", " green"]) for k in order]
+        assert got == [want[k] for k in order]
+    embedded_llm.chat("Name a fruit.", max_tokens=4)  # generation evaluates its own way; nothing reused after it
+    assert embedded_llm.next_token_logprobs(prompts[2], [" Yes", " No", " green"]) == want[2]
+
+
 def test_cache_returns_stored_answers(embedded_gguf, tmp_path):
     llm = load_llm(f"llamacpp:{embedded_gguf}", cache=tmp_path / "c.sqlite", n_threads=1)
     first = llm.chat("Say hi.", max_tokens=8)

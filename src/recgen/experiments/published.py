@@ -83,3 +83,22 @@ PUBLISHED: list[dict[str, Any]] = [
         "ndcg@10": 0.0759,
     },
 ]
+
+# Published user-simulator fidelity figures (1:m discrimination accuracy, rating RMSE), beside recgen's rows in
+# ``recgen simulate fidelity``; other LLMs, other data and splits: scale, not a like-for-like comparison.
+PUBLISHED_SIMULATION: list[dict[str, Any]] = [
+    {
+        "simulator": "Agent4Rec (gpt-3.5-turbo)",
+        "dataset": "ML-1M",
+        "source": "as reported by SimUSER (Bougie & Watanabe, 2025); other data and split",
+        "m1_accuracy": 0.69,
+        "rating_rmse": 0.76,
+    },
+    {
+        "simulator": "SimUSER",
+        "dataset": "ML-1M",
+        "source": "SimUSER paper; another LLM, other data and split",
+        "m1_accuracy": 0.791,
+        "rating_rmse": 0.50,
+    },
+]
