@@ -14,11 +14,11 @@ LEVELS = {
     "data": 2,  # the data level: datasets, and the generation and simulation that use LLMs
     "eval": 3,
     "models": 4,
-    "tasks": 5,
-    "experiments": 5,
-    "testing": 6,
-    "serve": 6,
-    "cli": 7,
+    "tasks": 5,  # the task level: conversation, explanation, personalised text over fitted models
+    "experiments": 6,  # the harness measures models and tasks
+    "testing": 7,
+    "serve": 7,
+    "cli": 8,
 }
 
 

@@ -19,6 +19,15 @@ from recgen.experiments.results import (
     read_json_results,
     read_result,
 )
+from recgen.experiments.simulation_tables import (
+    dialogue_table,
+    fidelity_table,
+    interactive_table,
+    is_dialogue,
+    is_fidelity,
+    is_interactive,
+    simulation_block,
+)
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
     H2H_INTRO,
@@ -51,6 +60,7 @@ def readme_blocks(results: list[dict[str, Any]], results_dir: str | Path) -> dic
         "load-scale": load_scale_sentence(results_dir),
         "serve-load": serve_load_table(results_dir),
         "serve-feedback": serve_feedback_table(results_dir),
+        "simulation": simulation_block(results_dir),
     }
 
 
@@ -173,6 +183,11 @@ def write_report(
         (is_injection_study, "prompt injection planted in a title: exposure of the planted item",
          "the re-ranker over the retriever's top 20 on users whose candidates hold the planted item.",
          injection_table, None),
+        (is_fidelity, "simulated users: fidelity to the users they stand for (Agent4Rec's tests)",
+         "1:m: held-out liked items among m times as many never-interacted items; watch = probability >= 0.5.",
+         fidelity_table, None),
+        (is_interactive, "simulated users browsing each recommender's pages", None, interactive_table, None),
+        (is_dialogue, "conversational baselines against users with a hidden target", None, dialogue_table, None),
         (is_codebook_result, "item tokenizers: codebook usage, collisions, reconstruction", None, codebook_table, None),
         (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
          steps_table, None),

@@ -1,17 +1,22 @@
-"""``recgen simulate dialogue``: conversational policies against simulated users who hold a hidden target.
+"""``recgen simulate dialogue``: conversational recommenders against simulated users who hold a hidden target
+(InteRecAgent's protocol: a simulator with a hidden target item, at most 5 turns).
 
 Each of ``n_users`` seeded test users of the leave-one-out split becomes a ``DialogueUser`` whose target is its
-held-out next item; a policy talks to it for at most ``max_turns`` turns. Two non-LLM policies over a fitted model
-(EASE by default), the baselines the conversational task (``recgen.tasks``) is measured against:
+held-out next item. Policies, all over the same fitted model (EASE by default), ``k`` items per recommendation:
 
-- ``recommend``: every turn, the model's next ``k`` items for the user's history (rejected items excluded);
-- ``ask-then-recommend``: first asks the genre / category (and the year where the catalogue has one), reads the
-  catalogue values named in the answers (only values that exist), then recommends the model's best items that
-  carry them, falling back to the model's ranking.
+- ``retriever``: no conversation, one shot: the model's top ``k`` for the user's history;
+- ``recommend``: every turn, the model's next ``k`` (rejected items excluded);
+- ``ask-then-recommend``: asks the genre / category and the year first, then the model's best items that carry
+  the values named in the answers;
+- ``chat``: ``recgen.tasks.chat.ChatSession`` with its rule-based manager (asks the most informative attribute,
+  filters, re-ranks; no LLM);
+- ``llm-chat``: the same session with the LLM choosing the action and writing the lead sentence (``--llm``).
 
-Users answer from the target's metadata by template, or with an LLM paraphrase (``--llm``) that the leak check and
-the invented-attribute check guard. Per policy and user kind: success rate (target accepted within the turns),
-mean turns to success, leak rate (episodes failed by the check) and invented attributes per answer.
+Users answer from the target's metadata by template (and, with ``--llm``, the ``chat`` policy also meets users
+whose answers the LLM paraphrases, guarded by the leak check and the invented-attribute check). Per row: Hit@1 and
+Hit@k within the turns (the target first in, or anywhere in, a recommended list), mean turns to the hit,
+out-of-catalogue items shown (every shown id is looked up in the catalogue: must be 0), LLM generations withheld,
+the leak rate and invented attributes per answer.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from recgen.experiments.results import git_commit, provenance, write_json
 from recgen.models.registry import create_model
 from recgen.ops.topk import stable_topk
 
-POLICIES = ("recommend", "ask-then-recommend")
+POLICIES = ("retriever", "recommend", "ask-then-recommend", "chat", "llm-chat")
 
 
 class ModelPolicy:
@@ -94,19 +99,68 @@ class ModelPolicy:
         return RecommenderTurn("recommend", items=[str(x) for x in self.model.items_.external(idx[0].numpy())])
 
 
+class ChatPolicy:
+    """A ``ChatSession`` as a dialogue policy: each user reply is its next message."""
+
+    def __init__(self, model: Any, *, llm: Any = None, k: int = 5) -> None:
+        from recgen.tasks.catalog import Catalog
+
+        self.model, self.llm, self.k = model, llm, k
+        self.catalog = Catalog.from_model(model)
+        self.sessions: dict[int, Any] = {}
+
+    def __call__(self, user: DialogueUser, transcript) -> RecommenderTurn:
+        from recgen.tasks.chat import ChatSession
+
+        key = id(user)
+        if key not in self.sessions:
+            self.sessions = {key: ChatSession(self.model, user=user.user, llm=self.llm, k=self.k, catalog=self.catalog)}
+        session = self.sessions[key]
+        text = transcript[-1][1].text if transcript else "Hi! Can you recommend me something?"
+        reply = session.respond(text)
+        self.withheld = session.withheld
+        if reply.action == "ask":
+            return RecommenderTurn("ask", attribute=reply.attribute, text=reply.text)
+        if reply.action == "recommend":
+            return RecommenderTurn("recommend", text=reply.text, items=[i["item_id"] for i in reply.items])
+        return RecommenderTurn("say", text=reply.text)
+
+
 def _askable(train: Any) -> set[str]:
     table = train.item_table
     cols = set(table.column_names) if table is not None else set()
     return {a for a, c in (("genre", "genres"), ("category", "categories"), ("year", "year")) if c in cols}
 
 
+def _hit_rank(episode: dict[str, Any]) -> int:
+    """1-based position of the target in the recommended list that held it (0: never recommended)."""
+    for t in episode["transcript"]:
+        items = t["recommender"]["items"]
+        if episode["target"] in items:
+            return items.index(episode["target"]) + 1
+    return 0
+
+
+def _examples(episodes: list[dict[str, Any]], ranks: list[int]) -> list[dict[str, Any]]:
+    """A success, a failure and one with a question (where there are), verbatim, for the note."""
+    picks = {}
+    for e, r in zip(episodes, ranks, strict=True):
+        if r and "success" not in picks:
+            picks["success"] = e
+        if not r and "failure" not in picks:
+            picks["failure"] = e
+        if any(t["recommender"]["kind"] == "ask" for t in e["transcript"]) and "asked" not in picks:
+            picks["asked"] = e
+    return [{"kind": kind, **e} for kind, e in picks.items()]
+
+
 def run_dialogue_study(
     dataset: str,
     *,
-    n_users: int = 200,
+    n_users: int = 100,
     max_turns: int = 5,
     model: str = "ease",
-    k: int = 4,
+    k: int = 5,
     llm: str | None = None,
     policies: Sequence[str] = POLICIES,
     sets: dict[str, Any] | None = None,
@@ -128,37 +182,50 @@ def run_dialogue_study(
     users = [str(u) for u in ds.users.external(split.test.user_ids[rows_idx])]
     targets = [str(ds.items.external(np.asarray([split.test.targets(r)[0]]))[0]) for r in rows_idx]
     backend = None
-    kinds = ["template"]
     if llm is not None:
         from recgen.llm import load_llm
 
         backend = load_llm(llm)
-        kinds.append("llm")
     rows = []
-    for kind in kinds:
-        for name in policies:
+    known = set(rec.items_.external(np.arange(1, rec.items_.size)).tolist())
+    plan = [(name, "template") for name in policies if name != "llm-chat" or backend is not None]
+    plan += [("chat", "llm")] if backend is not None and "chat" in policies else []
+    for name, kind in plan:
+        if name in ("chat", "llm-chat"):
+            policy = ChatPolicy(rec, llm=backend if name == "llm-chat" else None, k=k)
+        else:
             policy = ModelPolicy(rec, split.train, ask=name == "ask-then-recommend", k=k)
-            t0 = time.perf_counter()
-            episodes = []
-            for u, target in zip(users, targets, strict=True):
-                user = DialogueUser(split.train, u, target, llm=backend if kind == "llm" else None, max_turns=max_turns)
-                episodes.append(run_episode(user, policy))
-            won = [e for e in episodes if e["success"]]
-            answers = sum(sum(1 for t in e["transcript"] if t["recommender"]["kind"] == "ask") for e in episodes)
-            row = {
-                "policy": name,
-                "user": kind,
-                "episodes": len(episodes),
-                "success_rate": len(won) / len(episodes),
-                "mean_turns_to_success": float(np.mean([e["turns"] for e in won])) if won else None,
-                "leak_rate": float(np.mean([e["leaked"] for e in episodes])),
-                "invented_per_answer": sum(e["invented"] for e in episodes) / answers if answers else 0.0,
-                "seconds": time.perf_counter() - t0,
-                "example": episodes[0]["transcript"],
-            }
-            rows.append(row)
-            log(f"{name} / {kind} user: success {row['success_rate']:.3f} in {max_turns} turns, leaks "
-                f"{row['leak_rate']:.3f}, invented/answer {row['invented_per_answer']:.3f}")  # fmt: skip
+        t0 = time.perf_counter()
+        episodes, withheld = [], 0
+        for u, target in zip(users, targets, strict=True):
+            turns = 1 if name == "retriever" else max_turns
+            user = DialogueUser(split.train, u, target, llm=backend if kind == "llm" else None, max_turns=turns)
+            episodes.append(run_episode(user, policy))
+            withheld += getattr(policy, "withheld", 0)
+        ranks = [_hit_rank(e) for e in episodes]
+        shown = [i for e in episodes for t in e["transcript"] for i in t["recommender"]["items"]]
+        won = [e for e, r in zip(episodes, ranks, strict=True) if r]
+        answers = sum(sum(1 for t in e["transcript"] if t["recommender"]["kind"] == "ask") for e in episodes)
+        row = {
+            "policy": name,
+            "user": kind,
+            "episodes": len(episodes),
+            "hit@1": float(np.mean([r == 1 for r in ranks])),
+            f"hit@{k}": float(np.mean([bool(r) for r in ranks])),
+            "success_rate": float(np.mean([bool(r) for r in ranks])),
+            "mean_turns_to_success": float(np.mean([e["turns"] for e in won])) if won else None,
+            "items_shown": len(shown),
+            "out_of_catalogue_shown": sum(1 for i in shown if i not in known),
+            "llm_generations_withheld": withheld,
+            "leak_rate": float(np.mean([e["leaked"] for e in episodes])),
+            "invented_per_answer": sum(e["invented"] for e in episodes) / answers if answers else 0.0,
+            "seconds": time.perf_counter() - t0,
+            "examples": _examples(episodes, ranks),
+        }
+        rows.append(row)
+        log(f"{name} / {kind} user: hit@1 {row['hit@1']:.3f}, hit@{k} {row[f'hit@{k}']:.3f} in "
+            f"{1 if name == 'retriever' else max_turns} turn(s), out of catalogue {row['out_of_catalogue_shown']}, "
+            f"withheld {withheld}, leaks {row['leak_rate']:.3f}")  # fmt: skip
     result = {
         "schema": "recgen-simulation/1",
         "task": "dialogue",

@@ -1,0 +1,121 @@
+"""Tables of the simulated-user studies (``recgen simulate``), for RESULTS.md and the README's generated block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from recgen.experiments.results import read_json_results, read_result
+
+
+def _is(task: str):
+    return lambda r: r.get("schema") == "recgen-simulation/1" and r.get("task") == task
+
+
+is_fidelity, is_interactive, is_dialogue = _is("fidelity"), _is("interactive"), _is("dialogue")
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def fidelity_table(results: list[dict[str, Any]], *, compact: bool = False) -> str:
+    """One row per decider: 1:m accuracy / F1 (and AUC), rating RMSE / MAE / distance; published rows after."""
+    out = []
+    for r in results:
+        ms = r["ms"] if not compact else [m for m in r["ms"] if m in (1, 9)]
+        has_ratings = any("ratings" in row for row in r["rows"])
+        head = ["decider", *[f"1:{m} acc / F1" for m in ms], "1:1 AUC"]
+        head += ["RMSE", "MAE", "rating TV distance"] if has_ratings else []
+        lines = [f"**{r['dataset']}**, {r['protocol']['agents']} agents ({r['protocol']['name']} split):", "",
+                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+        for row in r["rows"]:
+            cells = [row["decider"], *[f"{row[f'm{m}']['accuracy']:.3f} / {row[f'm{m}']['f1']:.3f}" for m in ms]]
+            cells.append(f"{row['m1']['auc']:.3f}" if "m1" in row else "–")
+            if has_ratings:
+                rt = row.get("ratings") or {}
+                cells += [_f(rt.get("rmse")), _f(rt.get("mae")), _f(rt.get("total_variation"))]
+            lines.append("| " + " | ".join(cells) + " |")
+        for p in r.get("published", []) if has_ratings else []:
+            cells = [f"{p['simulator']}, {p['dataset']} (published: {p['source']})", f"{p['m1_accuracy']:.2f} / –"]
+            cells += ["–"] * (len(ms) - 1) + ["–", f"{p['rating_rmse']:.2f}", "–", "–"]
+            lines.append("| " + " | ".join(cells) + " |")
+        llm = r.get("llm") or {}
+        if llm:
+            lines += ["", f"LLM: {llm.get('model')} ({llm.get('backend')}); calibrated on "
+                          f"{r.get('llm_calibration_pairs')} training pairs."]  # fmt: skip
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def interactive_table(results: list[dict[str, Any]]) -> str:
+    out = []
+    for r in results:
+        lines = [
+            f"**{r['dataset']}**, {r['protocol']['agents']} agents, decider {r['protocol']['decider']}, "
+            f"{r['protocol']['page_size']} items a page:",
+            "",
+            "| model | offline N@10 | watched | watched / page | mean rating | pages | satisfaction (1-10) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in sorted(r["rows"], key=lambda x: -x["offline_ndcg@10"]):
+            lines.append(
+                f"| {row['model']} | {row['offline_ndcg@10']:.4f} | {row['watched']:.2f} | "
+                f"{row['watched_per_page']:.2f} | {_f(row['mean_rating'], 2)} | {row['pages']:.2f} | "
+                f"{row['satisfaction']:.2f} |"
+            )
+        agree = r["agreement_with_offline_ndcg@10"]
+        lines += ["", "Rank agreement with offline NDCG@10: " + "; ".join(
+            f"{m} Spearman {_f(a['spearman'], 2)}, Kendall {_f(a['kendall'], 2)}" for m, a in agree.items()
+        ) + f" (SimUSER reports {r['published_agreement']['offline_ab_agreement']} on its own setup)."]  # fmt: skip
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def dialogue_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | policy | user | episodes | success | turns to success | leak rate | invented / answer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for row in r["rows"]:
+            lines.append(
+                f"| {r['dataset']} | {row['policy']} | {row['user']} | {row['episodes']} | {row['success_rate']:.3f} "
+                f"| {_f(row['mean_turns_to_success'], 2)} | {row['leak_rate']:.3f} | {row['invented_per_answer']:.3f} |"
+            )
+    turns = {r["protocol"]["max_turns"] for r in results}
+    return (
+        "\n".join(lines)
+        + f"\n\nAt most {', '.join(map(str, sorted(turns)))} turns; model {results[0]['protocol']['model']}."
+    )
+
+
+def simulation_block(results_dir: str | Path) -> str:
+    """The README's block: the ML-100K fidelity table (compact), the interactive agreement, the 1,000-agent sizing."""
+    folder = Path(results_dir) / "simulation"
+    found = read_json_results(folder) if folder.is_dir() else []
+    parts = []
+    fid = [r for r in found if is_fidelity(r) and r["dataset"] == "ml-100k"]
+    if fid:
+        parts.append(fidelity_table(fid[:1], compact=True))
+    inter = [r for r in found if is_interactive(r)]
+    if inter:
+        r = inter[0]
+        a = r["agreement_with_offline_ndcg@10"]
+        parts.append(
+            f"Interactive evaluation of {len(r['rows'])} recommenders on ML-100K ({r['protocol']['agents']} agents): "
+            f"agreement of total items watched with offline NDCG@10, Spearman {_f(a['watched']['spearman'], 2)}, "
+            f"Kendall {_f(a['watched']['kendall'], 2)}; of satisfaction, Spearman "
+            f"{_f(a['satisfaction']['spearman'], 2)} (table in `benchmarks/RESULTS.md`)."
+        )
+    scale = Path(results_dir) / "speed" / "simulate_scale.json"
+    if scale.is_file():
+        s = read_result(scale)
+        rows = "; ".join(
+            f"{x['label']}: {x['agents_per_second']:.2f} agents/s, 1,000 agents in "
+            f"{1000 / x['agents_per_second'] / 60:.0f} min"
+            for x in s["rows"]
+        )
+        parts.append(f"Scale ({s['decider']} decider with reasons, {s['machine']['cpu_count']} cores): {rows} "
+                     f"(`{scale.as_posix()}`).")  # fmt: skip
+    return "\n\n".join(parts) or "(not measured yet: `recgen simulate fidelity ml-100k`)"
