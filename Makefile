@@ -1,6 +1,7 @@
 # recgen: two commands on a fresh machine.
 #   make quickstart   venv + torch (CPU) + recgen + the embedded LLM, fetch ML-100K, train/evaluate the baselines,
-#                     ask the embedded LLM, re-rank EASE's top-20 with it (50 users), print the table
+#                     ask the embedded LLM, re-rank EASE's top-20 with it (50 users), show one user's top-5
+#                     with grounded explanations and a short conversation, print the table
 #   make test         venv + test extras, ruff, the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -35,6 +36,8 @@ quickstart: venv
 	$(BIN)/recgen bench --dataset ml-100k --data-dir $(DATA_DIR) --model llmrank --max-eval-users 50 --out $(QS_OUT)
 	$(BIN)/recgen bench --dataset ml-100k --data-dir $(DATA_DIR) --model ease --max-eval-users 50 --out $(QS_OUT)
 	$(BIN)/recgen report --results $(QS_OUT) --out $(QS_OUT)/RESULTS.md --readme ''
+	$(BIN)/recgen train --dataset ml-100k --data-dir $(DATA_DIR) --model ease --out $(QS_OUT)/ease-model
+	$(BIN)/recgen demo --model-dir $(QS_OUT)/ease-model --user 5 --llm llamacpp:smollm2
 	@echo; cat $(QS_OUT)/RESULTS.md
 
 lint: venv

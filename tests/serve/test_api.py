@@ -160,3 +160,41 @@ def test_retrain_activates_only_a_challenger_that_is_not_worse(registry, sqlite_
     worse = retrain(registry, str(tmp_path / "data"), sqlite_store, model="pop", log=lambda *_: None)
     assert not worse["activated"] and worse["valid_ndcg@10"] < worse["champion"]["valid_ndcg@10"]
     assert registry.current()[0] == same["version"] and worse["version"] in registry.versions()
+
+
+def test_explanations_cite_the_users_history_including_new_feedback(client):
+    recs = client.get("/v1/users/u0_0/recommendations", params={"k": 1}).json()
+    item = recs["items"][0]["item_id"]
+    r = client.get(f"/v1/users/u0_0/explanations/{item}")
+    body = r.json()
+    history = {i["item_id"] for i in client.get("/v1/users/u0_0").json()["history"]}
+    assert r.status_code == 200 and body["cited"] and {c["item_id"] for c in body["cited"]} <= history
+    assert body["text"].startswith("Recommended because") and body["model_version"] == "v001-ease"
+    for values in body["shared"].values():
+        assert values
+    assert client.get("/v1/users/u0_0/explanations/no-such-item").status_code == 404
+    # a new user explained by the feedback they gave
+    seed = body["cited"][0]["item_id"]
+    client.post("/v1/feedback", json={"user_id": "newbie", "item_id": seed, "event": "click"})
+    fresh = client.get(f"/v1/users/newbie/explanations/{item}").json()
+    assert [c["item_id"] for c in fresh["cited"]] == [seed]  # EASE: its weight to the item is positive
+
+
+def test_chat_sessions_are_stored_and_continue(client, sqlite_store):
+    first = client.post("/v1/chat", json={"message": "Something with Comedy please", "user_id": "u0_0"})
+    body = first.json()
+    assert first.status_code == 200 and body["session_id"] >= 1 and body["action"] in ("ask", "recommend")
+    sid = body["session_id"]
+    shown = set()
+    for text in ["just show me some", "more please"]:
+        r = client.post("/v1/chat", json={"message": text, "session_id": sid}).json()
+        if r["action"] == "recommend":
+            ids = {i["item_id"] for i in r["items"]}
+            assert ids and not ids & shown  # the stored session remembers what was shown
+            shown |= ids
+            assert all("Comedy" in i["facts"].get("genre", []) for i in r["items"]) or r["relaxed"]
+    user_id, messages = sqlite_store.chat_messages(sid)
+    assert user_id == "u0_0" and len(messages) == 3 and messages[0]["user"] == "Something with Comedy please"
+    assert client.post("/v1/chat", json={"message": "hi", "session_id": 999999}).status_code == 404
+    assert client.post("/v1/chat", json={"message": "hi", "session_id": sid, "user_id": "u1_1"}).status_code == 409
+    assert client.post("/v1/chat", json={"message": ""}).status_code == 422

@@ -102,18 +102,22 @@ def simulate_interactive(dataset, data, models, agents, decider, llm, sets, out)
 @simulate_group.command("dialogue")
 @click.argument("dataset")
 @dataset_options
-@click.option("--users", default=200, show_default=True)
+@click.option("--users", default=100, show_default=True)
 @click.option("--turns", default=5, show_default=True, help="Recommender turns before the user leaves.")
-@click.option("--model", "-m", default="ease", show_default=True, help="The model the baseline policies use.")
+@click.option("--model", "-m", default="ease", show_default=True, help="The model every policy retrieves with.")
+@click.option("--policies", default="retriever,recommend,ask-then-recommend,chat,llm-chat", show_default=True,
+              help="llm-chat runs with --llm only.")  # fmt: skip
+@click.option("--k", default=5, show_default=True, help="Items per recommendation.")
 @llm_spec_option
 @click.option("--set", "sets", multiple=True, help="Model config override key=value (repeatable).")
 @click.option("--out", default="benchmarks/results/simulation", show_default=True)
-def simulate_dialogue(dataset, data, users, turns, model, llm, sets, out) -> None:
+def simulate_dialogue(dataset, data, users, turns, model, policies, k, llm, sets, out) -> None:
     """Conversational baselines against users who hold a hidden target (template users, and LLM-phrased ones with
     --llm); success rate, leaks, invented attributes."""
     from recgen.experiments.studies.conversation import run_dialogue_study
 
-    run_study(run_dialogue_study, dataset, n_users=users, max_turns=turns, model=model, llm=llm, sets=sets,
+    run_study(run_dialogue_study, dataset, n_users=users, max_turns=turns, model=model, k=k,
+              policies=_names(policies), llm=llm, sets=sets,
               data=_given(data), out_dir=out)  # fmt: skip
 
 

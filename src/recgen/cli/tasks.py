@@ -122,3 +122,41 @@ def tasks_personal_text(dataset, data, items, model, llm, out) -> None:
 
     run_study(run_personal_text_study, dataset, n_items=items, model=model, llm=llm,
               data={k: v for k, v in data.items() if v is not None}, out_dir=out)  # fmt: skip
+
+
+DEMO_MESSAGES = ("I'd like something lighter tonight, a comedy.", "From the 90s, please.", "No romance.")
+
+
+@cli.command("demo")
+@click.option("--model-dir", required=True, type=click.Path(path_type=Path), help="A saved model folder.")
+@click.option("--user", default="5", show_default=True, help="Whose history to show.")
+@llm_option
+def demo(model_dir, user, llm) -> None:
+    """One user's history, their top-5 with grounded explanations, and a scripted conversation that narrows the
+    list: what generative recommendation is for, on a fitted model."""
+    from recgen.tasks.catalog import Catalog
+    from recgen.tasks.chat import ChatSession
+    from recgen.tasks.explain import Explainer
+
+    model = _load(model_dir)
+    catalog = Catalog.from_model(model)
+    backend = _llm(llm)
+    u = int(model.users_.index(user, default=0))
+    if u <= 0:
+        raise ConfigError(f"user {user!r} is not in the model's training data; pick another with --user")
+    history = [int(d) for d in model.train_history(u)]
+    click.echo(f"\nUser {user} watched {len(history)} titles; the last eight:")
+    for d in history[-8:]:
+        click.echo(f"  - {catalog.line(d)}")
+    click.echo(f"\nTheir top-5 from {model.name}, each with why (the history items that drive the score):")
+    explainer = Explainer(model, catalog=catalog)
+    for n, item in enumerate(model.recommend(user, 5).item_ids, 1):
+        e = explainer.explain(user, str(item))
+        click.echo(f"  {n}. {catalog.line(catalog.dense(str(item)))}\n     {e.text}")
+    who = backend.info()["model"] if backend is not None else "rules only"
+    click.echo(f"\nA short conversation ({who}; the LLM talks, the catalogue and the model decide what is shown):")
+    session = ChatSession(model, user=user, llm=backend, max_questions=0)
+    for text in DEMO_MESSAGES:
+        reply = session.respond(text)
+        click.echo(f"  user: {text}\n  recgen: " + reply.text.replace("\n", "\n          "))
+    click.echo("")

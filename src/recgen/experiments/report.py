@@ -21,11 +21,15 @@ from recgen.experiments.results import (
 )
 from recgen.experiments.simulation_tables import (
     dialogue_table,
+    explanations_table,
     fidelity_table,
     interactive_table,
     is_dialogue,
+    is_explanations,
     is_fidelity,
     is_interactive,
+    is_personal_text,
+    personal_text_table,
     simulation_block,
 )
 from recgen.experiments.studies.steps import is_steps_result, steps_table
@@ -187,7 +191,11 @@ def write_report(
          "1:m: held-out liked items among m times as many never-interacted items; watch = probability >= 0.5.",
          fidelity_table, None),
         (is_interactive, "simulated users browsing each recommender's pages", None, interactive_table, None),
-        (is_dialogue, "conversational baselines against users with a hidden target", None, dialogue_table, None),
+        (is_dialogue, "conversational recommenders against simulated users with a hidden target", None,
+         dialogue_table, None),
+        (is_explanations, "grounded explanations", "(user, top-1 item) pairs of seeded test users.",
+         explanations_table, None),
+        (is_personal_text, "personalised item text", None, personal_text_table, None),
         (is_codebook_result, "item tokenizers: codebook usage, collisions, reconstruction", None, codebook_table, None),
         (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
          steps_table, None),

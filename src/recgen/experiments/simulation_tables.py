@@ -74,20 +74,62 @@ def interactive_table(results: list[dict[str, Any]]) -> str:
 
 def dialogue_table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| dataset | policy | user | episodes | success | turns to success | leak rate | invented / answer |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | policy | user | episodes | Hit@1 | Hit@k | turns to hit | out-of-catalogue shown | LLM text "
+        "withheld | leak rate | invented / answer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        k = r["protocol"]["k"]
+        for row in r["rows"]:
+            lines.append(
+                f"| {r['dataset']} | {row['policy']} | {row['user']} | {row['episodes']} | {row.get('hit@1', 0):.3f} "
+                f"| {row.get(f'hit@{k}', row['success_rate']):.3f} | {_f(row['mean_turns_to_success'], 2)} | "
+                f"{row.get('out_of_catalogue_shown', '–')} | {row.get('llm_generations_withheld', '–')} | "
+                f"{row['leak_rate']:.3f} | {row['invented_per_answer']:.3f} |"
+            )
+    r0 = results[0]["protocol"]
+    return "\n".join(lines) + (f"\n\nk = {r0['k']} items a recommendation, at most {r0['max_turns']} turns (the "
+                               f"retriever: one), model {r0['model']}; template users unless marked llm.")  # fmt: skip
+
+
+def is_task(task: str):
+    return lambda r: r.get("schema") == "recgen-task/1" and r.get("task") == task
+
+
+is_explanations, is_personal_text = is_task("explanations"), is_task("personal-text")
+
+
+def explanations_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | model | text | pairs | groundedness | faithfulness: cited drop / random drop (win rate) | "
+        "personalisation | USR | feature coverage | LLM text withheld |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for row in r["rows"]:
             lines.append(
-                f"| {r['dataset']} | {row['policy']} | {row['user']} | {row['episodes']} | {row['success_rate']:.3f} "
-                f"| {_f(row['mean_turns_to_success'], 2)} | {row['leak_rate']:.3f} | {row['invented_per_answer']:.3f} |"
+                f"| {r['dataset']} | {row['model']} | {row['source']} | {row['pairs']} | {row['groundedness']:.3f} | "
+                f"{_f(row['faithfulness_drop_cited'], 4)} / {_f(row['faithfulness_drop_random'], 4)} "
+                f"({_f(row['faithfulness_win_rate'])}) | {_f(row['personalisation'])} | {row['usr']:.3f} | "
+                f"{_f(row['feature_coverage'])} | {row['llm_generations_withheld']} |"
             )
-    turns = {r["protocol"]["max_turns"] for r in results}
-    return (
-        "\n".join(lines)
-        + f"\n\nAt most {', '.join(map(str, sorted(turns)))} turns; model {results[0]['protocol']['model']}."
-    )
+    return "\n".join(lines)
+
+
+def personal_text_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | LLM | rewrites shown | invented values / rewrite | sim(own rewrite, profile) | "
+        "sim(generic, profile) | sim(other user's rewrite, profile) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r["summary"]
+        lines.append(
+            f"| {r['dataset']} | {r['llm']['model']} | {s['rewrites_shown']} / {s['rewrites']} | "
+            f"{s['invented_per_rewrite']:.2f} | {_f(s.get('sim_rewrite_to_profile'))} | "
+            f"{_f(s.get('sim_generic_to_profile'))} | {_f(s.get('sim_other_users_rewrite_to_profile'))} |"
+        )
+    return "\n".join(lines)
 
 
 def simulation_block(results_dir: str | Path) -> str:

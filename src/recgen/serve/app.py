@@ -10,6 +10,7 @@ Routes (under ``/v1`` unless noted; every route but health and the page needs an
 - ``GET /v1/items/{item_id}``, ``GET /v1/items/{item_id}/similar``, ``GET /v1/users/{user_id}``, ``GET /v1/users``;
 - ``POST /v1/feedback``: an event (view / click / rate / purchase); ``Idempotency-Key`` makes a retry store once;
 - ``GET /v1/models``, ``POST /v1/models/{version}/activate``, ``POST /v1/models/rollback``;
+- ``GET /v1/users/{user_id}/explanations/{item_id}``, ``POST /v1/chat`` (``serve/task_routes.py``);
 - ``GET /``: the web page; ``GET /docs``: the OpenAPI docs page; ``GET /openapi.json``: the schema.
 
 Every answer names the model version that made it. Bad input is a 4xx whose ``detail`` says what was wrong; an
@@ -156,7 +157,8 @@ def create_app(registry: ModelRegistry, store: Store, *, rate: float = 200.0, bu
     app = FastAPI(
         title="recgen",
         version=__version__,
-        description="Generative recommendation over a model registry: recommendations, similar items, feedback.",
+        description="Generative recommendation over a model registry: recommendations, similar items, feedback, "
+        "explanations, conversation.",
         responses=ERRORS,
     )
     app.state.store, app.state.limiter = store, RateLimiter(rate, burst)
@@ -355,6 +357,9 @@ def create_app(registry: ModelRegistry, store: Store, *, rate: float = 200.0, bu
             raise HTTPException(404, "no such file")
         return FileResponse(file)
 
+    from recgen.serve.task_routes import add_task_routes
+
+    add_task_routes(app, registry, store, Auth, history, ID)
     app.state.event_types = EVENT_TYPES
     return app
 

@@ -188,6 +188,29 @@ class Store:
             session.commit()
             return len(rows)
 
+    # ------------------------------------------------------------------------------ chat sessions
+    def create_chat(self, user_id: str | None) -> int:
+        with self.sessions() as session:
+            row = ChatSession(user_id=user_id, messages=[])
+            session.add(row)
+            session.commit()
+            return int(row.id)
+
+    def chat_messages(self, chat_id: int) -> tuple[str | None, list[Any]] | None:
+        """(user id, messages) of a chat session, or None if there is no such session."""
+        with self.sessions() as session:
+            row = session.get(ChatSession, chat_id)
+            return None if row is None else (row.user_id, list(row.messages or []))
+
+    def append_chat(self, chat_id: int, message: dict[str, Any]) -> None:
+        """Add one exchange to a session (under a row lock where the database has them)."""
+        with self.sessions() as session:
+            row = session.get(ChatSession, chat_id, with_for_update=not self.url.startswith("sqlite"))
+            if row is None:
+                raise KeyError(chat_id)
+            row.messages = [*(row.messages or []), message]  # a new list: the JSON column sees the change
+            session.commit()
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -177,9 +177,12 @@ class ChatSession:
         return lead
 
     def grounded_text(self, text: str, allowed: list[int]) -> bool:
-        """Whether ``text`` names no catalogue item outside ``allowed`` and quotes no name (a quoted or
-        Title-Case-with-year phrase that is not an allowed item's title counts as naming an item)."""
+        """Whether ``text`` names no catalogue item outside ``allowed``, no year none of them is from, and quotes no
+        name (a quoted or Title-Case-with-year phrase that is not an allowed item's title counts as naming one)."""
         if set(self.catalog.mentioned(text)) - set(allowed):
+            return False
+        years = {int(y) for y in re.findall(r"\b(1[89]\d\d|20\d\d)\b", text)}
+        if years - {int(self.catalog.year[d]) for d in allowed}:  # a year none of the items is from
             return False
         allowed_titles = {t.lower() for d in allowed for t in (self.catalog.titles[d], self.catalog.name(d))}
         quoted = re.findall(r"[\"“«]([^\"”»]{2,80})[\"”»]", text) + re.findall(r"([A-Z][\w' :-]{2,60}) \(\d{4}\)", text)
@@ -203,7 +206,8 @@ class ChatSession:
                 action = "ask" if attribute else "recommend"
         if action == "answer" and not (asked_about or named):
             action = "recommend"
-        if action == "ask" and (attribute is None or attribute in self.asked):
+        settled = set(self.asked) | set(self.constraints.want) | ({"year"} if self.constraints.year else set())
+        if action == "ask" and (attribute is None or attribute in settled):
             attribute = self.informative_attribute()
             action = "ask" if attribute and len(self.asked) < self.max_questions + 1 else "recommend"
         reply = self._act(action, attribute, asked_about or named)

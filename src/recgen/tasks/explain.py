@@ -50,7 +50,23 @@ def occlusion(model: Any, user: int, history: np.ndarray, item: int, batch: int 
             s = model.score(np.full(len(chunk), user, dtype=np.int64), chunk)
             out.append(s[:, item].double().numpy())
     scores = np.concatenate(out)
+    if user == 0 and len(history) == 1:
+        # the one variant is an empty history, which score() answers with popularity (cold start): the model's
+        # own answer to no evidence is what removing the item leaves
+        scores[1] = _no_evidence_score(model, item)
     return scores[0] - scores[1:]
+
+
+def _no_evidence_score(model: Any, item: int) -> float:
+    """The model's raw score of ``item`` for an unknown user with an empty history (0 where it cannot say)."""
+    try:
+        args = [np.zeros(1, dtype=np.int64), [np.zeros(0, dtype=np.int64)]]
+        if model.uses_timestamps:
+            args.append([np.zeros(0)])
+        with torch.no_grad():
+            return float(torch.as_tensor(model._score(*args))[0, item])
+    except Exception:  # noqa: BLE001 - a model that cannot score an empty history: no evidence scores 0
+        return 0.0
 
 
 class Explainer:

@@ -57,12 +57,29 @@ async function showUser() {
     $("version").textContent = `model ${recs.model_version}`;
     $("note").textContent = recs.fallback || "";
     fill($("recs"), recs.items);
+    explainAll(user, recs.items);
     const info = await api(`/v1/users/${encodeURIComponent(user)}`);
     fill($("history"), info.history.slice(-20).reverse(), { feedback: false });
     status(`${recs.items.length} recommendations for ${user}`);
   } catch (error) {
     status(`error: ${error.message}`);
   }
+}
+
+async function explainAll(user, items) {
+  // one "why" line per recommendation: the user's own history items that drive its score (GET .../explanations)
+  const rows = $("recs").querySelectorAll("li");
+  await Promise.all(items.map(async (item, n) => {
+    try {
+      const e = await api(`/v1/users/${encodeURIComponent(user)}/explanations/${encodeURIComponent(item.item_id)}`);
+      const why = document.createElement("div");
+      why.className = "why muted small";
+      why.textContent = e.text;
+      rows[n].appendChild(why);
+    } catch (error) {
+      /* an explanation is optional: the list stands without it */
+    }
+  }));
 }
 
 async function showSimilar(item) {
