@@ -69,21 +69,19 @@ def readme_blocks(results: list[dict[str, Any]], results_dir: str | Path) -> dic
 
 
 def serve_feedback_table(results_dir: str | Path) -> str:
-    """Feedback acknowledged vs stored, with and without a kill -9 (``benchmarks/serve_feedback.py``)."""
+    """Feedback acknowledged vs stored, with and without a kill -9 (``benchmarks/serve_feedback.py``), in one
+    sentence."""
     path = Path(results_dir) / "speed" / "serve_feedback.json"
     if not path.is_file():
         return "(not measured yet: `python benchmarks/serve_feedback.py --out " + str(path) + "`)"
     rows = read_result(path)["rows"]
-    lines = [
-        "| store | server killed mid-burst | events acknowledged | stored | lost | stored twice | events/s |",
-        "|---|---|---|---|---|---|---|",
-        *[
-            f"| {r['store']} | {'yes' if r['killed_mid_burst'] else 'no'} | {r['acknowledged_events']} | "
-            f"{r['stored_events']} | {r['lost']} | {r['duplicated']} | {r['events_per_second']:.0f} |"
-            for r in rows
-        ],
-    ]
-    return "\n".join(lines) + f"\n\n{rows[0]['clients']} clients, every tenth POST retried (`{path.as_posix()}`)."
+    runs = "; ".join(
+        f"{r['store']}{' killed mid-burst' if r['killed_mid_burst'] else ''}: {r['acknowledged_events']} "
+        f"acknowledged, {r['stored_events']} stored, {r['lost']} lost, {r['duplicated']} twice"
+        for r in rows
+    )
+    return (f"Feedback under {rows[0]['clients']} concurrent clients, every tenth POST retried, the server killed by "
+            f"SIGKILL midway in the second run of each store: {runs} (`{path.as_posix()}`).")  # fmt: skip
 
 
 def serve_load_table(results_dir: str | Path) -> str:

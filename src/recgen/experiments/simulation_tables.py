@@ -36,7 +36,7 @@ def fidelity_table(results: list[dict[str, Any]], *, compact: bool = False) -> s
                 rt = row.get("ratings") or {}
                 cells += [_f(rt.get("rmse")), _f(rt.get("mae")), _f(rt.get("total_variation"))]
             lines.append("| " + " | ".join(cells) + " |")
-        for p in r.get("published", []) if has_ratings else []:
+        for p in r.get("published", []) if has_ratings and not compact else []:
             cells = [f"{p['simulator']}, {p['dataset']} (published: {p['source']})", f"{p['m1_accuracy']:.2f} / –"]
             cells += ["–"] * (len(ms) - 1) + ["–", f"{p['rating_rmse']:.2f}", "–", "–"]
             lines.append("| " + " | ".join(cells) + " |")
@@ -139,7 +139,11 @@ def simulation_block(results_dir: str | Path) -> str:
     parts = []
     fid = [r for r in found if is_fidelity(r) and r["dataset"] == "ml-100k"]
     if fid:
-        parts.append(fidelity_table(fid[:1], compact=True))
+        pub = "; ".join(
+            f"{p['simulator']} {p['m1_accuracy']:.2f} / {p['rating_rmse']:.2f}" for p in fid[0]["published"]
+        )
+        parts.append(fidelity_table(fid[:1], compact=True) + f"\n\nPublished 1:1 accuracy / RMSE for scale (other "
+                     f"LLMs, data and splits): {pub}.")  # fmt: skip
     inter = [r for r in found if is_interactive(r)]
     if inter:
         r = inter[0]
