@@ -246,6 +246,6 @@ def run_dialogue_study(
     }
     if backend is not None:
         backend.close()
-    path = Path(out_dir) / f"{ds.name}__dialogue__u{len(users)}.json"
+    path = Path(out_dir) / f"{ds.name}__dialogue__u{len(users)}{'__llm' if backend is not None else ''}.json"
     result["_path"] = str(write_json(result, path))
     return result

@@ -153,6 +153,7 @@ def run_explain_study(
     }
     if backend is not None:
         backend.close()
-    path = Path(out_dir) / f"{ds.name}__explanations__p{len(users)}.json"
+    tag = "-".join(models) + ("__llm" if backend is not None else "")
+    path = Path(out_dir) / f"{ds.name}__explanations__{tag}__p{len(users)}.json"
     result["_path"] = str(write_json(result, path))
     return result
