@@ -9,45 +9,14 @@ OpenAI-compatible servers (llama-cpp-python's, serving the same model, started h
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 from recgen.experiments.results import git_commit, provenance, write_json
 from recgen.experiments.studies.sessions import run_simulation
 from recgen.llm.files import embedded_model_path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(gguf: Path, threads: int, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-           "--n_threads", str(threads), "--n_ctx", "2048", "--logits_all", "true"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"llama_cpp.server exited; see {log}")
-        try:
-            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("llama_cpp.server did not start within 120 s")
+from recgen.testing.llama_server import llama_servers
 
 
 def main() -> None:
@@ -70,15 +39,9 @@ def main() -> None:
         print(rows[-1])
 
     measure("embedded SmolLM2 in process (llama.cpp, 2 threads)", ["llamacpp:smollm2"], 1)
-    servers = [start_server(gguf, 1, tmp / f"server{i}.log") for i in range(args.servers)]
-    try:
-        urls = [f"openai:{url}" for _, url in servers]
+    with llama_servers(gguf, tmp, n=args.servers) as servers:
         measure(f"the same model served: {args.servers} llama_cpp.server on loopback (1 thread each), "
-                f"{args.servers} workers", urls, args.servers)  # fmt: skip
-    finally:
-        for proc, _ in servers:
-            proc.terminate()
-            proc.wait(timeout=30)
+                f"{args.servers} workers", [f"openai:{s.url}" for s in servers], args.servers)  # fmt: skip
     result = {"schema": "recgen-speed/1", "task": "simulate-scale", "dataset": args.dataset, "decider": "llm+grounded",
               "rows": rows, **provenance(commit, "python " + " ".join(sys.argv))}  # fmt: skip
     print(write_json(result, args.out))

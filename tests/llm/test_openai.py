@@ -113,6 +113,6 @@ def test_bounded_concurrency_gives_the_sequential_answers(server):
 
 def test_unreachable_server_is_a_clear_error_after_retries():
     t0 = time.time()
-    with pytest.raises(BackendUnavailableError, match="failed after 2 tries.*is the server running"):
+    with pytest.raises(BackendUnavailableError, match="failed after 2 rounds.*is a server running"):
         load_llm(f"openai:http://127.0.0.1:{_free_port()}", max_retries=1, timeout=2)
     assert time.time() - t0 < 10

@@ -165,6 +165,29 @@ def llm_injection(dataset, data_dir, users, spec, sets, out) -> None:
     run_study(run_injection_study, dataset, n_users=users, llm=spec, data_dir=data_dir, sets=sets, out_dir=out)
 
 
+@llm_group.command("batch")
+@click.argument("jobs", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="JSONL output (resumed if it exists).")
+@llm_option
+@cache_option
+@no_cache_option
+@click.option("--workers", default=1, show_default=True, help="Jobs in flight (openai backends; llama.cpp: 1).")
+@click.option("--max-tokens", default=128, show_default=True)
+@click.option("--json-schema", default=None, help="Constrain every output to this JSON schema (a file or inline).")
+@click.option("--retries", default=2, show_default=True, help="More tries for an empty or malformed generation.")
+def llm_batch(jobs, out, spec, cache, no_cache, workers, max_tokens, json_schema, retries) -> None:
+    """Run a JSONL file of jobs ({"id", "prompt"} per line) through an LLM, one output line per job; a killed run
+    resumes where it stopped (openai:URL1,URL2 spreads the jobs over several servers)."""
+    from recgen.llm.batch import read_jobs, run_batch
+
+    llm = _open_llm(spec, cache, no_cache)
+    summary = run_batch(llm, read_jobs(jobs), out, max_tokens=max_tokens, json_schema=_read_json_arg(json_schema,
+                        "--json-schema"), retries=retries, workers=workers, progress=True)  # fmt: skip
+    summary["llm"] = llm.info()
+    llm.close()
+    click.echo(json.dumps(summary, indent=2))
+
+
 @llm_group.command("info")
 @llm_option
 def llm_info(spec) -> None:

@@ -1,8 +1,9 @@
 """``openai:URL`` backend: any OpenAI-compatible server (llama.cpp's server, llama-cpp-python's
 ``python -m llama_cpp.server``, Ollama, vLLM), over HTTP with httpx.
 
-Bounded concurrency (``many``: at most ``concurrency`` requests in flight), a time-out per request, and retries
-with exponential back-off on connection errors, time-outs, HTTP 429 and 5xx. JSON-schema output uses the
+Several servers of one model (``openai:URL1,URL2#MODEL``): requests go round robin, at most ``concurrency`` in
+flight per server; a connection error, time-out, HTTP 429 or 5xx moves a request to the next server, and after
+all failed, rounds of retries with exponential back-off. A time-out per request. JSON-schema output uses the
 ``response_format`` of the OpenAI API (``json_schema``), falling back to llama-cpp-python's ``json_object`` +
 ``schema`` form when a server rejects the first; a GBNF ``grammar`` is passed as the extra field llama.cpp
 servers read. Scoring uses ``/v1/completions`` with ``logprobs`` (``echo`` for continuations), which the server
@@ -11,7 +12,9 @@ must support (llama-cpp-python's does; many hosted APIs do not, and say so in th
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +36,7 @@ class OpenAILLM(LLM):
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         model: str | None = None,
         api_key: str | None = None,
@@ -47,40 +50,69 @@ class OpenAILLM(LLM):
             import httpx
         except ImportError:  # pragma: no cover - a declared dependency
             raise BackendUnavailableError("the openai backend needs httpx: pip install httpx") from None
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"openai backend URL must start with http:// or https://, got {url!r}")
+        urls = [u.strip() for u in (url.split(",") if isinstance(url, str) else url) if u.strip()]
+        if not urls:
+            raise ConfigError("the openai backend needs at least one server URL")
+        for u in urls:
+            if not u.startswith(("http://", "https://")):
+                raise ConfigError(f"openai backend URL must start with http:// or https://, got {u!r}")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise ConfigError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
-        self.base = url.rstrip("/")
-        if not self.base.endswith("/v1"):
-            self.base += "/v1"
+        self.bases = [u.rstrip("/") if u.rstrip("/").endswith("/v1") else u.rstrip("/") + "/v1" for u in urls]
+        self.base = self.bases[0]
         self.timeout, self.max_retries, self.concurrency = timeout, max_retries, concurrency
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(timeout=timeout, headers=headers)
+        self._http = httpx.Client(timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=64))
         self._httpx = httpx
+        # per server: at most `concurrency` requests in flight; a server that failed rests for a while
+        self._slots = [threading.BoundedSemaphore(concurrency) for _ in self.bases]
+        self._down_until = [0.0] * len(self.bases)
+        self._next = itertools.count()
+        self._lock = threading.Lock()
+        self.served = [0] * len(self.bases)  # requests answered by each server
+        self.failovers = 0  # requests moved to another server after a failure
         self.model = model or self._first_model()
 
     # ------------------------------------------------------------------------------------- http
+    def _order(self) -> list[int]:
+        """Servers to try for one request: round robin, servers resting after a failure last."""
+        start = next(self._next) % len(self.bases)
+        order = [(start + i) % len(self.bases) for i in range(len(self.bases))]
+        now = time.monotonic()
+        return sorted(order, key=lambda i: self._down_until[i] > now)
+
     def _request(self, method: str, path: str, json: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request, spread over the servers: a connection error, time-out, 429 or 5xx moves it to the next
+        server (the failed one rests 30 s); after every server failed, back off and try them all again, up to
+        ``max_retries`` rounds."""
         delay, last = 0.5, None
         for attempt in range(self.max_retries + 1):
-            try:
-                r = self._http.request(method, self.base + path, json=json)
-            except self._httpx.TransportError as exc:  # connect errors, time-outs, resets
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if r.status_code < 400:
+            for n, i in enumerate(self._order()):
+                base = self.bases[i]
+                with self._slots[i]:
+                    try:
+                        r = self._http.request(method, base + path, json=json)
+                    except self._httpx.TransportError as exc:  # connect errors, time-outs, resets
+                        last = f"{base}: {type(exc).__name__}: {exc}"
+                        r = None
+                if r is not None and r.status_code < 400:
+                    with self._lock:
+                        self.served[i] += 1
+                        self.failovers += int(n > 0 or attempt > 0)
                     return r.json()
-                # some servers (llama-cpp-python's) answer a request validation error with HTTP 500: not retryable
-                if r.status_code not in RETRY_STATUS or "validation error" in r.text:
-                    raise OpenAIError(f"{method} {self.base + path} -> HTTP {r.status_code}: {r.text[:500]}")
-                last = f"HTTP {r.status_code}: {r.text[:200]}"
+                if r is not None:
+                    # some servers (llama-cpp-python's) answer a request validation error with HTTP 500: not retryable
+                    if r.status_code not in RETRY_STATUS or "validation error" in r.text:
+                        raise OpenAIError(f"{method} {base + path} -> HTTP {r.status_code}: {r.text[:500]}")
+                    last = f"{base}: HTTP {r.status_code}: {r.text[:200]}"
+                self._down_until[i] = time.monotonic() + 30.0
             if attempt < self.max_retries:
                 time.sleep(delay)
                 delay *= 2
+        where = ", ".join(self.bases)
         raise BackendUnavailableError(
-            f"{method} {self.base + path} failed after {self.max_retries + 1} tries ({last}); is the server running "
-            f"at {self.base}? (e.g. python -m llama_cpp.server --model FILE.gguf --port 8000)"
+            f"{method} {path} failed after {self.max_retries + 1} rounds over {len(self.bases)} server(s) ({last}); "
+            f"is a server running at {where}? (e.g. python -m llama_cpp.server --model FILE.gguf --port 8000)"
         )
 
     def _first_model(self) -> str:
@@ -90,7 +122,14 @@ class OpenAILLM(LLM):
         return data[0]["id"]
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": self.backend, "url": self.base, "model": self.model}
+        """Backend and model name (and the server for one URL): servers of one model share cached answers."""
+        ident = {"backend": self.backend, "model": self.model}
+        if len(self.bases) == 1:
+            ident["url"] = self.base
+        return ident
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "urls": self.bases, "served": list(self.served), "failovers": self.failovers}
 
     # ------------------------------------------------------------------------------- primitives
     def _body(self, params: GenParams) -> dict[str, Any]:
@@ -209,8 +248,8 @@ class OpenAILLM(LLM):
 
     # ---------------------------------------------------------------------------------- batches
     def many(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        """Apply ``fn`` (e.g. ``lambda p: llm.chat(p)``) to items with at most ``concurrency`` in flight."""
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+        """Apply ``fn`` (e.g. ``lambda p: llm.chat(p)``) to items with at most ``concurrency`` in flight per server."""
+        with ThreadPoolExecutor(max_workers=self.concurrency * len(self.bases)) as pool:
             return list(pool.map(fn, items))
 
     def close(self) -> None:

@@ -1,0 +1,162 @@
+"""LLM batch jobs that survive: many prompts, one output line each, resumable after a kill.
+
+``run_batch(llm, jobs, out)`` sends every job (``{"id": ..., "prompt": ...}`` or ``"messages"``) whose id is not
+yet in ``out`` to the LLM, ``workers`` at a time (an in-process llama.cpp model takes one at a time; an ``openai``
+backend over several servers takes many), and appends one JSON line per job with an fsync once it is done:
+
+- ``status: "ok"`` with the text (and ``json`` when a schema was given), or ``status: "missing"`` with the error
+  after ``retries`` more tries (a malformed or empty generation is retried with another seed, then recorded as
+  missing: never silently dropped);
+- token counts and seconds per job; the summary adds tokens/s and the rate.
+
+A run killed midway leaves whole lines plus at most one cut line at the end, which the next run removes (the file
+rewritten atomically) before it continues: nothing is generated twice, nothing is lost. With the response cache,
+even the jobs in flight at the kill are not generated again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from recgen.errors import ConfigError, DataError
+
+
+def recover_jsonl(path: Path, key: str = "id") -> list[dict[str, Any]]:
+    """The complete lines of a JSONL file; a cut last line (a kill mid-write) is removed from the file. A damaged
+    line elsewhere is an error."""
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    rows = []
+    for n, line in enumerate(lines[:-1], 1):
+        try:
+            rows.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise DataError(
+                f"line {n} of {path} is not JSON; the file is damaged: move it away to start over"
+            ) from None
+        if key not in rows[-1]:
+            raise DataError(f"line {n} of {path} has no {key!r}; is it this job's output?")
+    if lines[-1]:
+        from recgen.io import atomic_write_file
+
+        kept = b"".join(line + b"\n" for line in lines[:-1])
+        atomic_write_file(path, lambda tmp: Path(tmp).write_bytes(kept))
+    return rows
+
+
+def read_jobs(path: str | Path) -> list[dict[str, Any]]:
+    """Jobs from a JSONL file: one object per line with a unique ``id`` and a ``prompt`` or ``messages``."""
+    path = Path(path)
+    jobs, seen = [], set()
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                job = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {n} is not JSON ({exc.msg}); write one JSON object per line") from None
+            if not isinstance(job, dict) or "id" not in job or not ("prompt" in job or "messages" in job):
+                raise DataError(f'{path}: line {n} needs an "id" and a "prompt" (or "messages")')
+            if str(job["id"]) in seen:
+                raise DataError(f"{path}: id {job['id']!r} appears twice (line {n}); ids must be unique")
+            seen.add(str(job["id"]))
+            jobs.append(job)
+    return jobs
+
+
+def run_batch(
+    llm: Any,
+    jobs: Sequence[dict[str, Any]] | Iterable[dict[str, Any]],
+    out: str | Path,
+    *,
+    max_tokens: int = 128,
+    temperature: float = 0.0,
+    json_schema: dict[str, Any] | None = None,
+    retries: int = 2,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run every job not yet in ``out``; returns the summary (see the module docstring)."""
+    if workers < 1 or retries < 0:
+        raise ConfigError(f"workers must be >= 1 and retries >= 0, got {workers} and {retries}")
+    if getattr(llm, "backend", "") != "openai" and workers > 1:
+        workers = 1  # an in-process model is not thread-safe: one job at a time
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {str(r["id"]) for r in recover_jsonl(out)}
+    jobs = list(jobs)
+    todo = [j for j in jobs if str(j["id"]) not in done]
+    lock = threading.Lock()
+    stats = {"ok": 0, "missing": 0, "prompt_tokens": 0, "completion_tokens": 0}
+
+    def one(job: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"id": job["id"]}
+        error = ""
+        for attempt in range(retries + 1):
+            try:
+                g = llm.chat(job["messages"] if "messages" in job else job["prompt"], max_tokens=max_tokens,
+                             temperature=temperature, seed=attempt, json_schema=json_schema)  # fmt: skip
+            except (DataError, ConfigError) as exc:
+                error = str(exc)
+                continue
+            text = g.text.strip()
+            row["prompt_tokens"] = row.get("prompt_tokens", 0) + g.prompt_tokens
+            row["completion_tokens"] = row.get("completion_tokens", 0) + g.completion_tokens
+            if not text:
+                error = "empty generation"
+                continue
+            if json_schema is not None:
+                try:
+                    row["json"] = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    error = f"not valid JSON ({exc.msg})"
+                    continue
+            row.update(status="ok", text=text, attempts=attempt + 1)
+            break
+        else:
+            row.update(status="missing", error=error, attempts=retries + 1)
+        row["seconds"] = round(time.perf_counter() - t0, 4)
+        line = json.dumps(row, ensure_ascii=False) + "\n"
+        with lock:
+            with open(out, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            stats[row["status"]] += 1
+            stats["prompt_tokens"] += row.get("prompt_tokens", 0)
+            stats["completion_tokens"] += row.get("completion_tokens", 0)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(one, j) for j in todo]
+        it = as_completed(futures)
+        if progress:
+            from recgen.progress import track
+
+            it = track(it, description="generating", total=len(futures))
+        for f in it:
+            f.result()
+    seconds = time.perf_counter() - t0
+    return {
+        "jobs": len(jobs),
+        "resumed": len(jobs) - len(todo),  # already in the output: not generated again
+        "generated": stats["ok"],
+        "missing": stats["missing"],
+        "prompt_tokens": stats["prompt_tokens"],
+        "completion_tokens": stats["completion_tokens"],
+        "seconds": seconds,
+        "completion_tokens_per_second": stats["completion_tokens"] / seconds if seconds > 0 else None,
+        "jobs_per_second": len(todo) / seconds if seconds > 0 else None,
+        "workers": workers,
+    }

@@ -1,0 +1,101 @@
+"""LLM batch jobs: resumable after a kill, nothing generated twice or lost, failures recorded; spread over two
+real llama_cpp.server processes, one of them killed mid-job."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from recgen.errors import DataError
+from recgen.llm import load_llm
+from recgen.llm.base import LLM, Generation
+from recgen.llm.batch import read_jobs, recover_jsonl, run_batch
+
+
+def _jobs(n):
+    return [
+        {"id": f"j{i}", "prompt": f"Name a fruit that starts with the letter {chr(65 + i % 26)}."} for i in range(n)
+    ]
+
+
+def test_batch_resumes_without_generating_twice(embedded_llm, tmp_path):
+    out = tmp_path / "out.jsonl"
+    s = run_batch(embedded_llm, _jobs(5), out, max_tokens=8)
+    assert s["generated"] == 5 and s["resumed"] == 0 and s["missing"] == 0 and s["completion_tokens"] > 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == [f"j{i}" for i in range(5)] and all(r["status"] == "ok" for r in rows)
+    # a kill mid-write leaves a cut line: it is removed and that job alone runs again
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(lines[:3]) + lines[3][:20])
+    again = run_batch(embedded_llm, _jobs(6), out, max_tokens=8)
+    assert again["resumed"] == 3 and again["generated"] == 3
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert sorted(ids) == [f"j{i}" for i in range(6)]  # each once
+    assert run_batch(embedded_llm, _jobs(6), out, max_tokens=8)["generated"] == 0
+
+
+class Flaky(LLM):
+    """Planted failures: empty, then malformed JSON, then (for some jobs) valid JSON."""
+
+    backend = "test"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = {}
+
+    def identity(self):
+        return {"backend": "test"}
+
+    def _chat(self, messages, params):
+        key = messages[-1]["content"]
+        n = self.calls[key] = self.calls.get(key, 0) + 1
+        if "never" in key:
+            return Generation(text="" if n == 1 else "{not json")
+        return Generation(text="" if n == 1 else '{"name": "apple"}', completion_tokens=3)
+
+
+def test_malformed_generations_are_retried_then_recorded_missing(tmp_path):
+    jobs = [{"id": "a", "prompt": "fine"}, {"id": "b", "prompt": "never valid"}]
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    s = run_batch(Flaky(), jobs, tmp_path / "o.jsonl", json_schema=schema, retries=2)
+    rows = {r["id"]: r for r in recover_jsonl(tmp_path / "o.jsonl")}
+    assert s["generated"] == 1 and s["missing"] == 1
+    assert rows["a"]["status"] == "ok" and rows["a"]["json"] == {"name": "apple"} and rows["a"]["attempts"] == 2
+    assert rows["b"]["status"] == "missing" and "JSON" in rows["b"]["error"] and rows["b"]["attempts"] == 3
+
+
+def test_bad_job_files_are_refused(tmp_path):
+    f = tmp_path / "jobs.jsonl"
+    f.write_text('{"id": 1, "prompt": "x"}\n{"id": 1, "prompt": "y"}\n')
+    with pytest.raises(DataError, match="appears twice"):
+        read_jobs(f)
+    f.write_text('{"prompt": "x"}\n')
+    with pytest.raises(DataError, match='needs an "id"'):
+        read_jobs(f)
+
+
+def test_two_servers_one_killed_mid_job_nothing_lost_or_duplicated(embedded_gguf, tmp_path):
+    from recgen.testing.llama_server import llama_servers
+
+    with llama_servers(embedded_gguf, tmp_path, n=2) as (a, b):
+        llm = load_llm(f"openai:{a.url},{b.url}", concurrency=2, max_retries=2, timeout=60)
+        out = tmp_path / "out.jsonl"
+        jobs = _jobs(24)
+
+        def kill_b():
+            while not out.exists() or out.read_text().count("\n") < 6:
+                time.sleep(0.05)
+            b.kill()
+
+        killer = threading.Thread(target=kill_b)
+        killer.start()
+        s = run_batch(llm, jobs, out, max_tokens=8, workers=4)
+        killer.join()
+        rows = recover_jsonl(out)
+        assert b.proc.poll() is not None  # the second server really died mid-job
+        assert s["generated"] == 24 and s["missing"] == 0
+        assert sorted(r["id"] for r in rows) == sorted(j["id"] for j in jobs)  # 0 lost, 0 duplicated
+        info = llm.info()
+        assert info["served"][0] > info["served"][1] > 0 and info["failovers"] >= 1
+        llm.close()
