@@ -1,0 +1,33 @@
+"""``recgen augment``: the data level's generation jobs (LLM-written item and user profiles)."""
+
+from __future__ import annotations
+
+import click
+
+from recgen.cli.app import cli, dataset_options, run_study
+
+
+@cli.group("augment")
+def augment_group() -> None:
+    """Generate data with an LLM: item and user profiles."""
+
+
+@augment_group.command("profiles")
+@click.argument("dataset")
+@dataset_options
+@click.option("--kind", "kinds", multiple=True, default=("items", "users"), show_default=True,
+              help="items and/or users (repeatable).")  # fmt: skip
+@click.option("--llm", "llm", multiple=True, help="LLM spec (default: the embedded model); repeat openai:URL for "
+              "several servers.")  # fmt: skip
+@click.option("--llm-cache", default=None, help="SQLite response cache (what was in flight at a kill is reused).")
+@click.option("--workers", default=1, show_default=True, help="Profiles in flight (openai servers; llama.cpp: 1).")
+@click.option("--limit", default=0, show_default=True, help="Only the first N of each kind (0: all).")
+@click.option("--max-tokens", default=160, show_default=True, help="Enough for the schema's longest output.")
+@click.option("--out", default="profiles", show_default=True, help="Folder: <out>/<dataset>/<kind>_profiles.*")
+def augment_profiles(dataset, data, kinds, llm, llm_cache, workers, limit, max_tokens, out) -> None:
+    """Item profiles (title and metadata expanded) and user profiles (training history only), resumable."""
+    from recgen.experiments.augment import run_profiles
+
+    run_study(run_profiles, dataset, kinds=list(kinds), llm=list(llm) or None, llm_cache=llm_cache, workers=workers,
+              limit=limit, max_tokens=max_tokens, data={k: v for k, v in data.items() if v is not None},
+              out_dir=out)  # fmt: skip

@@ -1,0 +1,1 @@
+"""The data level's generation: LLM-written item and user profiles (``profiles``)."""

@@ -1,0 +1,113 @@
+"""``recgen augment profiles``: item and user profiles written by an LLM, as a batch job that survives a kill.
+
+- **Item profiles** (KAR's factual knowledge, LLM-Rec's prompting): the item's title and metadata expanded into a
+  short description, genres / kinds and an audience, under a JSON schema.
+- **User profiles**: preferences summarised from the user's **training** history only (liked and disliked items of
+  the split's training part; a test proves no validation or test interaction reaches a prompt).
+
+The job (``recgen.experiments.augment.run_profiles``) runs on any ``recgen.llm`` backend (the embedded model
+offline, or several OpenAI-compatible servers with bounded concurrency, retries and time-outs) through
+``recgen.llm.batch``: one fsync'd JSONL line per profile, resumed after a kill (nothing generated twice, nothing
+lost), a malformed generation retried then recorded as missing. The result is a versioned Parquet side table
+with its provenance (model file SHA-256, prompt version, seed, counts, tokens/s) in a JSON file beside it, both
+written atomically.
+
+A small model's profiles are short and sometimes wrong: the item job measures the share of profiles that state a
+genre the catalogue says the item does not have (``contradiction_rate``), and how many are missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recgen.data.dataset import Dataset
+from recgen.data.simulate.agents import build_agents, item_text
+
+PROMPT_VERSION = "profiles-v1"
+ITEM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "description": {"type": "string", "maxLength": 160},
+        "genres": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 3},
+        "audience": {"type": "string", "maxLength": 40},
+    },
+    "required": ["description", "genres", "audience"],
+}
+USER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "likes": {"type": "string", "maxLength": 120},
+        "dislikes": {"type": "string", "maxLength": 80},
+        "summary": {"type": "string", "maxLength": 160},
+    },
+    "required": ["likes", "dislikes", "summary"],
+}
+
+
+def item_jobs(ds: Dataset) -> list[dict[str, Any]]:
+    """One prompt per item, from its title and metadata (neutralised text: data, not instructions)."""
+    lines = item_text(ds).lines
+    ids = ds.items.external(np.arange(1, ds.items.size))
+    return [
+        {"id": str(i), "prompt": f"Describe this item for a recommender system: {lines[d]}. Give a one-sentence "
+                                 f"description, its genres or kinds, and who would enjoy it."}
+        for d, i in enumerate(ids, 1)
+    ]  # fmt: skip
+
+
+def user_jobs(train: Dataset, users: Sequence[str] | None = None, *, limit: int = 12) -> list[dict[str, Any]]:
+    """One prompt per user from the training part of a split only (the agents' profiles of recgen.data.simulate)."""
+    text = item_text(train)
+    out = []
+    for a in build_agents(train, users):
+        liked = "; ".join(text.describe(a.liked[-limit:] or list(map(int, a.history[-limit:])), limit)) or "nothing"
+        disliked = "; ".join(text.describe(a.disliked[-limit // 2 :], limit)) or "nothing in particular"
+        prompt = (f"A user liked: {liked}. They disliked: {disliked}. Summarise their taste: what they like, what "
+                  f"they dislike, in short phrases.")  # fmt: skip
+        out.append({"id": a.user, "prompt": prompt})
+    return out
+
+
+def contradictions(ds: Dataset, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Share of item profiles that state a catalogue genre / kind the item does not have."""
+    tags = item_text(ds).tags
+    known = {t.split(":", 1)[1].lower() for s in tags for t in s if not t.startswith("attributes:")}
+    bad = checked = 0
+    for r in rows:
+        if r.get("status") != "ok" or not isinstance(r.get("json"), dict):
+            continue
+        d = int(ds.items.index(str(r["id"]), default=0))
+        own = {t.split(":", 1)[1].lower() for t in tags[d]}
+        stated = {str(g).strip().lower() for g in r["json"].get("genres", []) if isinstance(g, str)}
+        stated &= known  # only values the catalogue knows can be checked
+        if stated or own:
+            checked += 1
+            bad += bool(stated - own)
+    return {"checked": checked, "contradicting": bad, "contradiction_rate": bad / checked if checked else None}
+
+
+def write_side_table(rows: list[dict[str, Any]], path: Path, kind: str) -> Path:
+    """The profiles as a Parquet table (id, status, fields, raw text), written atomically."""
+    from recgen.io import atomic_write_file
+
+    fields = list((ITEM_SCHEMA if kind == "items" else USER_SCHEMA)["properties"])
+    cols: dict[str, list[Any]] = {"id": [], "status": [], "text": []}
+    cols.update({f: [] for f in fields})
+    for r in sorted(rows, key=lambda r: str(r["id"])):
+        j = r.get("json") if isinstance(r.get("json"), dict) else {}
+        cols["id"].append(str(r["id"]))
+        cols["status"].append(r.get("status"))
+        cols["text"].append(r.get("text"))
+        for f in fields:
+            v = j.get(f)
+            cols[f].append(json.dumps(v) if isinstance(v, list) else (None if v is None else str(v)))
+    table = pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})
+    atomic_write_file(path, lambda tmp: pq.write_table(table, tmp))
+    return path

@@ -1,0 +1,59 @@
+"""LLM-written profiles: user prompts see training interactions only; the job resumes after a kill with nothing
+generated twice or lost; the side table and its provenance."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from recgen.cli.main import main
+from recgen.data.augment.profiles import contradictions, item_jobs, user_jobs
+from recgen.data.loaders import load_dataset
+from recgen.data.split import leave_one_out
+
+
+def test_user_prompts_never_see_validation_or_test_interactions(real_data_dir):
+    ds = load_dataset("ml-100k", data_dir=real_data_dir)
+    split = leave_one_out(ds)
+    prompts = {j["id"]: j["prompt"] for j in user_jobs(split.train)}
+    # rewrite every held-out interaction (the last two of each user) to other items: no prompt may change
+    order = ds.chronological_order()
+    users = ds.user_ids[order]
+    ends = np.r_[np.flatnonzero(np.diff(users)), len(users) - 1]
+    held = np.zeros(ds.n_interactions, dtype=bool)
+    held[order[ends]] = held[order[ends - 1]] = True
+    items = ds.item_ids.copy()
+    items[held] = (items[held] * 7) % ds.n_items + 1
+    other = dataclasses.replace(ds, item_ids=items, ratings=np.where(held, 6 - ds.ratings, ds.ratings))
+    again = {j["id"]: j["prompt"] for j in user_jobs(leave_one_out(other).train)}
+    assert prompts == again and len(prompts) == ds.n_users
+
+
+def test_item_prompts_hold_the_catalogue_facts(real_data_dir):
+    ds = load_dataset("ml-100k", data_dir=real_data_dir)
+    jobs = {j["id"]: j["prompt"] for j in item_jobs(ds)}
+    assert len(jobs) == ds.n_items and "Star Wars (1977; Action, Adventure, Romance, Sci-Fi, War)" in jobs["50"]
+    rows = [{"id": "50", "status": "ok", "json": {"genres": ["Sci-Fi", "Horror"]}},
+            {"id": "1", "status": "ok", "json": {"genres": ["Animation", "Comedy", "family"]}}]  # fmt: skip
+    c = contradictions(ds, rows)  # Star Wars is no horror film; "family" is no catalogue genre: not checkable
+    assert c == {"checked": 2, "contradicting": 1, "contradiction_rate": 0.5}
+
+
+def test_profiles_job_resumes_after_a_cut_and_writes_the_side_table(capsys, embedded_gguf, real_data_dir, tmp_path):
+    argv = ["augment", "profiles", "ml-100k", "--data-dir", str(real_data_dir), "--kind", "items", "--limit", "3",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    work = tmp_path / "ml-100k" / "items.jsonl"
+    lines = work.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 3
+    work.write_bytes(b"".join(lines[:2]) + lines[2][:15])  # killed while writing the third line
+    assert main([*argv[:8], "4", *argv[9:]]) == 0  # resume, with one more item wanted
+    record = json.loads((tmp_path / "ml-100k" / "items_profiles.json").read_text())
+    assert record["profiles"] == 4 and record["lost"] == 0 and record["duplicated"] == 0
+    run = record["this_run"]
+    assert run["resumed"] == 2 and run["generated"] + run["missing"] == 2 and record["ok"] >= 3
+    assert record["llm"]["model_sha256"] and record["prompt_version"] == "profiles-v1"
+    table = pq.read_table(tmp_path / "ml-100k" / "items_profiles.parquet")
+    assert table.num_rows == 4 and set(table.column_names) >= {"id", "status", "description", "genres", "audience"}
+    assert sorted(table.column("id").to_pylist()) == sorted(json.loads(x)["id"] for x in work.read_text().splitlines())
