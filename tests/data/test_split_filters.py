@@ -96,3 +96,27 @@ def test_rating_threshold_and_dedup():
         rating_threshold(from_columns(["a"], ["b"]), 4)
     with pytest.raises(ConfigError):
         deduplicate(ds, "middle")
+
+
+def test_item_cold_start_keeps_cold_items_out_of_training_and_histories():
+    from recgen.data.split import item_cold_start, make_split
+    from recgen.testing import make_cluster_dataset
+
+    ds = make_cluster_dataset(n_clusters=4, users_per_cluster=20, items_per_cluster=10, seed=2)
+    split = item_cold_start(ds, cold_frac=0.2, seed=1)
+    cold = set(split.cold_items.tolist())
+    assert len(cold) == 8 and split.protocol["cold_items"] == 8
+    assert not cold & set(split.train.item_ids.tolist())  # no interaction with a cold item is trained on
+    assert not cold & set(split.valid.history_items.tolist())
+    valid_target = {int(u): int(split.valid.targets(i)[0]) for i, u in enumerate(split.valid.user_ids)}
+    for i, u in enumerate(split.test.user_ids):  # a test history holds a cold item only as its validation item
+        assert {int(x) for x in split.test.history(i)} & cold <= {valid_target.get(int(u))}
+    parts = split.test_parts
+    assert parts["cold"].n_users + parts["warm"].n_users == split.test.n_users > 0
+    assert all(int(parts["cold"].targets(i)[0]) in cold for i in range(parts["cold"].n_users))
+    assert all(int(parts["warm"].targets(i)[0]) not in cold for i in range(parts["warm"].n_users))
+    again = make_split(ds, "item-cold-start", cold_frac=0.2, seed=1)
+    assert np.array_equal(again.cold_items, split.cold_items)  # seeded
+    assert not np.array_equal(item_cold_start(ds, cold_frac=0.2, seed=2).cold_items, split.cold_items)
+    with pytest.raises(ConfigError, match="cold_frac"):
+        item_cold_start(ds, cold_frac=1.5)

@@ -48,7 +48,8 @@ protocol_option = click.option(
     default="leave-one-out",
     show_default=True,
     help="Split: leave-one-out, temporal (global time), ratio (random per user), user-temporal (time per user), "
-    "given (a folder of train/valid/test files, used as they are).",
+    "item-cold-start (15% of items new: test reported on cold and warm users), given (a folder of "
+    "train/valid/test files, used as they are).",
 )
 valid_frac_option = click.option(
     "--valid-frac", type=float, default=None, help="Validation fraction for ratio/temporal splits."
@@ -148,8 +149,6 @@ def cli() -> None:
 
 def split_args(protocol: str, valid_frac: float | None, test_frac: float | None) -> dict:
     args = {k: v for k, v in (("valid_frac", valid_frac), ("test_frac", test_frac)) if v is not None}
-    if args and protocol in ("leave-one-out", "loo"):
-        raise ConfigError(
-            "--valid-frac/--test-frac apply to ratio, temporal and user-temporal splits, not leave-one-out"
-        )
+    if args and protocol in ("leave-one-out", "loo", "item-cold-start"):
+        raise ConfigError(f"--valid-frac/--test-frac apply to ratio, temporal and user-temporal splits, not {protocol}")
     return args

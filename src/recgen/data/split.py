@@ -17,6 +17,7 @@ from recgen.data.dataset import Dataset
 from recgen.errors import ConfigError, DataError
 
 TRAIN, VALID, TEST = 0, 1, 2
+DROPPED = 3  # in no part (the item cold-start protocol's interactions with cold items)
 ORDER_RULE = "stable sort by timestamp; equal timestamps keep the source file's order"
 
 
@@ -88,6 +89,8 @@ class Split:
     valid: EvalSet
     test: EvalSet
     protocol: dict[str, Any] = field(default_factory=dict)
+    # named parts of test reported on their own beside it (the cold-start protocols: cold and warm test users)
+    test_parts: dict[str, EvalSet] = field(default_factory=dict)
 
     def describe(self) -> str:
         """One line naming the protocol (printed beside every result)."""
@@ -239,6 +242,40 @@ def user_temporal_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: floa
     return _from_roles(ds, roles, {"name": "user-temporal", "valid_frac": valid_frac, "test_frac": test_frac})
 
 
+def item_cold_start(ds: Dataset, *, cold_frac: float = 0.15, seed: int = 0, min_len: int = 3) -> Split:
+    """Item cold start: a seeded ``cold_frac`` of the items is new. Every interaction with a cold item is removed
+    from training and from every history; per user, the last interaction is test and the one before validation
+    (as leave-one-out, over the rows that remain plus the targets). Test is reported whole and in two parts:
+    ``cold`` (users whose test item is a cold item) and ``warm``. Only models that score items from content
+    (``scores_unseen_items``) can rank a cold item above chance; the others are measured as they are and say so.
+    """
+    if not 0.0 < cold_frac < 1.0:
+        raise ConfigError(f"cold_frac must be in (0, 1), got {cold_frac}")
+    rng = np.random.default_rng(seed)
+    n_cold = max(1, int(round(ds.n_items * cold_frac)))
+    cold = np.zeros(ds.items.size, dtype=bool)
+    cold[rng.choice(np.arange(1, ds.items.size), n_cold, replace=False)] = True
+    order = ds.chronological_order()
+    pos, length = _positions(ds, order)
+    roles = np.full(ds.n_interactions, TRAIN, dtype=np.int8)
+    evaluated = length >= min_len
+    roles[order[evaluated & (pos == length - 1)]] = TEST
+    roles[order[evaluated & (pos == length - 2)]] = VALID
+    dropped = (roles == TRAIN) & cold[ds.item_ids]
+    roles[dropped] = DROPPED
+    split = _from_roles(ds, roles, {
+        "name": "item-cold-start", "cold_frac": cold_frac, "seed": seed, "min_len": min_len,
+        "cold_items": int(n_cold), "dropped_train_interactions": int(dropped.sum()),
+    })  # fmt: skip
+    test = split.test
+    first = np.asarray([test.targets(i)[0] for i in range(test.n_users)], dtype=np.int64)
+    is_cold = cold[first]
+    split.test_parts = {"cold": test.select(np.flatnonzero(is_cold)), "warm": test.select(np.flatnonzero(~is_cold))}
+    split.protocol.update(cold_test_users=int(is_cold.sum()), warm_test_users=int((~is_cold).sum()))
+    split.cold_items = np.flatnonzero(cold)
+    return split
+
+
 def _check_fracs(valid_frac: float, test_frac: float) -> None:
     for name, v in (("valid_frac", valid_frac), ("test_frac", test_frac)):
         if not 0.0 <= v < 1.0:
@@ -253,11 +290,13 @@ SPLITS = {
     "temporal": temporal_split,
     "ratio": ratio_split,
     "user-temporal": user_temporal_split,
+    "item-cold-start": item_cold_start,
 }
 
 
 def make_split(ds: Dataset, protocol: str = "leave-one-out", **kwargs: Any) -> Split:
-    """Split by protocol name (``leave-one-out``/``loo``, ``temporal``, ``ratio``, ``user-temporal``)."""
+    """Split by protocol name (``leave-one-out``/``loo``, ``temporal``, ``ratio``, ``user-temporal``,
+    ``item-cold-start``)."""
     if protocol not in SPLITS:
         raise ConfigError(f"unknown split protocol {protocol!r}; use one of {', '.join(SPLITS)}")
     split = SPLITS[protocol](ds, **kwargs)

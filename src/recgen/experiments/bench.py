@@ -34,6 +34,7 @@ from recgen.experiments.results import (
     git_commit,
     headline,
     machine_info,
+    mean_std,
     read_result,
     result_filename,
     results_lock,
@@ -260,6 +261,10 @@ class BenchRun:
             "stop_reason": m.stop_reason_,
             "git_commit": self.commit,
         }
+        for part, es in self.split.test_parts.items():  # e.g. cold and warm test users, each on its own
+            entry.setdefault("test_parts", {})[part] = self.evaluate(m, es).metrics if len(es) else {}
+        if self.split.test_parts:
+            entry["scores_unseen_items"] = bool(getattr(m, "scores_unseen_items", False))
         if m.resumed_from_epoch_:
             entry["resumed_from_epoch"] = m.resumed_from_epoch_
         if m.train_log_:
@@ -320,6 +325,15 @@ class BenchRun:
                 self.load_seconds,
             ),  # fmt: skip
             **({"grid": self.grid_log} if self.grid_log else {}),
+            **(
+                {
+                    "test_parts": {
+                        part: mean_std([e["test_parts"][part] for e in self.per_seed])[0] for part in split.test_parts
+                    }
+                }
+                if split.test_parts
+                else {}
+            ),  # fmt: skip
             "recgen_version": __version__,
             "git_commit": self.commit,
             "machine": self.machine,

@@ -31,6 +31,14 @@ class ModelCard:
 CARDS: list[ModelCard] = [
     ModelCard("pop", "classic", "Pop", "most popular items", "classic/pop.py", "beauty"),
     ModelCard("itemknn", "classic", "ItemKNN", "Sarwar et al., WWW 2001", "classic/itemknn.py", "beauty"),
+    ModelCard(
+        "contentknn",
+        "classic",
+        "ContentKNN",
+        "text similarity (all-MiniLM-L6-v2), the cold-start baseline",
+        "classic/contentknn.py",
+        "ml-100k",
+    ),
     ModelCard("ease", "classic", "EASE", "Steck, WWW 2019", "classic/ease.py", "beauty"),
     ModelCard("bpr", "classic", "BPR-MF", "Rendle et al., UAI 2009", "classic/bpr.py", "ml-100k"),
     ModelCard(

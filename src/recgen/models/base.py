@@ -110,6 +110,9 @@ class Recommender:
     decode_fields: ClassVar[tuple[str, ...]] = ()
     # trained by recgen's trainer: ``configure_run`` keeps last.pt/best.pt in a run folder and can resume
     resumable: ClassVar[bool] = False
+    # scores an item from its content, so an item with no training interaction can rank above chance (the
+    # item cold-start protocol records it beside the cold users' metrics)
+    scores_unseen_items: ClassVar[bool] = False
     # what fitting recorded, for results files (models that train set them in fit)
     best_epoch_: int | None = None  # the epoch validation chose
     stop_reason_: str = ""  # why training stopped (patience, epochs, time budget)

@@ -12,6 +12,7 @@ MODELS: dict[str, str] = {
     "pop": "recgen.models.classic.pop:Pop",
     "itemknn": "recgen.models.classic.itemknn:ItemKNN",
     "ease": "recgen.models.classic.ease:EASE",
+    "contentknn": "recgen.models.classic.contentknn:ContentKNN",
     "bpr": "recgen.models.classic.bpr:BPR",
     "sasrec": "recgen.models.sequential.sasrec:SASRec",
     "hstu": "recgen.models.sequential.hstu:HSTU",

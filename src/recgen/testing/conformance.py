@@ -57,6 +57,7 @@ CASES: list[Case] = [
     Case("pop"),
     Case("itemknn", {"k": 10}),
     Case("ease", {"l2": 10.0}),
+    Case("contentknn", titled=True),
     Case("bpr", {"epochs": 20, "batch_size": 64, "eval_every": 5, "lr": 0.01}),
     Case("sasrec", _SEQ),
     Case("hstu", _SEQ),
