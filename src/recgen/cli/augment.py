@@ -31,3 +31,24 @@ def augment_profiles(dataset, data, kinds, llm, llm_cache, workers, limit, max_t
     run_study(run_profiles, dataset, kinds=list(kinds), llm=list(llm) or None, llm_cache=llm_cache, workers=workers,
               limit=limit, max_tokens=max_tokens, data={k: v for k, v in data.items() if v is not None},
               out_dir=out)  # fmt: skip
+
+
+@augment_group.command("cold-start")
+@click.argument("dataset")
+@dataset_options
+@click.option("--models", default="ease", show_default=True, help="Models refitted with the synthetic interactions.")
+@click.option("--filters", default="none,margin", show_default=True, help="none, margin and/or llm.")
+@click.option("--per-item", default=20, show_default=True, help="Synthetic users per cold item (at most).")
+@click.option("--cold-frac", default=0.15, show_default=True, help="Share of the items that is new.")
+@click.option("--llm", default=None, help="LLM spec for the llm filter (default: the embedded model).")
+@click.option("--set", "sets", multiple=True, help="MODEL.FIELD=VALUE config override (repeatable).")
+@click.option("--out", default="benchmarks/results/coldstart", show_default=True)
+def augment_cold_start(dataset, data, models, filters, per_item, cold_frac, llm, sets, out) -> None:
+    """Synthetic interactions for cold items (ColdLLM idea) on the item cold-start protocol: cold and warm recall
+    with and without them, beside the content-only model."""
+    from recgen.experiments.studies.coldstart import run_cold_start_study
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    run_study(run_cold_start_study, dataset, models=names, filters=[f.strip() for f in filters.split(",")],
+              per_item=per_item, cold_frac=cold_frac, llm=llm, sets=sets,
+              data={k: v for k, v in data.items() if v is not None}, out_dir=out)  # fmt: skip
