@@ -11,7 +11,8 @@ A ``ChatSession`` holds one conversation. Each user message goes through the sam
    With an LLM, the manager asks the LLM for the action as JSON under a schema whose enums hold only the actions
    and the attributes this catalogue has; the session's tools carry it out.
 3. **Act** with tools: candidate retrieval with the fitted model from the user's history plus the items
-   mentioned, hard filters on metadata (relaxed only when fewer than ``k`` items pass, and then said so), a
+   mentioned, hard filters on metadata (relaxed only when fewer than ``k`` items pass, and then said so; among
+   the items that pass, those that meet more of the stated wishes come first, then the model's order), a
    candidate memory (shown and rejected items never come back), item lookup.
 4. **Say it**: the items are listed by the system from the catalogue (ids resolved before anything is shown);
    the LLM may write one lead sentence, which is shown only if it names no title outside the chosen items and
@@ -100,6 +101,16 @@ class ChatSession:
                 scores = torch.where(ok, scores, torch.full_like(scores, -torch.inf))
             else:
                 relaxed = True
+        if self.constraints.want and not relaxed:  # the items that meet more of the wishes first, then the model
+            s = scores.numpy()
+            live = np.flatnonzero(np.isfinite(s))
+            met = np.zeros(len(live))
+            for attr, wanted in self.constraints.want.items():
+                per = self.catalog.words.get(attr)
+                if per is not None:
+                    met += np.fromiter((len(per[d] & wanted) for d in live), float, len(live))
+            order = np.lexsort((live, -s[live], -met))[:n]  # ties: higher score, then lower id
+            return [int(d) for d in live[order]], relaxed
         vals, idx = stable_topk(scores[None], n)
         return [int(i) for v, i in zip(vals[0].tolist(), idx[0].tolist(), strict=True) if math.isfinite(v)], relaxed
 
