@@ -3,6 +3,7 @@ codebooks)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -80,6 +81,13 @@ from recgen.errors import ConfigError
     help="Run only this seed of the --seeds planned (repeatable); for seeds run in parallel processes with "
     "separate --out folders, joined afterwards by `recgen merge-results`.",
 )
+@click.option(
+    "--nproc",
+    default=1,
+    show_default=True,
+    help="Data-parallel training over N processes (torchrun; gloo on the CPU, NCCL on GPUs); the same global "
+    "batch as one process. Models trained by recgen's trainer.",
+)
 def bench(
     dataset,
     model,
@@ -99,9 +107,15 @@ def bench(
     run_dir,
     decode_variants,
     only_seeds,
+    nproc,
 ) -> None:
     """Fit on train, choose on validation, evaluate test (full ranking); write a results JSON, print a table."""
     from recgen.config import parse_sets
+
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
+        raise SystemExit(_torchrun(nproc, model))
     from recgen.experiments.bench import parse_grid, run_bench
     from recgen.experiments.results import HEADLINE
 
@@ -130,6 +144,10 @@ def bench(
         run_dir=run_dir,
         log=log,
     )
+    from recgen.models.training.distributed import is_main
+
+    if not is_main():
+        return  # rank 0 reports
     from rich.console import Console
     from rich.table import Table
 
@@ -154,6 +172,32 @@ def bench(
         f"eval: {result['throughput']['eval_users_per_second']:.0f} users/s; "
         f"fit: {result['timings']['fit_seconds_mean']:.1f} s; results: {result['_path']}"
     )
+
+
+def _torchrun(nproc: int, model: str) -> int:
+    """Run this same bench command under torchrun with ``nproc`` processes on this machine; its exit code."""
+    import subprocess
+    import sys
+
+    from recgen.cli.app import _ARGV
+    from recgen.models.registry import check_resumable
+
+    check_resumable(model, "--nproc")
+    args, skip = [], False
+    for a in _ARGV or sys.argv[1:]:  # the same arguments, without --nproc
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m",
+           "recgen.cli.main", *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run(cmd, env=env).returncode
 
 
 @cli.command("merge-results")

@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # freed tensor memory stays in the process: no page faults every step (RECGEN_MALLOC)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     app._ARGV = list(argv) if argv is not None else sys.argv[1:]
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:  # under torchrun: join the process group (torch loads)
+        from recgen.models.training.distributed import init_from_env
+
+        init_from_env()
     debug = os.environ.get("RECGEN_DEBUG") == "1"
     try:
         cli.main(args=app._ARGV, prog_name="recgen", standalone_mode=False)

@@ -342,11 +342,18 @@ class BenchRun:
         }
 
     def run(self) -> dict[str, Any]:
+        from recgen.models.training.distributed import is_main
+
         self.prepare()
         for seed in self.seeds_to_run():
+            if not is_main():  # a data-parallel worker: it trains its share; rank 0 evaluates and writes
+                self.fit(seed)
+                continue
             entry = self.run_seed(seed)
             self.per_seed = sorted([e for e in self.per_seed if e["seed"] != seed] + [entry], key=lambda e: e["seed"])
             self.save()  # after every seed: an interrupted run keeps what it finished
+        if not is_main():
+            return {}
         path = self.save()
         result = self.assemble()
         result["_path"] = str(path)

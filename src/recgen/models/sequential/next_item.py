@@ -195,7 +195,7 @@ class SequentialRecommender(NetRecommender):
             loss = F.binary_cross_entropy_with_logits(
                 pos_logit, torch.ones_like(pos_logit)
             ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
-        return loss, int(seq.shape[0])
+        return loss, int(seq.shape[0]), int(pos.numel())  # a mean over the positions (data-parallel weights)
 
     def _fit(self, dataset: Dataset, valid: Any) -> None:
         cfg = self.config

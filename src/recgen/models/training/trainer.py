@@ -34,6 +34,14 @@ import torch
 from recgen.config import check
 from recgen.errors import ConfigError, IntegrityError, TrainingDivergedError
 from recgen.io import atomic_write_json, atomic_write_sealed, read_sealed
+from recgen.models.training.distributed import (
+    all_sum,
+    broadcast_float,
+    broadcast_module,
+    sum_gradients,
+    take_rows,
+    world,
+)
 from recgen.progress import enabled as progress_enabled
 
 log = logging.getLogger("recgen.training")
@@ -145,7 +153,8 @@ class Trainer:
         module: the ``nn.Module`` being trained.
         config: TrainerConfig.
         batches: ``batches(epoch, generator)`` -> iterable of batches for one epoch.
-        loss_fn: ``loss_fn(batch)`` -> (scalar loss, number of samples in the batch).
+        loss_fn: ``loss_fn(batch)`` -> (scalar loss, number of samples in the batch), or (loss, samples, terms)
+            where the loss is a mean over ``terms`` items (e.g. positions): data-parallel runs weight by them.
         evaluate: ``evaluate()`` -> validation metrics, or None to train without selection.
         run_dir: folder for ``last.pt``/``best.pt``/``config.json`` (optional; needed for resume).
         flops_per_batch: ``f(batch)`` -> model FLOPs of one training step on that batch (forward + backward),
@@ -216,7 +225,7 @@ class Trainer:
         }
 
     def save_last(self) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and world()[0] == 0:
             atomic_torch_save(self._checkpoint(), self.run_dir / "last.pt")
 
     def resume(self) -> bool:
@@ -262,9 +271,12 @@ class Trainer:
             self.generator.manual_seed(cfg.seed)
         # what an interrupted run had done before this fit took over (0 for a fresh run)
         self.resumed_from_epoch, self.resumed_wall_seconds = self.state.epoch, self.state.wall_seconds
-        if self.run_dir is not None:
+        if self.run_dir is not None and world()[0] == 0:
             atomic_write_json(self.run_dir / "config.json", self.resolved_config)
-        show = progress_enabled()
+        rank, size = world()
+        if size > 1:
+            broadcast_module(self.module)  # one set of starting weights (and a resumed run's, from rank 0's file)
+        show = progress_enabled() and rank == 0
         self._started = time.perf_counter()
         # a resumed run that had stopped (early stopping or its time budget) is finished: it trains no further
         while self.state.epoch < cfg.epochs and not self.state.stop_reason:
@@ -281,22 +293,36 @@ class Trainer:
                 bar.start()
                 task = bar.add_task(f"epoch {epoch}", total=self.steps_per_epoch)
             for batch in iterator:
+                if size > 1:
+                    batch = take_rows(batch, rank, size)  # this process's share of the global batch
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                    loss, n = self.loss_fn(batch)
-                if not torch.isfinite(loss):
+                    out = self.loss_fn(batch)
+                # (loss, samples) or (loss, samples, terms): the loss is a mean over `terms` (positions, say)
+                loss, n = out[0], out[1]
+                terms = out[2] if len(out) > 2 else n
+                if size > 1:  # the global batch's mean loss: each rank's loss weighted by its share of the terms
+                    n_all, terms_all = all_sum(n), all_sum(terms)
+                    value = all_sum(loss.item() * terms) / max(terms_all, 1)
+                else:
+                    n_all, terms_all, value = n, terms, loss.item()
+                if not math.isfinite(value):
                     raise TrainingDivergedError(
-                        f"training diverged: the loss became {loss.item()} at epoch {epoch}; lower lr (now {cfg.lr:g}) "
+                        f"training diverged: the loss became {value} at epoch {epoch}; lower lr (now {cfg.lr:g}) "
                         "or check the data"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if size > 1:
+                    (loss * (terms / max(terms_all, 1))).backward()
+                    sum_gradients(self.module)
+                else:
+                    loss.backward()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.state.step += 1
-                total_loss += loss.item() * n
-                n_seen += n
+                total_loss += value * n_all
+                n_seen += n_all
                 if self.flops_per_batch is not None:
                     self.state.flops += self.flops_per_batch(batch)
                 if bar is not None:
@@ -319,15 +345,18 @@ class Trainer:
             self._check_divergence(entry["loss"], epoch)
             stop = False
             out_of_time = bool(cfg.time_budget) and time.perf_counter() - self._started >= cfg.time_budget
+            if size > 1:  # rank 0's clock decides for everyone
+                out_of_time = bool(broadcast_float(float(out_of_time)))
             if self.evaluate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs or out_of_time):
                 self.module.eval()
-                metrics = self.evaluate()
-                value = metrics[cfg.metric]
+                value = self.evaluate()[cfg.metric] if rank == 0 else None
+                if size > 1:  # validated once, on rank 0: every process takes the same decision
+                    value = broadcast_float(value)
                 entry[f"valid_{cfg.metric}"] = value
                 if value > self.state.best_value:
                     self.state.best_value, self.state.best_epoch, self.state.bad_evals = value, epoch, 0
                     self.best_state_dict = copy.deepcopy(self.module.state_dict())
-                    if self.run_dir is not None:
+                    if self.run_dir is not None and rank == 0:
                         atomic_torch_save(self.best_state_dict, self.run_dir / "best.pt")
                 else:
                     self.state.bad_evals += 1
@@ -338,7 +367,8 @@ class Trainer:
                 stop, self.state.stop_reason = True, "time_budget"
                 log.info("epoch %d: time budget of %.0f s spent, stopping", epoch, cfg.time_budget)
             self.state.log.append(entry)
-            log.info("epoch %d: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"), epoch)
+            if rank == 0:
+                log.info("epoch %d: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"), epoch)
             self.state.epoch = epoch
             self.state.wall_seconds = self.resumed_wall_seconds + time.perf_counter() - self._started
             self.save_last()
