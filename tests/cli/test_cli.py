@@ -85,13 +85,13 @@ def test_bench_writes_results_json(capsys, data_folder, tmp_path):
     assert "recall@10" in out and "protocol:" in out
     # the report regenerates tables from the files alone
     readme = tmp_path / "README.md"
-    readme.write_text("x\n<!-- models:start -->\nold\n<!-- models:end -->\ny\n")
+    readme.write_text("x\n<!-- models:start -->\nSTALE-TABLE\n<!-- models:end -->\ny\n")
     code, _, err = run(
         capsys, "report", "--results", str(out_dir), "--out", str(tmp_path / "R.md"), "--readme", str(readme)
     )
     assert code == 0, err
     text = readme.read_text()
-    assert "old" not in text and "**EASE** (`ease`)" in text and text.endswith("y\n")
+    assert "STALE-TABLE" not in text and "**EASE** (`ease`)" in text and text.endswith("y\n")
     assert f"{r['test']['ndcg@10']:.4f}" in text  # the model table shows the run
     assert f"{r['test']['ndcg@10']:.4f}" in (tmp_path / "R.md").read_text()
 
