@@ -20,10 +20,13 @@ from recgen.experiments.results import (
     read_result,
 )
 from recgen.experiments.simulation_tables import (
+    chat_served_block,
+    chat_served_table,
     dialogue_table,
     explanations_table,
     fidelity_table,
     interactive_table,
+    is_chat_served,
     is_dialogue,
     is_explanations,
     is_fidelity,
@@ -65,6 +68,7 @@ def readme_blocks(results: list[dict[str, Any]], results_dir: str | Path) -> dic
         "serve-load": serve_load_table(results_dir),
         "serve-feedback": serve_feedback_table(results_dir),
         "simulation": simulation_block(results_dir),
+        "chat-served": chat_served_block(results_dir),
     }
 
 
@@ -194,6 +198,7 @@ def write_report(
         (is_explanations, "grounded explanations", "(user, top-1 item) pairs of seeded test users.",
          explanations_table, None),
         (is_personal_text, "personalised item text", None, personal_text_table, None),
+        (is_chat_served, "one scripted conversation, embedded and served LLM", None, chat_served_table, None),
         (is_codebook_result, "item tokenizers: codebook usage, collisions, reconstruction", None, codebook_table, None),
         (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
          steps_table, None),

@@ -165,3 +165,48 @@ def simulation_block(results_dir: str | Path) -> str:
         parts.append(f"Scale ({s['decider']} decider with reasons, {s['machine']['cpu_count']} cores): {rows} "
                      f"(`{scale.as_posix()}`).")  # fmt: skip
     return "\n\n".join(parts) or "(not measured yet: `recgen simulate fidelity ml-100k`)"
+
+
+is_chat_served = is_task("chat-served")
+
+
+def chat_served_table(results: list[dict[str, Any]]) -> str:
+    """The scripted conversation per backend: each turn's reply verbatim, items shown, withheld LLM sentences."""
+    out = []
+    for r in results:
+        for run in r["runs"]:
+            llm = run["llm"]
+            lines = [f"**{r['dataset']}**, {r['model']}, user {r['user']}, LLM manager on {llm['backend']} "
+                     f"({Path(str(llm.get('model'))).name}), {run['seconds']:.1f} s:", "", "```"]  # fmt: skip
+            for t in run["turns"]:
+                lines += [f"user: {t['user']}", "recgen: " + t["reply"].replace("\n", "\n        "), ""]
+            lines[-1] = "```"
+            lines.append(f"Out-of-catalogue items shown: {sum(t['out_of_catalogue'] for t in run['turns'])}; "
+                         f"LLM sentences withheld: {sum(t['withheld'] for t in run['turns'])}.")  # fmt: skip
+            out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def chat_served_block(results_dir: str | Path) -> str:
+    """The README's block: the scripted conversation against a served model, one line a turn."""
+    path = Path(results_dir) / "tasks" / "ml-100k__chat-served.json"
+    if not path.is_file():
+        return "(not measured yet: `python benchmarks/chat_served.py`)"
+    r = read_result(path)
+    served = [run for run in r["runs"] if run["llm"]["backend"] == "openai"]
+    if not served:
+        return "(no served run in `" + path.as_posix() + "`)"
+    run, titles = served[0], r.get("titles", {})
+    gguf = Path(str(run["llm"].get("model"))).name
+    lines = [f"The same session against an OpenAI-compatible server (`--llm openai:URL`; here a `llama_cpp.server` "
+             f"on loopback serving {gguf}), from `{path.as_posix()}`:", ""]  # fmt: skip
+    for t in run["turns"]:
+        lead = t["reply"].split("\n", 1)[0]
+        shown = ", ".join(titles.get(i, i) for i in t["items"])
+        lines.append(f"- *{t['user']}* → {lead} [{shown}]")
+    oc = sum(t["out_of_catalogue"] for t in run["turns"])
+    wh = sum(t["withheld"] for t in run["turns"])
+    same = [t["items"] for t in run["turns"]] == [t["items"] for t in r["runs"][0]["turns"]]
+    lines += ["", f"Out-of-catalogue items: {oc}; LLM sentences withheld: {wh}; the items shown are "
+                  f"{'the same as' if same else 'not the same as'} with the embedded model."]  # fmt: skip
+    return "\n".join(lines)
