@@ -57,6 +57,15 @@ def test_next_token_logprobs_are_a_distribution(embedded_llm):
     assert np.all(lp <= 0) and np.exp(lp).sum() <= 1.0 + 1e-6
 
 
+def test_options_sharing_a_first_token_are_refused(embedded_llm):
+    """" 1" .. " 5" are " " + digit for SmolLM2: scored by their first token they would all be equal (the simulated
+    users' LLM ratings were all 3 for this reason). Refused, and the fix (the space in the prompt) tells them apart."""
+    with pytest.raises(DataError, match="begin with the same token"):
+        embedded_llm.next_token_logprobs("Rate it from 1 to 5.\nRating:", [" 1", " 2", " 3"])
+    lp = embedded_llm.next_token_logprobs("Rate it from 1 to 5.\nRating: ", ["1", "2", "3", "4", "5"])
+    assert len(set(lp)) == 5
+
+
 def test_scores_do_not_depend_on_what_was_evaluated_before(embedded_llm):
     """Prompts that share a prefix reuse its KV cache in fixed chunks; every score equals that of a fresh
     evaluation, whatever came before (a short prompt re-scored after itself once differed by 0.085)."""

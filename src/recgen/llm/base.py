@@ -188,6 +188,21 @@ class LLM:
         return [float(v) for v in value]
 
     @staticmethod
+    def _distinct_first(options: Sequence[str], firsts: Sequence[Sequence[int]]) -> None:
+        """Verbalizer options must begin with different tokens: options that share their first token (" 1" and
+        " 2" are " " + digit for many tokenizers) get equal log-probabilities, so they cannot be told apart."""
+        seen: dict[int, str] = {}
+        for o, f in zip(options, firsts, strict=True):
+            if f and f[0] in seen:
+                raise DataError(
+                    f"options {seen[f[0]]!r} and {o!r} begin with the same token, so their next-token "
+                    f"log-probabilities are equal; end the prompt with the shared text (e.g. a space) and drop it "
+                    f"from the options"
+                )
+            if f:
+                seen[f[0]] = o
+
+    @staticmethod
     def _check_options(prompt: str, options: Sequence[str], what: str) -> list[str]:
         if not isinstance(prompt, str):
             raise DataError(f"prompt must be a string, got {type(prompt).__name__}")

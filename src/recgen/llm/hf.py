@@ -129,11 +129,9 @@ class HFLLM(LLM):
 
     def _next_token_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
         lp = self._logprobs(self.tokenizer(prompt)["input_ids"])[-1]
-        out = []
-        for o in options:
-            first = self.tokenizer(o, add_special_tokens=False)["input_ids"][:1]
-            out.append(float(lp[first[0]]) if first else float("-inf"))
-        return out
+        firsts = [self.tokenizer(o, add_special_tokens=False)["input_ids"][:1] for o in options]
+        self._distinct_first(options, firsts)
+        return [float(lp[f[0]]) if f else float("-inf") for f in firsts]
 
     def _score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         p = self.tokenizer(prompt)["input_ids"]

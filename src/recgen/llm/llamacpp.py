@@ -190,11 +190,9 @@ class LlamaCppLLM(LLM):
     def _next_token_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
         self._eval(self._check_length(prompt, 1))
         logp = self._last_logits()
-        out = []
-        for o in options:
-            first = self._tokens(o, False)[:1]
-            out.append(float(logp[first[0]]) if first else -np.inf)
-        return out
+        firsts = [self._tokens(o, False)[:1] for o in options]
+        self._distinct_first(options, firsts)
+        return [float(logp[f[0]]) if f else -np.inf for f in firsts]
 
     def _score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         p = self._check_length(prompt, 0)

@@ -16,7 +16,7 @@ side:
   training items; Koren, 2008) fitted on training ratings; reasons cite the most similar liked item, which exists;
 - ``llm``: the LLM alone: the log-odds of " Yes" against " No" to "would you watch it?" (verbalizer scoring),
   Platt-scaled on 100 of those training pairs (the raw probability of a small model sits on one side of 0.5), the
-  expected value of its next-token distribution over " 1" ... " 5" as the rating, a sentence as the reason
+  expected value of its next-token distribution over "1" ... "5" (after "Rating: ") as the rating, a sentence as the reason
   (generated under a JSON schema);
 - ``llm+grounded``: a logistic regression over the grounded logit and the LLM's log-odds fitted on those training
   pairs; the grounded ratings; the LLM's reasons.
@@ -305,8 +305,8 @@ class LLMDecider(Decider):
                     self._memo[key] = 0.0 if np.isnan(z) else float(np.clip(z, -20.0, 20.0))
                 else:
                     lp = np.asarray(self.llm.next_token_logprobs(
-                        f"{persona}You watched {line}. Rate it from 1 (bad) to 5 (great).\nRating:",
-                        [" 1", " 2", " 3", " 4", " 5"]))  # fmt: skip
+                        f"{persona}You watched {line}. Rate it from 1 (bad) to 5 (great).\nRating: ",
+                        ["1", "2", "3", "4", "5"]))  # fmt: skip (" 1".." 5" share a first token " ")
                     p = np.exp(lp - lp.max()) if np.isfinite(lp).any() else np.ones(5)
                     self._memo[key] = float((p / p.sum()) @ np.arange(1, 6))
                 self.calls["yes_no" if kind == "watch" else "rating"] += 1
