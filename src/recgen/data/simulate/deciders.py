@@ -16,8 +16,8 @@ side:
   training items; Koren, 2008) fitted on training ratings; reasons cite the most similar liked item, which exists;
 - ``llm``: the LLM alone: the log-odds of " Yes" against " No" to "would you watch it?" (verbalizer scoring),
   Platt-scaled on 100 of those training pairs (the raw probability of a small model sits on one side of 0.5), the
-  expected value of its next-token distribution over "1" ... "5" (after "Rating: ") as the rating, a sentence as the reason
-  (generated under a JSON schema);
+  expected value of its next-token distribution over "1" ... "5" (after "Rating: ") as the rating, a sentence as
+  the reason (generated under a JSON schema);
 - ``llm+grounded``: a logistic regression over the grounded logit and the LLM's log-odds fitted on those training
   pairs; the grounded ratings; the LLM's reasons.
 
