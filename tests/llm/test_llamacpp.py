@@ -58,8 +58,8 @@ def test_next_token_logprobs_are_a_distribution(embedded_llm):
 
 
 def test_options_sharing_a_first_token_are_refused(embedded_llm):
-    """" 1" .. " 5" are " " + digit for SmolLM2: scored by their first token they would all be equal (the simulated
-    users' LLM ratings were all 3 for this reason). Refused, and the fix (the space in the prompt) tells them apart."""
+    """Options " 1" .. " 5" are " " + digit for SmolLM2: scored by their first token they would all be equal (the
+    simulated users' LLM ratings were all 3 for this reason). Refused; the space in the prompt tells them apart."""
     with pytest.raises(DataError, match="begin with the same token"):
         embedded_llm.next_token_logprobs("Rate it from 1 to 5.\nRating:", [" 1", " 2", " 3"])
     lp = embedded_llm.next_token_logprobs("Rate it from 1 to 5.\nRating: ", ["1", "2", "3", "4", "5"])

@@ -304,9 +304,10 @@ class LLMDecider(Decider):
                     z = float(lp[0] - lp[1])  # a server's top-k may lack a label: -inf, so clip (nan: no view)
                     self._memo[key] = 0.0 if np.isnan(z) else float(np.clip(z, -20.0, 20.0))
                 else:
+                    # the space ends the prompt: " 1" .. " 5" share their first token " "
                     lp = np.asarray(self.llm.next_token_logprobs(
                         f"{persona}You watched {line}. Rate it from 1 (bad) to 5 (great).\nRating: ",
-                        ["1", "2", "3", "4", "5"]))  # fmt: skip (" 1".." 5" share a first token " ")
+                        ["1", "2", "3", "4", "5"]))  # fmt: skip
                     p = np.exp(lp - lp.max()) if np.isfinite(lp).any() else np.ones(5)
                     self._memo[key] = float((p / p.sum()) @ np.arange(1, 6))
                 self.calls["yes_no" if kind == "watch" else "rating"] += 1
