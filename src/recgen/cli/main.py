@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from recgen.cli import app, augment, bench, data, llm, models, serve, simulate, tasks  # noqa: F401 - each module adds its commands to app.cli
+from recgen.cli import app, augment, bench, ctr, data, llm, models, serve, simulate, tasks  # noqa: F401 - each module adds its commands to app.cli
 from recgen.cli.app import cli
 from recgen.errors import RecgenError
 

@@ -35,6 +35,7 @@ from recgen.experiments.simulation_tables import (
     personal_text_table,
     simulation_block,
 )
+from recgen.experiments.studies.ctr import ctr_table, is_ctr_result
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
     H2H_INTRO,
@@ -199,6 +200,8 @@ def write_report(
          explanations_table, None),
         (is_personal_text, "personalised item text", None, personal_text_table, None),
         (is_chat_served, "one scripted conversation, embedded and served LLM", None, chat_served_table, None),
+        (is_ctr_result, "like / dislike prediction on explicit feedback (AUC, UAUC, calibrated log-loss)",
+         "each model scores the same labelled test pairs from its training history.", ctr_table, None),
         (is_codebook_result, "item tokenizers: codebook usage, collisions, reconstruction", None, codebook_table, None),
         (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
          steps_table, None),
