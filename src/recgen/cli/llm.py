@@ -10,6 +10,7 @@ import click
 from recgen.cli.app import (
     cli,
     data_dir_option,
+    dataset_options,
     run_study,
 )
 from recgen.errors import ConfigError
@@ -122,6 +123,25 @@ def llm_tallrec(dataset, data_dir, train_samples, base, sets, out) -> None:
     if not sizes or min(sizes) < 1:
         raise ConfigError(f"--train-samples must be positive integers, got {train_samples!r}")
     run_study(run_tallrec, dataset, sizes, llm=base, data_dir=data_dir, sets=sets, out_dir=out)
+
+
+@llm_group.command("collm")
+@click.argument("dataset", default="ml-100k")
+@dataset_options
+@click.option("--model", "-m", "base", default="smollm2", show_default=True, help="hf model: smollm2, folder or .gguf.")
+@click.option("--test-pairs", default=400, show_default=True, help="Seeded labelled test pairs every row scores.")
+@click.option("--models", default="ease", show_default=True, help="Ranking models scored beside it.")
+@click.option("--save", default=None, help="Folder for the fitted adapter, mapping and MF.")
+@click.option("--set", "sets", multiple=True, help="CoLLMConfig override key=value (repeatable).")
+@click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
+def llm_collm(dataset, data, base, test_pairs, models, save, sets, out) -> None:
+    """CoLLM: MF embeddings mapped into the LLM's token space for like / dislike, beside the text-only LLM, MF,
+    ranking models and like-rate baselines on the same pairs."""
+    from recgen.experiments.studies.collm import run_collm_study
+
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    run_study(run_collm_study, dataset, llm=base, n_test=test_pairs, models=names, save=save, sets=sets,
+              data={k: v for k, v in data.items() if v is not None}, out_dir=out)  # fmt: skip
 
 
 @llm_group.command("bigrec")

@@ -12,9 +12,11 @@ from pathlib import Path
 from recgen.errors import BackendUnavailableError
 
 
-def make_tiny_llm(folder: str | Path, seed: int = 0) -> Path:
+def make_tiny_llm(folder: str | Path, seed: int = 0, *, init_range: float = 0.02) -> Path:
     """Write the tiny model folder (``config.json``, safetensors weights, tokenizer files) and return it; an
-    existing complete folder is reused."""
+    existing complete folder is reused. ``init_range`` (the weights' standard deviation): at the default, a random
+    one-layer model's last position barely attends to the prompt; larger values let a planted signal in the prompt
+    reach the answer logits, which the learnability tests of prompt-conditioned models need."""
     folder = Path(folder)
     if (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file():
         return folder
@@ -39,6 +41,7 @@ def make_tiny_llm(folder: str | Path, seed: int = 0) -> Path:
         tie_word_embeddings=True,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
+        initializer_range=init_range,
     )
     torch.manual_seed(seed)
     model = transformers.LlamaForCausalLM(config)
