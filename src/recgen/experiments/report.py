@@ -35,6 +35,7 @@ from recgen.experiments.simulation_tables import (
     personal_text_table,
     simulation_block,
 )
+from recgen.experiments.studies.coldstart import coldstart_table, is_coldstart_result
 from recgen.experiments.studies.ctr import ctr_table, is_ctr_result
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
@@ -200,6 +201,9 @@ def write_report(
          explanations_table, None),
         (is_personal_text, "personalised item text", None, personal_text_table, None),
         (is_chat_served, "one scripted conversation, embedded and served LLM", None, chat_served_table, None),
+        (is_coldstart_result, "item cold start: content, and synthetic interactions for new items",
+         "a seeded share of the items is new: their interactions are out of training and histories.", coldstart_table,
+         None),
         (is_ctr_result, "like / dislike prediction on explicit feedback (AUC, UAUC, calibrated log-loss)",
          "each model scores the same labelled test pairs from its training history.", ctr_table, None),
         (is_codebook_result, "item tokenizers: codebook usage, collisions, reconstruction", None, codebook_table, None),

@@ -155,3 +155,28 @@ def run_cold_start_study(
     path = Path(out_dir) / f"{ds.name}__coldstart__{'-'.join(models)}__{'-'.join(filters)}.json"
     result["_path"] = str(write_json(result, path))
     return result
+
+
+def is_coldstart_result(r: dict[str, Any]) -> bool:
+    return r.get("schema") == "recgen-coldstart/1"
+
+
+def coldstart_table(results: list[dict[str, Any]]) -> str:
+    """Recall@20 / NDCG@20 on all, cold and warm test users per model and augmentation; synthetic counts."""
+    lines = [
+        "| dataset | model | augmentation | cold users R@20 / N@20 | warm users R@20 / N@20 | all R@20 | "
+        "synthetic accepted (per cold item) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for row in r["rows"]:
+            m, syn = row["metrics"], row.get("synthetic")
+            cells = [r["dataset"], row["model"], row["augmentation"]]
+            cells += [f"{m[p]['recall@20']:.4f} / {m[p]['ndcg@20']:.4f}" for p in ("cold", "warm")]
+            made = f"{syn['accepted']} of {syn['proposed']} ({syn['per_cold_item']:.1f})" if syn else "–"
+            cells += [f"{m['all']['recall@20']:.4f}", made]
+            lines.append("| " + " | ".join(cells) + " |")
+        p = r["protocol"]
+        lines.append(f"\n{r['dataset']}: {p['cold_items']} cold items ({p['cold_frac']:.0%}), {p['cold_test_users']} "
+                     f"cold and {p['warm_test_users']} warm test users.")  # fmt: skip
+    return "\n".join(lines)
