@@ -198,15 +198,15 @@ def chat_served_block(results_dir: str | Path) -> str:
         return "(no served run in `" + path.as_posix() + "`)"
     run, titles = served[0], r.get("titles", {})
     gguf = Path(str(run["llm"].get("model"))).name
+    oc = sum(t["out_of_catalogue"] for t in run["turns"])
+    wh = sum(t["withheld"] for t in run["turns"])
+    same = [t["items"] for t in run["turns"]] == [t["items"] for t in r["runs"][0]["turns"]]
+    same = "the same as" if same else "not the same as"
     lines = [f"The same session against an OpenAI-compatible server (`--llm openai:URL`; here a `llama_cpp.server` "
-             f"on loopback serving {gguf}), from `{path.as_posix()}`:", ""]  # fmt: skip
+             f"on loopback serving {gguf}; `{path.as_posix()}`): {oc} out-of-catalogue items, {wh} LLM sentences "
+             f"withheld, items {same} with the embedded model:", ""]  # fmt: skip
     for t in run["turns"]:
         lead = t["reply"].split("\n", 1)[0]
         shown = ", ".join(titles.get(i, i) for i in t["items"])
         lines.append(f"- *{t['user']}* → {lead} [{shown}]")
-    oc = sum(t["out_of_catalogue"] for t in run["turns"])
-    wh = sum(t["withheld"] for t in run["turns"])
-    same = [t["items"] for t in run["turns"]] == [t["items"] for t in r["runs"][0]["turns"]]
-    lines += ["", f"Out-of-catalogue items: {oc}; LLM sentences withheld: {wh}; the items shown are "
-                  f"{'the same as' if same else 'not the same as'} with the embedded model."]  # fmt: skip
     return "\n".join(lines)
