@@ -133,26 +133,28 @@ def personal_text_table(results: list[dict[str, Any]]) -> str:
 
 
 def simulation_block(results_dir: str | Path) -> str:
-    """The README's block: the ML-100K fidelity table (compact), the interactive agreement, the 1,000-agent sizing."""
+    """The README's block: the ML-100K fidelity table (compact), then one paragraph: published rows, the
+    interactive agreement, the 1,000-agent sizing."""
     folder = Path(results_dir) / "simulation"
     found = read_json_results(folder) if folder.is_dir() else []
-    parts = []
+    table, sentences = "", []
     fid = [r for r in found if is_fidelity(r) and r["dataset"] == "ml-100k"]
     if fid:
-        pub = "; ".join(
-            f"{p['simulator']} {p['m1_accuracy']:.2f} / {p['rating_rmse']:.2f}" for p in fid[0]["published"]
-        )
-        parts.append(fidelity_table(fid[:1], compact=True) + f"\n\nPublished 1:1 accuracy / RMSE for scale (other "
-                     f"LLMs, data and splits): {pub}.")  # fmt: skip
+        r = fid[0]
+        table = fidelity_table([r], compact=True).split("\n\n")[1]  # the table alone; its context goes below
+        llm = (r.get("llm") or {}).get("model")
+        pub = "; ".join(f"{p['simulator']} {p['m1_accuracy']:.2f} / {p['rating_rmse']:.2f}" for p in r["published"])
+        cal = f", LLM {llm} calibrated on {r.get('llm_calibration_pairs')} training pairs" if llm else ""
+        sentences.append(f"ML-100K, {r['protocol']['agents']} agents ({r['protocol']['name']} split){cal}. Published "
+                         f"1:1 accuracy / RMSE for scale (other LLMs, data and splits): {pub}.")  # fmt: skip
     inter = [r for r in found if is_interactive(r)]
     if inter:
         r = inter[0]
         a = r["agreement_with_offline_ndcg@10"]
-        parts.append(
-            f"Interactive evaluation of {len(r['rows'])} recommenders on ML-100K ({r['protocol']['agents']} agents): "
-            f"agreement of total items watched with offline NDCG@10, Spearman {_f(a['watched']['spearman'], 2)}, "
-            f"Kendall {_f(a['watched']['kendall'], 2)}; of satisfaction, Spearman "
-            f"{_f(a['satisfaction']['spearman'], 2)} (table in `benchmarks/RESULTS.md`)."
+        sentences.append(
+            f"Interactive evaluation of {len(r['rows'])} recommenders ({r['protocol']['agents']} agents): agreement "
+            f"of items watched with offline NDCG@10, Spearman {_f(a['watched']['spearman'], 2)}, Kendall "
+            f"{_f(a['watched']['kendall'], 2)}; of satisfaction, Spearman {_f(a['satisfaction']['spearman'], 2)}."
         )
     scale = Path(results_dir) / "speed" / "simulate_scale.json"
     if scale.is_file():
@@ -162,9 +164,10 @@ def simulation_block(results_dir: str | Path) -> str:
             f"{1000 / x['agents_per_second'] / 60:.0f} min"
             for x in s["rows"]
         )
-        parts.append(f"Scale ({s['decider']} decider with reasons, {s['machine']['cpu_count']} cores): {rows} "
-                     f"(`{scale.as_posix()}`).")  # fmt: skip
-    return "\n\n".join(parts) or "(not measured yet: `recgen simulate fidelity ml-100k`)"
+        sentences.append(f"Scale ({s['decider']} decider with reasons, {s['machine']['cpu_count']} cores): {rows}.")
+    if not table and not sentences:
+        return "(not measured yet: `recgen simulate fidelity ml-100k`)"
+    return "\n\n".join(p for p in (table, " ".join(sentences) + " Tables: `benchmarks/RESULTS.md`.") if p)
 
 
 is_chat_served = is_task("chat-served")
