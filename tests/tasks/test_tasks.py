@@ -182,3 +182,21 @@ def test_chat_and_explain_cli(capsys, ml100k_ease, tmp_path):
     assert e["cited"] and e["text"].startswith("Recommended because")
     assert main(["explain", "--model-dir", str(tmp_path / "m"), "--user", "5", "--item", "nope"]) == 2
     assert "not in the catalogue" in capsys.readouterr().err
+
+
+def test_titles_without_attributes_give_a_kind_to_ask_about():
+    """Amazon-style data (short titles, anonymised attribute ids): the kind of thing each title names becomes an
+    attribute the catalogue can filter on and a simulated user can state, read from the title alone."""
+    import pyarrow as pa
+
+    from recgen.data.text import title_kinds
+    from recgen.tasks.catalog import Catalog
+
+    titles = ["red nail polish", "blue nail lacquer", "nail file", "argan hair oil", "hair shampoo", "zq9 thing"]
+    assert title_kinds(titles, min_items=2) == ["nail", "nail", "nail", "hair", "hair", None]
+    big = titles * 3  # the catalogue's floor: a kind must be used by at least 5 titles
+    ids = [f"i{n}" for n in range(len(big))]
+    cat = Catalog(["", *ids], pa.table({"item_id": ids, "title": big}))
+    assert cat.words["kind"][1] == {"nail"} and cat.words["kind"][4] == {"hair"} and cat.words["kind"][6] == set()
+    c = cat.constraints_in("I am looking for something hair, no nail things")
+    assert c.want == {"kind": {"hair"}} and c.avoid == {"kind": {"nail"}}

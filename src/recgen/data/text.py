@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -155,4 +156,29 @@ def item_texts(ds: Dataset) -> list[str]:
         if a:
             parts.append("attributes: " + " ".join(map(str, a)))
         out.append("; ".join(parts))
+    return out
+
+
+_KIND_STOP = frozenset(
+    "and the for with from of in on to a an by or set pack size oz ml fl count ounce ounces inch piece pieces new "
+    "free pcs kit one two 1 2 3 4 5 6 8 10 12 100".split()
+)
+
+
+def title_kinds(titles: Sequence[str], *, min_share: float = 0.002, min_items: int = 5) -> list[str | None]:
+    """Per title, the kind of thing it names when the data says nothing else (Amazon's short titles: "nail
+    lacquer simmer and shimmer" -> "nail"): of the title's words (lower case, letters only, 3+ characters, not a
+    stop word) the one used by the most titles of the catalogue, if at least ``min_share`` of them (and
+    ``min_items``) use it; None otherwise. Frequent title words are product types, rare ones names and brands, so
+    the kind is a fact of the title that does not name the item."""
+    words = [[w for w in re.findall(r"[a-z]{3,}", (t or "").lower()) if w not in _KIND_STOP] for t in titles]
+    df: dict[str, int] = {}
+    for ws in words:
+        for w in set(ws):
+            df[w] = df.get(w, 0) + 1
+    floor = max(min_items, int(min_share * len(titles)))
+    out: list[str | None] = []
+    for ws in words:
+        best = max(ws, key=lambda w: (df[w], -ws.index(w)), default=None)
+        out.append(best if best is not None and df[best] >= floor else None)
     return out

@@ -6,7 +6,8 @@ vocabulary and the item table saved with it) or a dataset.
 
 Attributes read from the item table, where present: ``genre`` (``genres``), ``category`` (``categories`` /
 ``category``), ``brand``, ``year``, ``price``. Numeric anonymised attributes (the S3-Rec ``attributes`` ids) are not
-words and are not used in text.
+words and are not used in text. Where the table has none of these words but titles, a ``kind`` is read from each
+title (``recgen.data.text.title_kinds``: its most widely used word, e.g. "nail", "shampoo").
 """
 
 from __future__ import annotations
@@ -88,6 +89,15 @@ class Catalog:
                             arr[d] = float(v) if d and v not in (None, "") else arr[d]
                         except (TypeError, ValueError):
                             pass
+        if not self.words and any(self.titles[1:]):  # nothing named: the kind of thing a title names
+            from recgen.data.text import title_kinds
+
+            per = self.words.setdefault("kind", [set() for _ in range(n)])
+            shown = self.display.setdefault("kind", {})
+            for d, k in enumerate(title_kinds(self.titles[1:]), 1):
+                if k:
+                    per[d].add(k)
+                    shown.setdefault(k, k)
         self.has_year = bool((self.year > 0).any())
         self.has_price = bool(np.isfinite(self.price).any())
         self._choices = {d: t for d, t in enumerate(self.titles) if d}

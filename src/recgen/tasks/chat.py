@@ -42,6 +42,7 @@ QUESTIONS = {
     "genre": "What kind of film are you in the mood for? For example {examples}.",
     "category": "Which kind of product are you after? For example {examples}.",
     "brand": "Any brand you prefer? For example {examples}.",
+    "kind": "What kind of product are you looking for? For example {examples}.",
     "year": "Old or recent? Any decade you prefer ({examples})?",
 }
 
@@ -119,7 +120,7 @@ class ChatSession:
         (entropy of the value counts), as InteRecAgent's clarifying questions aim at."""
         pool, _ = self.retrieve(100)
         best, best_h = None, 0.0
-        candidates = [a for a in ("genre", "category", "brand") if a in self.catalog.words]
+        candidates = [a for a in ("genre", "category", "brand", "kind") if a in self.catalog.words]
         candidates += ["year"] if self.catalog.has_year else []
         for attr in candidates:
             if attr in self.asked or attr in self.constraints.want or (attr == "year" and self.constraints.year):

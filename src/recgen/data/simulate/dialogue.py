@@ -32,10 +32,11 @@ import numpy as np
 
 from recgen.data.dataset import Dataset, title_map
 from recgen.data.simulate.agents import item_text
+from recgen.data.text import title_kinds
 from recgen.errors import DataError
 
 TurnKind = Literal["ask", "recommend", "say"]
-ATTRIBUTES = ("genre", "year", "category", "brand")
+ATTRIBUTES = ("genre", "year", "category", "brand", "kind")
 
 
 @dataclass
@@ -96,6 +97,19 @@ def _catalogue_values(train: Dataset) -> set[str]:
     return held[1]
 
 
+_KINDS: dict[int, tuple[Dataset, list[str | None]]] = {}
+
+
+def _kinds(train: Dataset) -> list[str | None]:
+    """Per dense item (0 = padding), the kind its title names (``title_kinds``), as the task catalogue reads it."""
+    held = _KINDS.get(id(train))
+    if held is None or held[0] is not train:
+        titles = title_map(train.item_table)
+        ext = train.items.external(np.arange(1, train.items.size))
+        held = _KINDS[id(train)] = (train, [None, *title_kinds([titles.get(str(e), "") for e in ext])])
+    return held[1]
+
+
 def leaks(text: str, aliases: Sequence[str]) -> str | None:
     """The alias found in ``text`` as whole words, or None."""
     t = _norm(text)
@@ -150,6 +164,10 @@ class DialogueUser:
             value = table.column("year")[row].as_py()
             if value not in (None, ""):
                 out["year"] = [str(value)]
+        if not out:  # no genre / category / brand: the kind of thing the title names, as the catalogue reads it
+            kind = _kinds(train)[dense]
+            if kind:
+                out["kind"] = [kind]
         year = re.search(r"\((\d{4})\)\s*$", title)
         if year and "year" not in out:
             out["year"] = [year.group(1)]
@@ -163,6 +181,8 @@ class DialogueUser:
             return f"Something from the {decade}s, around {values[0]}."
         if values:
             joined = values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+            if attribute == "kind":
+                return f"I am looking for something {joined}."
             return f"I am in the mood for something {joined}." if attribute == "genre" else f"{attribute}: {joined}."
         if attribute is None:
             known = [f"{k} {', '.join(v)}" for k, v in self.facts.items() if k != "year"]
