@@ -82,13 +82,16 @@ def is_ctr_result(r: dict[str, Any]) -> bool:
 
 def ctr_table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| dataset | model | kind | test AUC | UAUC (users) | GAUC | log-loss (Platt on valid) | valid AUC |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | model | kind | fitted on | test pairs | test AUC | UAUC (users) | GAUC "
+        "| log-loss (Platt on valid) | valid AUC |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for row in r["rows"]:
             lines.append(
-                f"| {r['dataset']} | {row['model']} | {row['kind']} | {row['auc']:.4f} | {row['uauc']:.4f} "
+                f"| {r['dataset']} | {row['model']} | {row['kind']} | "
+                f"{r['protocol']['fit_on'] + ' training interactions' if row['kind'] == 'ranking model' else 'labels'} "
+                f"| {row['pairs']} | {row['auc']:.4f} | {row['uauc']:.4f} "
                 f"({row['uauc_users']}) | {row['gauc']:.4f} | {row['log_loss']:.4f} | {row['valid_auc']:.4f} |"
             )
     return "\n".join(lines)
