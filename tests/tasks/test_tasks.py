@@ -166,6 +166,9 @@ def test_personalised_text_invented_attributes_are_caught(ml100k_ease):
     assert bad.withheld and bad.text == bad.generic and bad.invented == 2
     good = personalise(cat, d, liked, PlantedLLM('{"text": "Since you liked Toy Story: a sci-fi adventure."}'))
     assert not good.withheld and good.text.startswith("Since you liked Toy Story")
+    # a liked title alone says nothing of the item: not shown as its description
+    other = personalise(cat, d, liked, PlantedLLM('{"text": "Toy Story"}'))
+    assert other.withheld and other.text == other.generic and other.invented == 0
 
 
 def test_chat_and_explain_cli(capsys, ml100k_ease, tmp_path):

@@ -4,7 +4,9 @@ description rewritten for one user, with every fact checked against the catalogu
 The generic description is a template over the item's real metadata. The LLM rewrites it for a user, given the
 user's liked items (titles and genres from the training history), under a JSON schema. The rewrite is shown only
 if it names no attribute value the item lacks (``invented`` counts those values) and no title other than the item's
-and the user's own items; otherwise the generic description is shown and the generation counted as withheld.
+and the user's own items, and if it says something of the item (its title, one of its attribute values or its year:
+"The Great Escape" alone, another title the user liked, is not a description of "Dead Man Walking"); otherwise the
+generic description is shown and the generation counted as withheld.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ def invented_values(catalog: Catalog, text: str, d: int) -> int:
     return bad
 
 
+def describes_item(catalog: Catalog, text: str, d: int) -> bool:
+    """Whether ``text`` names the item, one of its attribute values, or its year."""
+    low = " " + re.sub(r"[^0-9a-z]+", " ", text.lower()) + " "
+    if d in catalog.mentioned(text) or (catalog.has_year and str(int(catalog.year[d])) in low):
+        return True
+    return any(f" {re.sub(r'[^0-9a-z]+', ' ', v).strip()} " in low for per in catalog.words.values() for v in per[d])
+
+
 def personalise(catalog: Catalog, d: int, liked: list[int], llm: Any) -> PersonalText:
     generic = generic_description(catalog, d)
     schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 240}}, "required": ["text"]}
@@ -61,5 +71,5 @@ def personalise(catalog: Catalog, d: int, liked: list[int], llm: Any) -> Persona
         rewrite = ""
     invented = invented_values(catalog, rewrite, d) if rewrite else 0
     other_titles = set(catalog.mentioned(rewrite)) - {d, *liked} if rewrite else set()
-    ok = bool(rewrite) and invented == 0 and not other_titles
+    ok = bool(rewrite) and invented == 0 and not other_titles and describes_item(catalog, rewrite, d)
     return PersonalText(catalog.ids[d], generic, rewrite if ok else generic, rewrite, invented, not ok)
