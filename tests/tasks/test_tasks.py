@@ -203,3 +203,12 @@ def test_titles_without_attributes_give_a_kind_to_ask_about():
     assert cat.words["kind"][1] == {"nail"} and cat.words["kind"][4] == {"hair"} and cat.words["kind"][6] == set()
     c = cat.constraints_in("I am looking for something hair, no nail things")
     assert c.want == {"kind": {"hair"}} and c.avoid == {"kind": {"nail"}}
+
+
+def test_a_kind_is_never_a_word_of_ordinary_speech():
+    """A user's sentence ("Can you show me something with ...") must not read as a wish for a kind: title words
+    such as "you" (Beauty has "thank you" sets) are not kinds."""
+    from recgen.data.text import title_kinds
+
+    titles = ["thank you nail polish"] * 6 + ["you and me hair oil"] * 6
+    assert set(title_kinds(titles)) == {"nail", "hair"}

@@ -160,8 +160,15 @@ def item_texts(ds: Dataset) -> list[str]:
 
 
 _KIND_STOP = frozenset(
-    "and the for with from of in on to a an by or set pack size oz ml fl count ounce ounces inch piece pieces new "
-    "free pcs kit one two 1 2 3 4 5 6 8 10 12 100".split()
+    # English function words (what a user's sentence is made of, so never a kind) and packaging words
+    "a about above after again all also am an and any are as at be because been before being below between both but "
+    "by can could did do does doing down during each few for from further had has have having he her here hers him "
+    "his how if in into is it its itself just let like made make me more most much must my no nor not now of off on "
+    "once only or other our ours out over own same she should so some such than that the their theirs them then "
+    "there these they this those through to too under until up upon us very was we were what when where which while "
+    "who whom why will with would you your yours yourself thanks thank please something thing things lot lots "
+    "set pack size count ounce ounces inch inches piece pieces new free pcs kit one two three four five six ten "
+    "dozen pair amp quot".split()  # amp, quot: HTML entities left in titles
 )
 
 
