@@ -179,7 +179,7 @@ class ChatSession:
         prompt = (f"In one short friendly sentence, introduce these recommendations without naming any other "
                   f"title. Wishes: {self.constraints.describe()}. Items: {facts}")  # fmt: skip
         try:
-            lead = str(self.llm.chat(prompt, max_tokens=48, temperature=0.0, json_schema=schema).json()["lead"]).strip()
+            lead = str(self.llm.chat(prompt, max_tokens=80, temperature=0.0, json_schema=schema).json()["lead"]).strip()
         except Exception:  # noqa: BLE001
             self.withheld += 1
             return default

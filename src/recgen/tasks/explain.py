@@ -147,7 +147,7 @@ class Explainer:
             f"{', '.join(c['title'] for c in cited)}. Shared attributes: {facts}. Use only these facts."
         )
         try:
-            g = self.llm.chat(prompt, max_tokens=48, temperature=0.0, json_schema=schema)
+            g = self.llm.chat(prompt, max_tokens=100, temperature=0.0, json_schema=schema)
             text = str(g.json()["why"]).strip()
         except Exception:  # noqa: BLE001 - a malformed generation: the template is shown
             self.withheld += 1

@@ -62,11 +62,11 @@ def describes_item(catalog: Catalog, text: str, d: int) -> bool:
 
 def personalise(catalog: Catalog, d: int, liked: list[int], llm: Any) -> PersonalText:
     generic = generic_description(catalog, d)
-    schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 240}}, "required": ["text"]}
+    schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 200}}, "required": ["text"]}
     prompt = (f"Rewrite this description in one or two sentences for a user. {profile_text(catalog, liked)}.\n"
               f"Description: {generic}\nUse only the facts in the description.")  # fmt: skip
     try:
-        rewrite = str(llm.chat(prompt, max_tokens=64, temperature=0.0, json_schema=schema).json()["text"]).strip()
+        rewrite = str(llm.chat(prompt, max_tokens=100, temperature=0.0, json_schema=schema).json()["text"]).strip()
     except Exception:  # noqa: BLE001 - a malformed generation: the generic text is shown
         rewrite = ""
     invented = invented_values(catalog, rewrite, d) if rewrite else 0

@@ -339,7 +339,7 @@ class LLMDecider(Decider):
     def reason(self, agent, item, watched):
         line = describe_items(self.train, [item], limit=1)[0]
         verb = "watched" if watched else "skipped"
-        schema = {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 200}},
+        schema = {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 120}},
                   "required": ["reason"]}  # fmt: skip
         g = self.llm.chat(
             f"{self._persona(agent)}You {verb} {line}. Say in one short sentence why.",

@@ -200,7 +200,7 @@ class DialogueUser:
             f"What you want: {facts}\nThe assistant asks: {question}\n"
             "Reply in one short sentence using only what you want. Do not name any title."
         )
-        g = self.llm.chat(prompt, max_tokens=60, temperature=0.0, json_schema=schema)
+        g = self.llm.chat(prompt, max_tokens=120, temperature=0.0, json_schema=schema)
         try:
             reply = str(g.json().get("reply", "")).strip()
         except Exception:  # noqa: BLE001 - a malformed generation falls back to the template
