@@ -95,6 +95,8 @@ def test_json_schema_and_verbalizer_scoring(server, embedded_llm):
     local_lp = embedded_llm.next_token_logprobs(prompt, opts)
     for r, loc in zip(remote_lp, local_lp, strict=True):
         assert r == pytest.approx(loc, abs=1e-2)
+    # a trailing space belongs to the next token on a server: "...is " + "A" is scored as "...is" + " A"
+    assert remote.next_token_logprobs(prompt + " ", ["A", "B", "C"]) == remote_lp
     with pytest.raises(DataError, match="end-of-text"):  # this prompt's greedy next token is EOS
         remote.next_token_logprobs("Pick a letter.\nAnswer:", opts)
     # llama-cpp-python's server misaligns echoed logprobs: exact scoring must refuse, not return wrong numbers

@@ -166,6 +166,10 @@ class OpenAILLM(LLM):
         return Generation.from_completion(choice["message"].get("content") or "", choice, data)
 
     def _next_token_logprobs(self, prompt: str, options: Sequence[str]) -> list[float]:
+        # Tokens come back as text and are compared without surrounding spaces, so a prompt's trailing space belongs
+        # to the next token: "Rating: " + "4" is scored as "Rating:" + " 4" (a server's tokenizer, unlike the
+        # in-process one, cannot be told to end the prompt on a bare space, and its model then predicts end-of-text).
+        prompt = prompt.rstrip(" ")
         body = {"model": self.model, "prompt": prompt, "max_tokens": 1, "temperature": 0.0, "logprobs": 20}
         data = self._request("POST", "/completions", body)
         choice = data["choices"][0]
