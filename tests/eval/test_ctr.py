@@ -10,7 +10,8 @@ from recgen.cli.main import main
 from recgen.data.labels import labelled_split
 from recgen.data.loaders import load_dataset
 from recgen.errors import DataError
-from recgen.eval.ctr import counting_baselines, evaluate_scores, pair_scores, uauc
+from recgen.eval.ctr import counting_baselines, evaluate_scores, pair_scores
+from recgen.eval.metrics import uauc
 from recgen.models.registry import create_model
 
 

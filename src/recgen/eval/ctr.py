@@ -24,18 +24,7 @@ import numpy as np
 
 from recgen.data.labels import LabelledSplit, Pairs
 from recgen.data.simulate.deciders import fit_logistic
-from recgen.eval.metrics import auc, gauc, log_loss
-
-
-def uauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
-    """Mean per-user AUC over users with both classes, and how many such users there are."""
-    order = np.argsort(users, kind="stable")
-    us, ls, ss = users[order], labels[order], scores[order]
-    bounds = np.r_[0, np.flatnonzero(us[1:] != us[:-1]) + 1, len(us)]
-    per = [auc(ls[a:b], ss[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if 0 < ls[a:b].sum() < b - a]
-    if not per:
-        raise ValueError("UAUC needs at least one user with both a like and a dislike")
-    return float(np.mean(per)), len(per)
+from recgen.eval.metrics import auc, gauc, log_loss, uauc
 
 
 def pair_scores(model, pairs: Pairs, *, batch_size: int = 256) -> np.ndarray:

@@ -117,26 +117,40 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((r[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
-    """Group AUC: per-user AUC weighted by the user's number of examples; users with one class are skipped."""
+def _per_user_aucs(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> list[tuple[float, int]]:
+    """(AUC, examples) of every user with both classes; users with one class are skipped."""
     labels, scores = _check_pair(labels, scores)
     users = np.asarray(users).ravel()
     if users.shape != labels.shape:
         raise ValueError(f"users has {users.size} values but labels has {labels.size}; they must align")
-    total, weight = 0.0, 0
     order = np.argsort(users, kind="stable")
     us = users[order]
     bounds = np.r_[0, np.flatnonzero(us[1:] != us[:-1]) + 1, len(us)]
+    out = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         idx = order[a:b]
         lab = labels[idx] > 0.5
         if lab.all() or not lab.any():
             continue
-        total += auc(labels[idx], scores[idx]) * (b - a)
-        weight += b - a
-    if weight == 0:
+        out.append((auc(labels[idx], scores[idx]), b - a))
+    return out
+
+
+def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """Group AUC: per-user AUC weighted by the user's number of examples; users with one class are skipped."""
+    per = _per_user_aucs(users, labels, scores)
+    if not per:
         raise ValueError("GAUC needs at least one user with both positive and negative examples")
-    return float(total / weight)
+    return float(sum(a * n for a, n in per) / sum(n for _, n in per))
+
+
+def uauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
+    """User-averaged AUC (TALLRec's and CoLLM's UAUC): the plain mean of per-user AUCs over users with both
+    classes, and how many such users there are."""
+    per = _per_user_aucs(users, labels, scores)
+    if not per:
+        raise ValueError("UAUC needs at least one user with both a like and a dislike")
+    return float(np.mean([a for a, _ in per])), len(per)
 
 
 def log_loss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-15) -> float:
