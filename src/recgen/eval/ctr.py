@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from recgen.data.labels import LabelledSplit, Pairs
-from recgen.data.simulate.deciders import fit_logistic
 from recgen.eval.metrics import auc, gauc, log_loss, uauc
+from recgen.ops.logistic import fit_logistic
 
 
 def pair_scores(model, pairs: Pairs, *, batch_size: int = 256) -> np.ndarray:

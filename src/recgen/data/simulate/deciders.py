@@ -37,23 +37,10 @@ from recgen.data.dataset import Dataset, title_map
 from recgen.data.matrix import interaction_matrix
 from recgen.data.simulate.agents import AgentProfile, describe_items, item_tags
 from recgen.errors import ConfigError
+from recgen.ops.logistic import fit_logistic
 
 DECIDERS = ("random", "popularity", "grounded", "llm", "llm+grounded")
 LIKE = 4.0  # a rating at least this is a liked item (build_agents' like_threshold)
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
-    """Weights (features..., bias) of an L2-regularised logistic regression (Newton steps; the bias is free)."""
-    x = np.c_[x, np.ones(len(x))]
-    w = np.zeros(x.shape[1])
-    reg = l2 * np.diag(np.r_[np.ones(len(w) - 1), 0.0]) + 1e-9 * np.eye(len(w))
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-x @ w))
-        step = np.linalg.solve((x * (p * (1 - p))[:, None]).T @ x + reg, x.T @ (p - y) + reg @ w)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
