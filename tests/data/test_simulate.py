@@ -273,3 +273,23 @@ def test_llm_decider_is_calibrated_on_training_pairs(embedded_llm, tiny_split):
         make_decider("llm", tiny_split.train)
     with pytest.raises(ConfigError, match="unknown decider"):
         make_decider("oracle", tiny_split.train)
+
+
+def test_a_served_model_that_would_say_nothing_gives_no_view(tiny_dataset):
+    """llama-cpp-python's server returns no log-probabilities when the likeliest next token is end-of-text: the
+    simulated user then has no view (log-odds 0, the middle rating), counted, and the run goes on."""
+    import numpy as np
+
+    from recgen.data.simulate.agents import build_agents
+    from recgen.data.simulate.deciders import LLMDecider
+    from recgen.llm.base import EndOfTextError
+
+    class Silent:
+        def next_token_logprobs(self, prompt, options):
+            raise EndOfTextError("the model's most likely next token after the prompt is end-of-text")
+
+    dec = LLMDecider(tiny_dataset, Silent())
+    agent = build_agents(tiny_dataset, [str(tiny_dataset.users.external(np.array([1]))[0])])[0]
+    assert dec.log_odds(agent, [1, 2]).tolist() == [0.0, 0.0]
+    assert dec._ask("rating", agent, [1]).tolist() == [3.0]
+    assert dec.calls["no_view"] == 3 and dec.calls["yes_no"] == 2 and dec.calls["rating"] == 1

@@ -28,6 +28,10 @@ Message = dict[str, str]
 ROLES = ("system", "user", "assistant")
 
 
+class EndOfTextError(DataError):
+    """A server's likeliest next token is end-of-text, and it returns no log-probabilities for the options then."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class GenParams:
     max_tokens: int = 128  # most new tokens

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from recgen.errors import BackendUnavailableError, ConfigError, DataError
-from recgen.llm.base import LLM, Generation, GenParams, Message
+from recgen.llm.base import LLM, EndOfTextError, Generation, GenParams, Message
 from recgen.llm.cache import ResponseCache
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -177,7 +177,7 @@ class OpenAILLM(LLM):
         tops = (lp.get("top_logprobs") or [None])[0]
         if not tops:
             if not choice.get("text") and choice.get("finish_reason") == "stop":
-                raise OpenAIError(
+                raise EndOfTextError(
                     f"the model's most likely next token after the prompt is end-of-text, and the server at "
                     f"{self.base} returns no log-probabilities then; end the prompt so that a label follows "
                     f"(e.g. '... Answer: The letter is')"

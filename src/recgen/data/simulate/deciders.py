@@ -37,6 +37,7 @@ from recgen.data.dataset import Dataset, title_map
 from recgen.data.matrix import interaction_matrix
 from recgen.data.simulate.agents import AgentProfile, describe_items, item_tags
 from recgen.errors import ConfigError
+from recgen.llm.base import EndOfTextError
 from recgen.ops.logistic import fit_logistic
 
 DECIDERS = ("random", "popularity", "grounded", "llm", "llm+grounded")
@@ -262,7 +263,7 @@ class LLMDecider(Decider):
 
     def __init__(self, train: Dataset, llm: Any, *, max_reason_tokens: int = 48) -> None:
         self.train, self.llm, self.max_reason_tokens = train, llm, max_reason_tokens
-        self.calls = {"yes_no": 0, "rating": 0, "reason": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self.calls = {"yes_no": 0, "rating": 0, "reason": 0, "no_view": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._memo: dict[tuple[str, str, int], float] = {}  # (kind, persona, item): asked once per run
         self.platt: np.ndarray | None = None  # (a, b) of Platt scaling, once calibrated
 
@@ -286,15 +287,23 @@ class LLMDecider(Decider):
             key = (kind, persona, int(i))
             if key not in self._memo:
                 if kind == "watch":
-                    lp = self.llm.next_token_logprobs(f"{persona}Would you watch {line}? Answer Yes or No.\nAnswer:",
-                                                      [" Yes", " No"])  # fmt: skip
+                    try:
+                        lp = self.llm.next_token_logprobs(f"{persona}Would you watch {line}? Answer Yes or No.\n"
+                                                          "Answer:", [" Yes", " No"])  # fmt: skip
+                    except EndOfTextError:  # a served model that would say nothing gives no view (counted)
+                        lp = [np.nan, np.nan]
+                        self.calls["no_view"] += 1
                     z = float(lp[0] - lp[1])  # a server's top-k may lack a label: -inf, so clip (nan: no view)
                     self._memo[key] = 0.0 if np.isnan(z) else float(np.clip(z, -20.0, 20.0))
                 else:
                     # the space ends the prompt: " 1" .. " 5" share their first token " "
-                    lp = np.asarray(self.llm.next_token_logprobs(
-                        f"{persona}You watched {line}. Rate it from 1 (bad) to 5 (great).\nRating: ",
-                        ["1", "2", "3", "4", "5"]))  # fmt: skip
+                    try:
+                        lp = np.asarray(self.llm.next_token_logprobs(
+                            f"{persona}You watched {line}. Rate it from 1 (bad) to 5 (great).\nRating: ",
+                            ["1", "2", "3", "4", "5"]))  # fmt: skip
+                    except EndOfTextError:
+                        lp = np.full(5, -np.inf)
+                        self.calls["no_view"] += 1
                     p = np.exp(lp - lp.max()) if np.isfinite(lp).any() else np.ones(5)
                     self._memo[key] = float((p / p.sum()) @ np.arange(1, 6))
                 self.calls["yes_no" if kind == "watch" else "rating"] += 1
