@@ -29,8 +29,8 @@ def planted(n_users=40, n_items=20, seed=0):
 @pytest.fixture(scope="module")
 def tiny_llm(embedded_gguf, tmp_path_factory):
     """The tiny random LLM with weights of standard deviation 0.3: at the default 0.02 its last position barely
-    attends to the prompt (p(Yes) moved by < 0.001 when the slots were scaled 100x), so no prompt signal could
-    be learnt; the embedded 135M model is measured in the study (`recgen llm collm`)."""
+    attends to the prompt, so no prompt signal could be learnt; the embedded 135M model is measured in the study
+    (`recgen llm collm`)."""
     pytest.importorskip("peft")
     from recgen.testing.tiny_llm import make_tiny_llm
 
