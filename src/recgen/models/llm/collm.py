@@ -134,6 +134,8 @@ class MFCTR:
         self.b = torch.nn.Parameter(torch.zeros(()))
         self.log: list[dict[str, float]] = []
 
+    NAMES = ("user", "item", "ub", "ib", "b")  # params() in order, as saved
+
     def params(self):
         return [self.user, self.item, self.ub, self.ib, self.b]
 
@@ -188,6 +190,7 @@ class CoLLM:
         self.mf: MFCTR | None = None
         self.mapping = None
         self.info: dict[str, Any] = {"prompt_version": PROMPT_VERSION}
+        self._ids: dict[str, list[int]] = {}  # token ids of prompt pieces: each sample is seen every epoch
 
     # ------------------------------------------------------------------------------------ batches
     def _embeds(self, samples: list[Sample], slots: bool):
@@ -206,7 +209,9 @@ class CoLLM:
                 if part is SLOT:
                     pieces.append(next(fill)[None])
                 else:
-                    pieces.append(table(torch.as_tensor(self.tokenizer(part, add_special_tokens=False)["input_ids"])))
+                    if part not in self._ids:
+                        self._ids[part] = self.tokenizer(part, add_special_tokens=False)["input_ids"]
+                    pieces.append(table(torch.as_tensor(self._ids[part])))
             e = torch.cat(pieces)
             seqs.append(e[-self.config.max_length :])
         width = max(len(e) for e in seqs)
@@ -312,8 +317,7 @@ class CoLLM:
         with atomic_dir(path) as tmp:
             save_file(lora_state(self.model), str(tmp / "lora.safetensors"))
             tensors = {f"mapping.{k}": v.detach().numpy() for k, v in self.mapping.state_dict().items()}
-            names = ("user", "item", "ub", "ib", "b")
-            tensors.update({f"mf.{n}": p.detach().numpy() for n, p in zip(names, self.mf.params(), strict=True)})
+            tensors.update({f"mf.{n}": p.detach().numpy() for n, p in zip(MFCTR.NAMES, self.mf.params(), strict=True)})
             save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / "collab.safetensors"))
             (tmp / "config.json").write_text(json.dumps({"config": dataclasses.asdict(self.config),
                                                          "info": self.info}, indent=1))  # fmt: skip
@@ -337,7 +341,7 @@ class CoLLM:
         t = load_file(str(path / "collab.safetensors"))
         self.mf = MFCTR(t["mf.user"].shape[0], t["mf.item"].shape[0], cfg)
         with torch.no_grad():
-            for n, p in zip(("user", "item", "ub", "ib", "b"), self.mf.params(), strict=True):
+            for n, p in zip(MFCTR.NAMES, self.mf.params(), strict=True):
                 p.copy_(torch.from_numpy(t[f"mf.{n}"]).reshape(p.shape))  # a scalar is stored as shape (1,)
         hidden = model.get_input_embeddings().weight.shape[1]
         self.mapping = torch.nn.Sequential(
