@@ -83,31 +83,34 @@ def title_aliases(title: str, item_id: str = "") -> list[str]:
     return sorted({_norm(f) for f in forms if len(_norm(f).strip()) >= 2}, key=len, reverse=True)
 
 
-_VALUES: dict[int, tuple[Dataset, set[str]]] = {}
+_PER_DATASET: dict[tuple[str, int], tuple[Dataset, Any]] = {}
+
+
+def _per_dataset(name: str, train: Dataset, make: Callable[[Dataset], Any]) -> Any:
+    """``make(train)``, computed once per dataset object (keyed by identity; a new object that reuses a freed
+    object's id is recomputed)."""
+    held = _PER_DATASET.get((name, id(train)))
+    if held is None or held[0] is not train:
+        held = _PER_DATASET[(name, id(train))] = (train, make(train))
+    return held[1]
 
 
 def _catalogue_values(train: Dataset) -> set[str]:
     """Every genre / category / brand value of the catalogue, lower case (for the invented-attribute count)."""
-    held = _VALUES.get(id(train))
-    if held is None or held[0] is not train:
-        values = {
-            t.split(":", 1)[1].lower() for s in item_text(train).tags for t in s if not t.startswith("attributes:")
-        }
-        held = _VALUES[id(train)] = (train, values)
-    return held[1]
-
-
-_KINDS: dict[int, tuple[Dataset, list[str | None]]] = {}
+    return _per_dataset("values", train, lambda ds: {
+        t.split(":", 1)[1].lower() for s in item_text(ds).tags for t in s if not t.startswith("attributes:")
+    })  # fmt: skip
 
 
 def _kinds(train: Dataset) -> list[str | None]:
     """Per dense item (0 = padding), the kind its title names (``title_kinds``), as the task catalogue reads it."""
-    held = _KINDS.get(id(train))
-    if held is None or held[0] is not train:
-        titles = title_map(train.item_table)
-        ext = train.items.external(np.arange(1, train.items.size))
-        held = _KINDS[id(train)] = (train, [None, *title_kinds([titles.get(str(e), "") for e in ext])])
-    return held[1]
+
+    def make(ds: Dataset) -> list[str | None]:
+        titles = title_map(ds.item_table)
+        ext = ds.items.external(np.arange(1, ds.items.size))
+        return [None, *title_kinds([titles.get(str(e), "") for e in ext])]
+
+    return _per_dataset("kinds", train, make)
 
 
 def leaks(text: str, aliases: Sequence[str]) -> str | None:
