@@ -58,3 +58,10 @@ def check_memory(need: float, what: str, alternative: str) -> None:
             f"{alternative}, or set RECGEN_MEMORY_LIMIT (e.g. RECGEN_MEMORY_LIMIT={int(need / (1 << 30)) + 1}G) "
             "to fit anyway"
         )
+
+
+def peak_rss_mb() -> float:
+    """This process's resident-memory high-water mark so far, in MiB (``getrusage``: Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

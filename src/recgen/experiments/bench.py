@@ -41,6 +41,7 @@ from recgen.experiments.results import (
     with_defaults,
     write_json,
 )
+from recgen.memory import peak_rss_mb
 from recgen.models.base import Recommender, resolve_device
 from recgen.models.registry import check_resumable, get_model_class
 
@@ -260,6 +261,8 @@ class BenchRun:
             "best_epoch": m.best_epoch_,
             "stop_reason": m.stop_reason_,
             "git_commit": self.commit,
+            # the process's resident high-water mark when the seed ended (seeds after the first include the earlier)
+            "peak_rss_mb": peak_rss_mb(),
         }
         for part, es in self.split.test_parts.items():  # e.g. cold and warm test users, each on its own
             entry.setdefault("test_parts", {})[part] = self.evaluate(m, es).metrics if len(es) else {}

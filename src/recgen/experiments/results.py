@@ -149,6 +149,11 @@ def aggregate(
                 if all(key in e.get("train_speed", {}) for e in per_seed)
             },
         },
+        **(
+            {"peak_rss_mb": max(e["peak_rss_mb"] for e in per_seed)}
+            if all("peak_rss_mb" in e for e in per_seed)
+            else {}
+        ),  # fmt: skip
         "best_epochs": [e["best_epoch"] for e in per_seed],
         "git_commits": sorted({e["git_commit"] for e in per_seed if e.get("git_commit")}),
     }
