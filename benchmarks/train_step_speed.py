@@ -1,13 +1,21 @@
-"""Training-step speed of SASRec-CE and HSTU on a CPU: the full-softmax loss as written before commit e24d864
-(logits = h @ emb.T / tau, padding column set to -inf, one P x N matrix) against ``full_softmax_ce`` (temperature
-on the queries, padding row left out, 256 rows at a time), on real batches of each dataset, one thread.
+"""Training-step speed (loss, backward) of SASRec-CE and HSTU on a CPU, on real batches of each dataset, one
+thread, for forms of the full-softmax loss:
+
+- ``one_matrix``: as written before commit e24d864 (logits = h @ emb.T / tau, padding column set to -inf, one
+  P x N matrix);
+- ``blocks``: temperature on the queries, padding row left out, autograd over blocks of 256 rows (e24d864 until
+  the fused loss);
+- ``fused``: ``recgen.ops.softmax_ce`` (blocks of 64 rows, logits never kept, backward fused), the loss today;
+- ``fused_bf16``: the same under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (the encoder's products in bf16).
 
     PYTHONPATH=src RECGEN_DATA_DIR=../shared/datasets python benchmarks/train_step_speed.py \
-        --out benchmarks/results/speed/train_step_cpu.json
+        --variants blocks,fused,fused_bf16 --out benchmarks/results/speed/train_step_fused_cpu.json
 
-The two variants alternate (A B A B ...) so that other load on the machine hits both alike; each figure is the
-median over rounds of the mean step time over ``--steps`` batches. Loss values of both are recorded: they agree
-up to float rounding.
+(``benchmarks/results/speed/train_step_cpu.json`` is ``--variants one_matrix,blocks`` as of e24d864, when
+``blocks`` was called ``full_softmax_ce``.) The variants alternate (A B C A B C ...) so that other load on the
+machine hits all alike; each figure is the median over rounds of the mean step time over ``--steps`` batches, and
+``speedup`` is the first variant's time over each other's. Loss values are recorded: they agree up to float
+rounding (bf16: up to its rounding).
 """
 
 from __future__ import annotations
@@ -38,10 +46,40 @@ def one_matrix_loss(model, batch):
     return F.cross_entropy(logits, pos)
 
 
+def blocks_loss(model, batch, rows=256):
+    """The loss as of e24d864: autograd over blocks of 256 rows of the logits (log_softmax + nll_loss each)."""
+    seq, ts = batch
+    h = model.net_.encode(seq[:, :-1], ts[:, :-1] if model.uses_timestamps else None)
+    mask = seq[:, 1:] > 0
+    h, pos = h[mask], seq[:, 1:][mask] - 1
+    emb = model.net_.item_embeddings()[1:]
+    if model.net_.l2_norm:
+        h, emb = F.normalize(h, dim=-1), F.normalize(emb, dim=-1)
+    h = h / model.net_.temperature
+    total = sum(
+        F.cross_entropy(h[i : i + rows] @ emb.T, pos[i : i + rows], reduction="sum") for i in range(0, len(h), rows)
+    )
+    return total / len(h)
+
+
+def fused_bf16_loss(model, batch):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return model._loss(batch)[0]
+
+
+VARIANTS = {
+    "one_matrix": one_matrix_loss,
+    "blocks": blocks_loss,
+    "fused": lambda m, b: m._loss(b)[0],
+    "fused_bf16": fused_bf16_loss,
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default="beauty,sports,yelp")
     ap.add_argument("--models", default="sasrec,hstu")
+    ap.add_argument("--variants", default="blocks,fused,fused_bf16", help=f"comma-separated, of {sorted(VARIANTS)}")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", required=True)
@@ -54,10 +92,7 @@ def main() -> None:
             model, captured = untrained(model_name, split.train, dropout=0.5)
             gen = torch.Generator().manual_seed(0)
             batches = [b for _, b in zip(range(args.steps), captured["batches"](1, gen), strict=False)]
-            variants = {
-                "one_matrix": lambda b, m=model: one_matrix_loss(m, b),
-                "full_softmax_ce": lambda b, m=model: m._loss(b)[0],
-            }
+            variants = {k: (lambda b, m=model, f=VARIANTS[k]: f(m, b)) for k in args.variants.split(",")}
             times = {k: [] for k in variants}
             losses = {}
             model.net_.train()
@@ -82,13 +117,11 @@ def main() -> None:
                 **{f"{k}_step_ms": 1000 * statistics.median(v) for k, v in times.items()},
                 **{f"{k}_mean_loss": losses[k] for k in variants},
             }
-            row["speedup"] = row["one_matrix_step_ms"] / row["full_softmax_ce_step_ms"]
+            first = next(iter(variants))
+            row["speedup"] = {k: row[f"{first}_step_ms"] / row[f"{k}_step_ms"] for k in variants}
             rows.append(row)
-            print(
-                f"{name} {model_name}: one matrix {row['one_matrix_step_ms']:.0f} ms, "
-                f"full_softmax_ce {row['full_softmax_ce_step_ms']:.0f} ms per step ({row['speedup']:.2f}x)"
-            )
-    save("train_step_speed", args.out, rows=rows, steps=args.steps, rounds=args.rounds)
+            print(f"{name} {model_name}: " + ", ".join(f"{k} {row[f'{k}_step_ms']:.0f} ms" for k in variants))
+    save("train_step_speed", args.out, rows=rows, steps=args.steps, rounds=args.rounds, variants=args.variants)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,15 @@ def test_train_prefixes_makes_every_prefix_a_sample_and_still_learns():
         assert alengths[j] == len(want) and list(aseqs[j][5 - len(want) :]) == list(want)
         assert not aseqs[j][: 5 - len(want)].any()
     assert list(seqs[0][-5:]) == list(h[-5:]) and np.array_equal(aseqs[len(h) - 2], seqs[0])
+    # a prefix's loss is at its last position only (RecBole's definition): one term per sample, the targets of the
+    # prefixes are the items after each prefix, each once
+    batch = (torch.as_tensor(aseqs), torch.zeros(aseqs.shape))
+    loss, n, terms = aug._loss(batch)
+    assert n == terms == len(aseqs)
+    aug.net_.eval()
+    h_last = aug.net_.encode(batch[0][:, :-1], None)[:, -1]
+    want = torch.nn.functional.cross_entropy(h_last @ aug.net_.item_embeddings()[1:].T, batch[0][:, -1] - 1)
+    torch.testing.assert_close(aug._loss(batch)[0], want, rtol=1e-5, atol=1e-6)
     model = create_model("sasrec", **{**SMALL, "epochs": 10}, train_prefixes=True).fit(split.train, valid=split.valid)
     assert evaluate(model, split.test, ks=(1,)).metrics["recall@1"] >= 0.9
 
@@ -162,11 +171,14 @@ def test_time_budget_stops_after_the_epoch_that_spends_it_and_validates_that_epo
         create_model("sasrec", time_budget=-1)
 
 
-def test_chunked_full_softmax_ce_equals_one_matrix():
-    from recgen.models.sequential.next_item import CE_CHUNK_ROWS, full_softmax_ce
+def test_fused_full_softmax_ce_equals_one_matrix():
+    """The CPU loss (logits made in blocks and never kept, the backward pass fused) against autograd over one
+    (P, N) matrix: same value and gradients."""
+    from recgen.models.sequential.next_item import full_softmax_ce
+    from recgen.ops.softmax_ce import ROWS
 
     g = torch.Generator().manual_seed(0)
-    p = 2 * CE_CHUNK_ROWS + 37  # three chunks, the last one short
+    p = 2 * ROWS + 37  # three blocks, the last one short
     h0, e0 = torch.randn(p, 16, generator=g), torch.randn(300, 16, generator=g)
     t = torch.randint(0, 300, (p,), generator=g)
     grads = []

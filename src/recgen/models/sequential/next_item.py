@@ -8,10 +8,11 @@ A subclass provides ``_build_net(n_items)`` returning an ``nn.Module`` with
   temperature; SASRec uses raw dot products (temperature 1).
 
 Training samples are one per user and epoch: input ``s[:-1]``, targets ``s[1:]`` (the last ``max_seq_len``
-positions, left-padded), the standard SASRec setup (``train_prefixes=true`` adds every prefix of every sequence
-as a sample, the sliding-window augmentation of RecBole and phonism/genrec); batches are drawn from length-sorted
-chunks and trimmed to their longest sequence (positions are aligned at the right end, so trimming changes nothing
-but the cost). Losses:
+positions, left-padded), the standard SASRec setup (``train_prefixes=true`` makes every prefix of every sequence a
+sample with its loss at its last position, RecBole's sliding window: the same targets, each prefix encoded on its
+own; the loss at every position of every prefix, as before, grew to 14 GB on Beauty at batch 2048); batches are
+drawn from length-sorted chunks and trimmed to their longest sequence (positions are aligned at the right end, so
+trimming changes nothing but the cost). Losses:
 
 - ``ce``: full softmax cross-entropy over the whole catalogue at every position (SASRec+, Klenitskiy &
   Vasilev 2023; the HSTU paper's choice for small catalogues);
@@ -39,6 +40,7 @@ from recgen.data.dataset import Dataset
 from recgen.models.base import check_device_spec, resolve_device
 from recgen.models.training.netmodel import NetRecommender
 from recgen.models.training.trainer import TrainerConfig
+from recgen.ops.softmax_ce import fused_softmax_ce
 
 LOSSES = ("ce", "sampled", "bce")
 
@@ -57,8 +59,8 @@ class SequentialConfig(TrainerConfig):
     batch_size: int = 128  # sequences per step
     epochs: int = 200  # maximum epochs (early stopping on validation)
     eval_every: int = 2  # validate every N epochs
-    # every prefix of a training sequence is also a sample (sliding window, as RecBole and phonism/genrec train):
-    # early positions weigh more and an epoch costs about half the mean sequence length times more
+    # every prefix of a training sequence is a sample with its loss at its last position (RecBole's sliding
+    # window): the same (prefix -> next item) targets as the default, each its own sequence through the encoder
     train_prefixes: bool = False
     device: str = "cpu"  # cpu | cuda | cuda:N | auto: where the network trains and scores (bf16 autocast on CUDA)
 
@@ -99,26 +101,18 @@ def length_bucketed_batches(lengths: torch.Tensor, batch_size: int, gen: torch.G
         yield chunks[j], int(lengths[chunks[j]].max())
 
 
-CE_CHUNK_ROWS = 256  # rows of the (P, N) logits computed at a time by full_softmax_ce on a CPU
-
-
 def full_softmax_ce(h: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of the full softmax of ``h @ emb.T`` (P x N) against ``targets``.
 
-    On a CPU the logits are made and reduced ``CE_CHUNK_ROWS`` rows at a time (plain autograd, nothing
-    recomputed): each chunk's log-softmax and its backward then run on a block that stays in cache instead of
-    streaming the whole P x N matrix through memory several times. Same value and gradients up to float rounding;
-    with the other two changes of ``_loss`` (temperature on the queries, no padding column) a training step is
-    1.8-1.9x faster on Yelp's 20k items and 1.3-1.7x on Beauty and Sports, one thread
-    (``benchmarks/train_step_speed.py``); the loss, not the encoder (~5% on Yelp), dominated the step. On a GPU it
-    is one matrix."""
-    if h.device.type != "cpu" or len(h) <= CE_CHUNK_ROWS:
+    On a CPU it is ``recgen.ops.softmax_ce.fused_softmax_ce``: logits made a block of rows at a time and never kept,
+    the backward pass fused into the block products. Each step of this loss's history was measured on real batches
+    in ``benchmarks/train_step_speed.py``: the temperature on the queries and no padding column, then blocks of 256
+    rows (1.8-1.9x faster per step on Yelp's 20k items, 1.3-1.7x on Beauty and Sports, one thread; the loss, not the
+    encoder, dominated the step), then the fused blocks (``benchmarks/results/speed/train_step_cpu.json``).
+    On a GPU it is one matrix."""
+    if h.device.type != "cpu":
         return F.cross_entropy(h @ emb.T, targets)
-    total = sum(
-        F.cross_entropy(h[i : i + CE_CHUNK_ROWS] @ emb.T, targets[i : i + CE_CHUNK_ROWS], reduction="sum")
-        for i in range(0, len(h), CE_CHUNK_ROWS)
-    )
-    return total / len(h)
+    return fused_softmax_ce(h, emb, targets)
 
 
 class SequentialRecommender(NetRecommender):
@@ -152,7 +146,7 @@ class SequentialRecommender(NetRecommender):
         output layer at the non-padding positions."""
         seq = batch[0]
         b, width = seq.shape[0], seq.shape[1] - 1
-        positions = int((seq[:, 1:] > 0).sum())
+        positions = b if self.config.train_prefixes else int((seq[:, 1:] > 0).sum())
         return 3.0 * (b * self._encoder_flops(width) + positions * 2 * self._output_width() * self.config.embedding_dim)
 
     def _encoder_flops(self, t: int) -> float:
@@ -167,9 +161,12 @@ class SequentialRecommender(NetRecommender):
         seq, ts = batch
         inputs, targets = seq[:, :-1], seq[:, 1:]
         h = self.net_.encode(inputs, ts[:, :-1] if self.uses_timestamps else None)  # (B, L, D)
-        mask = targets > 0
-        h = h[mask]  # (P, D)
-        pos = targets[mask]  # (P,)
+        if self.config.train_prefixes:  # a prefix is one sample: its loss is at its last position (RecBole's)
+            h, pos = h[:, -1], targets[:, -1]  # (B, D), (B,): left-padded, so the last column is every target
+        else:
+            mask = targets > 0
+            h = h[mask]  # (P, D)
+            pos = targets[mask]  # (P,)
         emb = self.net_.item_embeddings()  # (N+1, D)
         if self.net_.l2_norm:
             h = F.normalize(h, dim=-1)
