@@ -38,6 +38,13 @@ from recgen.errors import ConfigError
 @click.option("--include-seen", is_flag=True, help="Do not exclude history items from the rankings.")
 @click.option("--sampled", default=0, help="Also compute labelled sampled metrics with N negatives.")
 @click.option(
+    "--item-block",
+    default=0,
+    show_default=True,
+    help="Rank the catalogue this many items at a time (models that stream their scores: Pop, ItemKNN, "
+    "SASRec, HSTU), so memory is batch x block, not batch x catalogue (0 = whole rows).",
+)
+@click.option(
     "--max-eval-users",
     default=0,
     show_default=True,
@@ -100,6 +107,7 @@ def bench(
     out,
     include_seen,
     sampled,
+    item_block,
     max_eval_users,
     grid,
     resume,
@@ -134,6 +142,7 @@ def bench(
         out_dir=out,
         exclude_seen=not include_seen,
         sampled_negatives=sampled,
+        item_block=item_block,
         max_eval_users=max_eval_users,
         grid=parse_grid(grid),
         command=command_line(),

@@ -22,7 +22,7 @@ import torch
 from recgen.data.split import EvalSet
 from recgen.errors import ConfigError
 from recgen.eval.metrics import average_popularity, coverage, gini, ranking_metrics_from_ranks
-from recgen.ops.topk import stable_topk, target_ranks
+from recgen.ops.topk import merge_topk, stable_topk, target_ranks
 
 DEFAULT_KS = (5, 10, 20)
 
@@ -65,6 +65,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = False,
     decode: dict[str, Any] | None = None,
+    item_block: int = 0,
 ) -> EvalResult:
     """Evaluate a fitted model on an EvalSet by full-catalogue ranking.
 
@@ -80,6 +81,10 @@ def evaluate(
         progress: show a progress bar.
         decode: decode-time field changes (the model's ``decode_fields``) for this evaluation only; the fitted
             model is not changed.
+        item_block: if > 0 and the model streams its scores (``streams_scores``), rank the catalogue this many
+            items at a time: top-k merged block by block and each target's rank counted block by block, so memory
+            is (batch x item_block), not (batch x catalogue). Same metrics as whole rows (scores that tie within
+            float rounding aside: each block is its own product); other models rank whole rows.
 
     Returns:
         EvalResult with ``recall@K``, ``hit@K``, ``ndcg@K``, ``precision@K``, ``mrr``, ``coverage@K``,
@@ -92,6 +97,11 @@ def evaluate(
         raise ConfigError(f"cut-offs must be integers >= 1, got {list(ks)}")
     if sampled_negatives < 0:
         raise ConfigError(f"sampled_negatives must be >= 0, got {sampled_negatives}")
+    if item_block < 0:
+        raise ConfigError(f"item_block must be >= 0 (0 = whole rows), got {item_block}")
+    stream = item_block > 0 and getattr(model, "streams_scores", False) and not decode
+    if stream and sampled_negatives:
+        raise ConfigError("sampled-negative metrics need whole score rows; use item_block=0 with sampled_negatives")
     if decode:
         model.decode_config(decode)  # checked before any scoring
     n_items = model.n_items_
@@ -114,6 +124,19 @@ def evaluate(
     for start in starts:
         rows = np.arange(start, min(start + batch_size, n))
         hists = eval_set.histories(rows)
+        if stream:
+            targets, cnt = _padded_targets(eval_set, rows)
+            ranks, idx = _ranks_streamed(
+                model.score_stream(eval_set.user_ids[rows], hists, eval_set.history_times(rows)),
+                hists, targets, kmax, exclude_seen, item_block,
+            )  # fmt: skip
+            ranks[ranks > n_items] = miss
+            full = np.full((len(rows), max_t), miss, dtype=np.int64)
+            full[:, : ranks.shape[1]] = ranks
+            rank_rows.append(full)
+            n_targets[rows] = cnt
+            top_items[rows, : idx.shape[1]] = idx
+            continue
         scores = model.score_masked(
             eval_set.user_ids[rows],
             hists,
@@ -151,6 +174,52 @@ def evaluate(
     metrics["n_users"] = float(n)
     metrics["targets_excluded_as_seen"] = float(((ranks_all == miss).sum(1) - (ranks_all.shape[1] - n_targets)).sum())
     return EvalResult(metrics=metrics, per_user=per_user, n_users=n, seconds=seconds)
+
+
+def _ranks_streamed(
+    stream: Any, hists: list[np.ndarray], targets: torch.Tensor, kmax: int, exclude_seen: bool, block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Target ranks (B, T) and top-``kmax`` items (B, kmax; 0 where fewer rank) of one batch of users, from their
+    scores made ``block`` items at a time. A target's rank counts, block by block, the items scoring above it and
+    the lower-id items tying with it (``target_ranks``' order); its own score comes from ``stream.at``."""
+    n = stream.n_cols - 1
+    b, n_t = targets.shape
+    valid = targets >= 0
+    st = stream.at(targets.clamp(min=0)).to(torch.float64)  # (B, T)
+    lengths = [len(h) for h in hists]
+    hrows = np.repeat(np.arange(b), lengths)
+    hcols = np.concatenate([np.asarray(h, dtype=np.int64) for h in hists]) if sum(lengths) else np.zeros(0, np.int64)
+    dead = ~valid | (targets == 0) | torch.isneginf(st)  # padding slots, the padding item, -inf scores: no rank
+    if exclude_seen and len(hcols):  # a target in its own history is excluded, as in whole-row ranking
+        seen = set(zip(hrows.tolist(), hcols.tolist(), strict=True))
+        for r, j in zip(*np.nonzero(valid.numpy()), strict=True):
+            dead[r, j] |= (int(r), int(targets[r, j])) in seen
+    above = torch.zeros((b, n_t), dtype=torch.long)
+    top_v = torch.zeros((b, 0), dtype=torch.float64)
+    top_i = torch.zeros((b, 0), dtype=torch.long)
+    for lo in range(0, stream.n_cols, block):
+        hi = min(lo + block, stream.n_cols)
+        s = stream.block(lo, hi).to(torch.float64)
+        if lo == 0:
+            s[:, 0] = -torch.inf
+        if exclude_seen and len(hcols):
+            inb = (hcols >= lo) & (hcols < hi)
+            s[torch.from_numpy(hrows[inb]), torch.from_numpy(hcols[inb] - lo)] = -torch.inf
+        cols = torch.arange(lo, hi)
+        for j in range(n_t):
+            t, sj = targets[:, j], st[:, j : j + 1]
+            count = (s > sj).sum(1) + ((s == sj) & (cols[None, :] < t[:, None])).sum(1)
+            own = (t >= lo) & (t < hi)  # the target itself is in this block: never counted above itself
+            if own.any():
+                r = own.nonzero().squeeze(1)
+                count[r] -= (s[r, t[r] - lo] > sj[r, 0]).long()
+            above[:, j] += count
+        v, i = stable_topk(s, kmax)
+        top_v, top_i = merge_topk(top_v, top_i, v, i + lo, kmax)
+    ranks = above + 1
+    ranks[dead] = n + 1
+    top_i[~torch.isfinite(top_v)] = 0
+    return ranks.numpy(), top_i.numpy()
 
 
 def _sampled_rank(

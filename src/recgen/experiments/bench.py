@@ -94,6 +94,7 @@ class BenchSpec:
     exclude_seen: bool = True
     sampled_negatives: int = 0  # > 0: also labelled sampled metrics
     eval_batch_size: int = 512
+    item_block: int = 0  # > 0: rank the catalogue this many items at a time (models that stream their scores)
     max_eval_users: int = 0  # evaluate this many seeded users (0 = all)
     grid: dict[str, list[str]] = field(default_factory=dict)  # fields chosen on validation NDCG@10 first
     command: str | None = None  # the command line recorded in the file (default: this process's)
@@ -113,6 +114,10 @@ class BenchSpec:
             raise ConfigError("--resume keeps an earlier file's seeds and --force drops them; pass one of the two")
         if self.sampled_negatives < 0:
             raise ConfigError(f"--sampled must be >= 0, got {self.sampled_negatives}")
+        if self.item_block < 0:
+            raise ConfigError(f"--item-block must be >= 0 (0 = whole rows), got {self.item_block}")
+        if self.item_block and self.sampled_negatives:
+            raise ConfigError("--sampled needs whole score rows; drop --item-block or --sampled")
 
 
 def run_bench(dataset: str, model: str, *, log: Callable[[str], None] = print, **options: Any) -> dict[str, Any]:
@@ -240,7 +245,7 @@ class BenchRun:
         spec = self.spec
         return evaluate(
             m, eval_set, ks=spec.ks, exclude_seen=spec.exclude_seen, batch_size=spec.eval_batch_size, progress=True,
-            **kwargs,
+            item_block=spec.item_block, **kwargs,
         )  # fmt: skip
 
     def run_seed(self, seed: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -85,6 +85,19 @@ def mask_scores(scores: torch.Tensor, histories: Sequence[np.ndarray], exclude_s
             cols = torch.from_numpy(np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]))
             scores[rows, cols] = -torch.inf
     return scores
+
+
+@dataclass
+class ScoreStream:
+    """A batch of users' scores made a block of items at a time, for catalogues whose (users x items) score
+    matrix should never exist whole (``Recommender.score_stream``).
+
+    ``block(lo, hi)`` -> raw scores (B, hi - lo) of items ``lo .. hi - 1`` (a new tensor, column 0 = padding);
+    ``at(items)`` -> raw scores (B, T) of the given item ids (B, T), made the same way, for each row's targets."""
+
+    block: Callable[[int, int], torch.Tensor]
+    at: Callable[[torch.Tensor], torch.Tensor]
+    n_cols: int
 
 
 class Recommender:
@@ -260,6 +273,53 @@ class Recommender:
             pop = torch.as_tensor(self.item_counts_, dtype=scores.dtype)
             scores[cold] = pop
         return scores
+
+    def _score_stream(
+        self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps: Sequence[np.ndarray] | None
+    ) -> tuple[Callable[[int, int], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]] | None:
+        """(block(lo, hi), at(items)) for models whose scores can be made a block of items at a time (see
+        ``ScoreStream``; ``timestamps`` only for ``uses_timestamps`` models); None (the default): whole rows only."""
+        return None
+
+    @property
+    def streams_scores(self) -> bool:
+        """Whether ``score_stream`` makes scores a block of items at a time (memory independent of the catalogue
+        for a batch of users), instead of ranking whole rows."""
+        return type(self)._score_stream is not Recommender._score_stream
+
+    def score_stream(
+        self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps: Sequence[np.ndarray] | None = None
+    ) -> ScoreStream | None:
+        """The raw scores of ``score`` as a ``ScoreStream`` (cold rows get popularity, as there), or None where
+        the model makes whole rows only (``streams_scores``)."""
+        self._check_fitted()
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        if len(user_ids) != len(histories):
+            raise DataError(f"{len(user_ids)} users but {len(histories)} histories; they must align")
+        if self.uses_timestamps and timestamps is None:
+            timestamps = [np.arange(len(h), dtype=np.float64) for h in histories]
+        fns = self._score_stream(user_ids, histories, timestamps if self.uses_timestamps else None)
+        if fns is None:
+            return None
+        block_fn, at_fn = fns
+        cold = [i for i, (u, h) in enumerate(zip(user_ids, histories, strict=True)) if u == 0 and len(h) == 0]
+        pop = torch.as_tensor(self.item_counts_)
+
+        def block(lo: int, hi: int) -> torch.Tensor:
+            out = block_fn(lo, hi)
+            if torch.isnan(out).any():
+                raise RuntimeError(f"{self.name} produced NaN scores; the model diverged (lower lr or check the data)")
+            if cold:
+                out[cold] = pop[lo:hi].to(out.dtype)
+            return out
+
+        def at(items: torch.Tensor) -> torch.Tensor:
+            out = at_fn(items)
+            if cold:
+                out[cold] = pop[items[cold]].to(out.dtype)
+            return out
+
+        return ScoreStream(block=block, at=at, n_cols=self.n_items_ + 1)
 
     def score_masked(
         self,

@@ -78,3 +78,14 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         r[torch.isinf(st.squeeze(1)) & (st.squeeze(1) < 0)] = n + 1
         ranks[rows, j] = r
     return ranks
+
+
+def merge_topk(
+    vals: torch.Tensor, idx: torch.Tensor, new_vals: torch.Tensor, new_idx: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k of two ordered candidate lists (each by (score desc, index asc)), where every index of the second
+    is above every index of the first (item blocks taken in order): a stable sort by score of the two, first
+    before second, keeps (score desc, index asc), the order ``stable_topk`` gives over the whole row."""
+    v, i = torch.cat([vals, new_vals], dim=1), torch.cat([idx, new_idx], dim=1)
+    o = torch.sort(v, dim=1, descending=True, stable=True).indices[:, :k]
+    return v.gather(1, o), i.gather(1, o)

@@ -84,6 +84,17 @@ class ItemKNN(Recommender):
         xh = history_matrix(histories, self.n_items_ + 1)
         return torch.from_numpy((xh @ self.sim_).toarray())
 
+    def _score_stream(self, user_ids, histories, timestamps):
+        # the product is sparse (history items x their k neighbours): made once, densified a block at a time
+        prod = (history_matrix(histories, self.n_items_ + 1) @ self.sim_).tocsc()
+
+        def at(items: torch.Tensor) -> torch.Tensor:
+            rows = np.repeat(np.arange(len(items)), items.shape[1])
+            cols = np.array(items.reshape(-1).numpy())  # a writeable copy: scipy's fancy indexing needs one
+            return torch.from_numpy(np.asarray(prod[rows, cols]).reshape(items.shape))
+
+        return (lambda lo, hi: torch.from_numpy(prod[:, lo:hi].toarray())), at
+
     def _state(self) -> dict[str, np.ndarray]:
         s = self.sim_
         return {

@@ -30,6 +30,10 @@ class Pop(Recommender):
     def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(self.pop_).expand(len(user_ids), -1).clone()
 
+    def _score_stream(self, user_ids, histories, timestamps):
+        pop, b = torch.from_numpy(self.pop_), len(user_ids)
+        return (lambda lo, hi: pop[lo:hi].expand(b, -1).clone()), (lambda items: pop[items])
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"pop": self.pop_}
 

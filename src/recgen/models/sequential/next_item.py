@@ -237,6 +237,34 @@ class SequentialRecommender(NetRecommender):
             h, emb = F.normalize(h, dim=-1), F.normalize(emb, dim=-1)
         return (h @ emb.T).cpu()  # the harness ranks on the CPU
 
+    @torch.no_grad()
+    def _score_stream(self, user_ids, histories, timestamps):
+        net = self._inference_net()
+        dev = net.item_embeddings().device
+        L = self.config.max_seq_len
+        seq = torch.from_numpy(left_pad(histories, L)).to(dev)
+        ts = None
+        if self.uses_timestamps and timestamps is not None:
+            ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)).to(dev)
+        h = net.encode(seq, ts)[:, -1]
+        emb = net.item_embeddings()
+        if net.l2_norm:
+            h = F.normalize(h, dim=-1)
+
+        def rows(lo: int, hi: int) -> torch.Tensor:
+            e = emb[lo:hi]
+            return F.normalize(e, dim=-1) if net.l2_norm else e
+
+        def block(lo: int, hi: int) -> torch.Tensor:
+            return (h @ rows(lo, hi).T).cpu()
+
+        def at(items: torch.Tensor) -> torch.Tensor:
+            e = emb[items.to(dev)]  # (B, T, D)
+            e = F.normalize(e, dim=-1) if net.l2_norm else e
+            return torch.einsum("bd,btd->bt", h, e).cpu()
+
+        return block, at
+
     def non_embedding_parameters(self) -> int:
         return sum(p.numel() for name, p in self.net_.named_parameters() if "item_emb" not in name)
 
