@@ -8,6 +8,12 @@ thread, for forms of the full-softmax loss:
 - ``fused``: ``recgen.ops.softmax_ce`` (blocks of 64 rows, logits never kept, backward fused), the loss today;
 - ``fused_bf16``: the same under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (the encoder's products in bf16).
 
+With ``--optimizer`` each step is a whole training step (loss, backward, gradient clipping, AdamW), each variant on
+its own copy of the model; a variant ending in ``+fused_adamw`` steps torch's fused AdamW kernel instead of the
+default (for-each) one:
+
+    ... --optimizer --variants fused,fused+fused_adamw --out benchmarks/results/speed/train_step_adamw_cpu.json
+
     PYTHONPATH=src RECGEN_DATA_DIR=../shared/datasets python benchmarks/train_step_speed.py \
         --variants blocks,fused,fused_bf16 --out benchmarks/results/speed/train_step_fused_cpu.json
 
@@ -21,6 +27,7 @@ rounding (bf16: up to its rounding).
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -80,6 +87,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="beauty,sports,yelp")
     ap.add_argument("--models", default="sasrec,hstu")
     ap.add_argument("--variants", default="blocks,fused,fused_bf16", help=f"comma-separated, of {sorted(VARIANTS)}")
+    ap.add_argument("--optimizer", action="store_true", help="whole steps: clip and AdamW after backward")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", required=True)
@@ -92,10 +100,17 @@ def main() -> None:
             model, captured = untrained(model_name, split.train, dropout=0.5)
             gen = torch.Generator().manual_seed(0)
             batches = [b for _, b in zip(range(args.steps), captured["batches"](1, gen), strict=False)]
-            variants = {k: (lambda b, m=model, f=VARIANTS[k]: f(m, b)) for k in args.variants.split(",")}
+            variants, nets, opts = {}, {}, {}
+            for k in args.variants.split(","):
+                form, _, adam = k.partition("+")
+                m = copy.deepcopy(model) if args.optimizer else model
+                m.net_.train()
+                variants[k] = lambda b, m=m, f=VARIANTS[form]: f(m, b)
+                nets[k] = m.net_
+                if args.optimizer:
+                    opts[k] = torch.optim.AdamW(m.net_.parameters(), lr=1e-3, fused=adam == "fused_adamw" or None)
             times = {k: [] for k in variants}
             losses = {}
-            model.net_.train()
             for _ in range(args.rounds):
                 for label, fn in variants.items():
                     torch.manual_seed(0)  # same dropout masks for both
@@ -103,8 +118,11 @@ def main() -> None:
                     total = 0.0
                     for b in batches:
                         loss = fn(b)
-                        model.net_.zero_grad(set_to_none=True)
+                        nets[label].zero_grad(set_to_none=True)
                         loss.backward()
+                        if args.optimizer:
+                            torch.nn.utils.clip_grad_norm_(nets[label].parameters(), 1.0)
+                            opts[label].step()
                         total += loss.item()
                     times[label].append((time.perf_counter() - t0) / len(batches))
                     losses[label] = total / len(batches)
@@ -121,7 +139,15 @@ def main() -> None:
             row["speedup"] = {k: row[f"{first}_step_ms"] / row[f"{k}_step_ms"] for k in variants}
             rows.append(row)
             print(f"{name} {model_name}: " + ", ".join(f"{k} {row[f'{k}_step_ms']:.0f} ms" for k in variants))
-    save("train_step_speed", args.out, rows=rows, steps=args.steps, rounds=args.rounds, variants=args.variants)
+    save(
+        "train_step_speed",
+        args.out,
+        rows=rows,
+        steps=args.steps,
+        rounds=args.rounds,
+        variants=args.variants,
+        optimizer=args.optimizer,
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from recgen.experiments.simulation_tables import (
 )
 from recgen.experiments.studies.coldstart import coldstart_table, is_coldstart_result
 from recgen.experiments.studies.ctr import ctr_table, is_ctr_result
+from recgen.experiments.studies.scale import is_scale_result, scale_table
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
     H2H_INTRO,
@@ -207,6 +208,9 @@ def write_report(
         (is_ctr_result, "like / dislike prediction on explicit feedback (AUC, UAUC, calibrated log-loss)",
          "each model scores the same labelled test pairs from its training history.", ctr_table, None),
         (is_codebook_result, "item tokenizers: codebook usage, collisions, reconstruction", None, codebook_table, None),
+        (is_scale_result, "catalogue-scale evaluation: memory and users/s as data grows",
+         "seeded synthetic data; one process per size and model, one thread; plot: `benchmarks/scale-eval.png`.",
+         scale_table, None),
         (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
          steps_table, None),
         (is_bench_result, None, "see the commands stored in each file; plots beside `benchmarks/`.", scaling_table,

@@ -366,6 +366,9 @@ class Trainer:
             if out_of_time and not stop and epoch < cfg.epochs:
                 stop, self.state.stop_reason = True, "time_budget"
                 log.info("epoch %d: time budget of %.0f s spent, stopping", epoch, cfg.time_budget)
+            # the run's clock at the end of this epoch (validation included; an interrupted run's part added): the
+            # time to reach a validation value, e.g. beside another library's run
+            entry["wall_seconds"] = self.resumed_wall_seconds + time.perf_counter() - self._started
             self.state.log.append(entry)
             if rank == 0:
                 log.info("epoch %d: " + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"), epoch)
