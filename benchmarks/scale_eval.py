@@ -136,8 +136,9 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.out:
-        save("scale_eval", args.out, schema="recgen-scale/1", rows=rows, synthetic=True, sizes=args.sizes, item_block=args.item_block,
-             eval_batch=args.batch, eval_users=args.eval_users, train_users=args.train_users)  # fmt: skip
+        save("scale_eval", args.out, schema="recgen-scale/1", rows=rows, synthetic=True, sizes=args.sizes,
+             item_block=args.item_block, eval_batch=args.batch, eval_users=args.eval_users,
+             train_users=args.train_users)  # fmt: skip
     if args.plot:
         plot(rows, args.plot)
 
