@@ -107,14 +107,18 @@ def make_scale_dataset(
     # topic k's items have keys k + (their cumulative share within k): one searchsorted draws an item of a topic
     key = np.cumsum(pop[order] / tp[topic[order]])
     n_users = max(int(n_interactions // mean_length), 1)
-    raw = rng.lognormal(0.0, 0.8, n_users)
-    lengths = np.maximum(np.floor(raw / raw.sum() * n_interactions), 3).astype(np.int64)
+    exact = rng.lognormal(0.0, 0.8, n_users)
+    exact *= n_interactions / exact.sum()
+    lengths = np.floor(exact).astype(np.int64)
+    short = n_interactions - int(lengths.sum())  # the floors' shortfall: one more for the largest remainders
+    lengths[np.argsort(lengths - exact, kind="stable")[:short]] += 1
+    lengths = np.maximum(lengths, 3)
     excess = int(lengths.sum()) - n_interactions
-    while excess != 0:  # trim (or pad) the longest users until the total is exact
-        i = np.argmax(lengths) if excess > 0 else rng.integers(n_users)
-        step = min(excess, int(lengths[i]) - 3) if excess > 0 else excess
-        lengths[i] -= step
-        excess -= step
+    while excess > 0:  # the raise to 3 is taken back one interaction at a time from the longest users
+        longest = np.argsort(-lengths, kind="stable")[:excess]
+        longest = longest[lengths[longest] > 3]
+        lengths[longest] -= 1
+        excess -= len(longest)
     n = int(lengths.sum())
     new_session = rng.random(n) < 1.0 / mean_session
     new_session[np.r_[0, np.cumsum(lengths)[:-1]]] = True  # a user starts with a session
