@@ -66,6 +66,7 @@ def evaluate(
     progress: bool = False,
     decode: dict[str, Any] | None = None,
     item_block: int = 0,
+    sharded: bool = False,
 ) -> EvalResult:
     """Evaluate a fitted model on an EvalSet by full-catalogue ranking.
 
@@ -85,6 +86,9 @@ def evaluate(
             items at a time: top-k merged block by block and each target's rank counted block by block, so memory
             is (batch x item_block), not (batch x catalogue). Same metrics as whole rows (scores that tie within
             float rounding aside: each block is its own product); other models rank whole rows.
+        sharded: in a ``torch.distributed`` run (torchrun), every process ranks every N-th batch of users and the
+            per-user ranks and top-k lists are gathered, so each process returns the metrics of all users (every
+            process must call it). The same figures as one process; ``seconds`` is this process's wall time.
 
     Returns:
         EvalResult with ``recall@K``, ``hit@K``, ``ndcg@K``, ``precision@K``, ``mrr``, ``coverage@K``,
@@ -100,6 +104,8 @@ def evaluate(
     if item_block < 0:
         raise ConfigError(f"item_block must be >= 0 (0 = whole rows), got {item_block}")
     stream = item_block > 0 and getattr(model, "streams_scores", False) and not decode
+    if sharded and sampled_negatives and _world()[1] > 1:
+        raise ConfigError("sampled-negative metrics are drawn in one process; evaluate them unsharded")
     if stream and sampled_negatives:
         raise ConfigError("sampled-negative metrics need whole score rows; use item_block=0 with sampled_negatives")
     if decode:
@@ -115,6 +121,8 @@ def evaluate(
     sampled_ranks = np.zeros(n, dtype=np.float64) if sampled_negatives else None
     rng = np.random.default_rng(seed)
     starts = range(0, n, batch_size)
+    rank, size = _world() if sharded else (0, 1)
+    starts = my_starts = starts[rank::size]
     if progress:
         from recgen.progress import track
 
@@ -157,6 +165,24 @@ def evaluate(
         top_items[rows, : idx.shape[1]] = idx
         if sampled_ranks is not None:
             sampled_ranks[rows] = _sampled_rank(scores, targets, hists, sampled_negatives, rng)
+    if size > 1:  # every process's batches, back in batch order
+        mine = list(range(rank, len(range(0, n, batch_size)), size))
+        own = np.concatenate([np.arange(s, min(s + batch_size, n)) for s in my_starts]) if len(my_starts) else []
+        part = (mine, rank_rows, n_targets[own], top_items[own], None if sampled_ranks is None else sampled_ranks[own])
+        parts: list[Any] = [None] * size
+        torch.distributed.all_gather_object(parts, part)
+        by_batch = {}
+        for batches, rr, nt, ti, sr in parts:
+            offset = 0
+            for i, block in zip(batches, rr, strict=True):
+                rows = np.arange(i * batch_size, min((i + 1) * batch_size, n))
+                n_targets[rows] = nt[offset : offset + len(rows)]
+                top_items[rows] = ti[offset : offset + len(rows)]
+                if sampled_ranks is not None:
+                    sampled_ranks[rows] = sr[offset : offset + len(rows)]
+                by_batch[i] = block
+                offset += len(rows)
+        rank_rows = [by_batch[i] for i in sorted(by_batch)]
     seconds = time.perf_counter() - t0
     ranks_all = np.concatenate(rank_rows) if rank_rows else np.zeros((0, 1), np.int64)
     per_user = ranking_metrics_from_ranks(ranks_all, np.maximum(n_targets, 1), ks, miss)
@@ -174,6 +200,12 @@ def evaluate(
     metrics["n_users"] = float(n)
     metrics["targets_excluded_as_seen"] = float(((ranks_all == miss).sum(1) - (ranks_all.shape[1] - n_targets)).sum())
     return EvalResult(metrics=metrics, per_user=per_user, n_users=n, seconds=seconds)
+
+
+def _world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def _ranks_streamed(

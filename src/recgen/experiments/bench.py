@@ -248,6 +248,15 @@ class BenchRun:
             item_block=spec.item_block, **kwargs,
         )  # fmt: skip
 
+    def evaluate_test(self, m: Recommender, seed: int):
+        """Test metrics; in a data-parallel run every process ranks its share of the users (the same figures)."""
+        from recgen.models.training.distributed import world
+
+        sharded = world()[1] > 1 and not self.spec.sampled_negatives
+        return self.evaluate(
+            m, self.split.test, sampled_negatives=self.spec.sampled_negatives, seed=seed, sharded=sharded
+        )
+
     def run_seed(self, seed: int) -> dict[str, Any]:
         """Fit, evaluate validation (where the model chooses on it) and test, and each decode variant: the
         seed's entry of the results file."""
@@ -255,7 +264,7 @@ class BenchRun:
         # zero-shot models choose nothing on validation: skip its (costly) evaluation
         valid = self.evaluate(m, self.split.valid).metrics if m.selects_on_valid else {}
         m.reset_stats()  # model-side counters (e.g. out-of-catalogue lines) cover the test users only
-        rt = self.evaluate(m, self.split.test, sampled_negatives=self.spec.sampled_negatives, seed=seed)
+        rt = self.evaluate_test(m, seed)
         entry: dict[str, Any] = {
             "seed": seed,
             "valid": valid,
@@ -354,8 +363,10 @@ class BenchRun:
 
         self.prepare()
         for seed in self.seeds_to_run():
-            if not is_main():  # a data-parallel worker: it trains its share; rank 0 evaluates and writes
-                self.fit(seed)
+            if not is_main():  # a data-parallel worker: it trains its share and ranks its share of the test users;
+                m, _ = self.fit(seed)  # rank 0 validates, evaluates the rest and writes
+                m.reset_stats()
+                self.evaluate_test(m, seed)
                 continue
             entry = self.run_seed(seed)
             self.per_seed = sorted([e for e in self.per_seed if e["seed"] != seed] + [entry], key=lambda e: e["seed"])

@@ -37,7 +37,7 @@ from recgen.experiments.simulation_tables import (
 )
 from recgen.experiments.studies.coldstart import coldstart_table, is_coldstart_result
 from recgen.experiments.studies.ctr import ctr_table, is_ctr_result
-from recgen.experiments.studies.scale import is_scale_result, scale_table
+from recgen.experiments.studies.scale import is_scale_result, is_speed_table, scale_table, speed_table
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
     H2H_INTRO,
@@ -211,6 +211,8 @@ def write_report(
         (is_scale_result, "catalogue-scale evaluation: memory and users/s as data grows",
          "seeded synthetic data; one process per size and model, one thread; plot: `benchmarks/scale-eval.png`.",
          scale_table, None),
+        (is_speed_table, "SASRec-CE training speed on the CPU: measured changes, and beside RecBole", None,
+         speed_table, None),
         (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
          steps_table, None),
         (is_bench_result, None, "see the commands stored in each file; plots beside `benchmarks/`.", scaling_table,

@@ -40,3 +40,57 @@ def scale_table(results: list[dict[str, Any]]) -> str:
     if notes:
         lines += ["", "SASRec and HSTU trained on " + "; ".join(notes) + ": their R@10 is not a trained model's."]
     return "\n".join(lines)
+
+
+SPEED_SCHEMA = "recgen-speed-table/1"
+
+
+def is_speed_table(r: dict[str, Any]) -> bool:
+    return r["schema"] == SPEED_SCHEMA
+
+
+def speed_table(results: list[dict[str, Any]]) -> str:
+    """SASRec-CE training speed: recgen before / after each measured change, and recgen beside RecBole."""
+    lines = [
+        "| run | commit | train samples/s | MFU (1-thread peak) | s per epoch | epochs (best) | fit (s) | peak memory "
+        "(MB) | valid N@10 | test N@10 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def row(label: str, r: dict[str, Any]) -> str:
+        peak = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "–"
+        return (
+            f"| {label} | {str(r.get('git_commit') or '')[:7]} | {r['train_samples_per_second']:.0f} | "
+            f"{r['mfu']:.2f} | {r['train_seconds_per_epoch']:.1f} | {r['epochs']} ({r['best_epoch']}) | "
+            f"{r['fit_seconds']:.0f} | {peak} | {r['valid_ndcg@10']:.4f} | {r['test_ndcg@10']:.4f} |"
+        )
+
+    notes = []
+    for res in results:
+        for p in res["pairs"]:
+            lines.append(row(f"before: {p['change']}", p["before"]))
+            lines.append(row(f"after: {p['change']}", p["after"]))
+            notes.append(
+                f"{p['change']}: {p['samples_per_second_ratio']:.2f}x training samples/s, peak memory "
+                f"x{p['peak_memory_ratio']:.2f} (runs side by side, one thread each)"
+            )
+        if side := res.get("side_by_side"):
+            lines.append(row("recgen beside RecBole", side["recgen"]))
+            rb = side["recbole"]
+            peak = f"{rb['peak_rss_mb']:.0f}" if rb.get("peak_rss_mb") else "–"
+            lines.append(
+                f"| RecBole {rb['versions'].get('recbole', '')} (batch {rb['train_batch']}) | | | | "
+                f"{rb['train_seconds_per_epoch']:.1f} | {rb['epochs']} | | {peak} | "
+                f"{rb['best_valid_ndcg@10']:.4f} | {rb['test_ndcg@10']:.4f} |"
+            )
+            t_rg, t_rb = side["recgen_seconds_to_target"], side["recbole_seconds_to_target"]
+            reach = ", ".join(
+                f"{who} " + ("not reached" if t is None else f"{t:.0f} s")
+                for who, t in (("recgen", t_rg), ("RecBole", t_rb))
+            )
+            notes.append(
+                f"beside RecBole: an epoch (the same prefix -> next item targets) {side['epoch_time_ratio']:.1f}x "
+                f"faster, peak memory {side['peak_memory_ratio']:.1f}x lower; to RecBole's best validation N@10 in "
+                f"its {rb['epochs']} epochs ({side['target_valid_ndcg@10']:.4f}), fit clock with validation: {reach}"
+            )
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])

@@ -1,0 +1,144 @@
+"""The SASRec-CE training-speed table (issue: training speed on one machine): recgen before and after a change,
+each a ``recgen bench`` results file of runs made side by side (same seed, one thread each), and recgen beside
+RecBole 1.2.1 on the same data and model (the driver in ``../shared/peers/recbole/``, run at the same time as the
+recgen run, one thread each). Reads those files; writes one results file with every figure and where it came from.
+
+    python benchmarks/speed_table.py \\
+        --pair fused-ce benchmarks/results/timing/fused-ce/before/F.json \\
+            benchmarks/results/timing/fused-ce/after/F.json \\
+        --recgen benchmarks/results/timing/recbole-side/F.json \\
+        --recbole-result PEER_DIR/results/beauty_sasrec.json --recbole-log PEER_DIR/log/SASRec/....log \\
+        --recbole-time PEER_DIR/logs/beauty_sasrec.time --out benchmarks/results/speed/sasrec_speed_table.json
+
+RecBole's epoch trains every (prefix -> next item) pair of the training sequences once, with the loss at the last
+position of each prefix: the same targets as one recgen epoch (one pass over every user's sequence, loss at every
+position). Times to a validation NDCG@10 are wall clocks from the start of fitting, validation included, at the
+first validation at or above the value; RecBole validates every epoch, recgen every ``eval_every`` epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speedlib import save  # noqa: E402
+
+from recgen.experiments.results import read_result  # noqa: E402
+
+
+def recgen_row(path: str) -> dict:
+    r = read_result(path)
+    s = r["per_seed"][0]
+    log = s.get("train_log") or []
+    return {
+        "file": path,
+        "git_commit": s.get("git_commit"),
+        "command": r["command"],
+        "train_samples_per_second": r["throughput"].get("train_samples_per_second"),
+        "mfu": r["throughput"].get("mfu"),
+        "matmul_peak_gflops": r["throughput"].get("matmul_peak_gflops"),
+        "torch_threads": r["machine"].get("torch_threads"),
+        "fit_seconds": s["fit_seconds"],
+        "best_epoch": s["best_epoch"],
+        "epochs": len(log),
+        "train_seconds_per_epoch": (
+            sum(1 / e["samples_per_second"] for e in log) / len(log) * samples_per_epoch(r) if log else None
+        ),
+        "peak_rss_mb": r.get("peak_rss_mb"),
+        "valid_ndcg@10": r["valid"].get("ndcg@10"),
+        "test_ndcg@10": r["test"]["ndcg@10"],
+        "test_recall@10": r["test"]["recall@10"],
+        "valid_curve": [(e["epoch"], e["wall_seconds"], e["valid_ndcg@10"]) for e in log if "valid_ndcg@10" in e]
+        if all("wall_seconds" in e for e in log)
+        else None,
+    }
+
+
+def samples_per_epoch(r: dict) -> int:
+    """Training sequences of one epoch: users with at least two training items (leave-one-out keeps
+    len - 2 of each user's items for training; every user of these datasets has at least five)."""
+    return r["dataset_stats"]["users"]
+
+
+def recbole_row(result: str, log: str, timefile: str | None) -> dict:
+    res = json.loads(Path(result).read_text())
+    text = Path(log).read_text()
+    train = {int(m[1]): float(m[2]) for m in re.finditer(r"epoch (\d+) training \[time: ([\d.]+)s", text)}
+    valid = {
+        int(m[1]): (float(m[2]), float(m[3]))
+        for m in re.finditer(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([\d.]+)\]", text)
+    }
+    clock, curve = 0.0, []
+    for ep in sorted(train):
+        clock += train[ep] + valid.get(ep, (0.0, 0.0))[0]
+        if ep in valid:
+            curve.append((ep + 1, clock, valid[ep][1]))
+    peak = None
+    if timefile and Path(timefile).exists():
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", Path(timefile).read_text())
+        peak = int(m[1]) / 1024 if m else None
+    return {
+        "file": result,
+        "versions": res.get("versions"),
+        "threads": res.get("threads"),
+        "epochs": res.get("epochs_run"),
+        "train_seconds_per_epoch": res.get("train_s_per_epoch_mean"),
+        "valid_seconds_per_epoch": res.get("valid_s_per_epoch_mean"),
+        "best_valid_ndcg@10": res.get("best_valid", {}).get("ndcg@10"),
+        "test_ndcg@10": res.get("test", {}).get("ndcg@10"),
+        "peak_rss_mb": peak,
+        "train_batch": res.get("config", {}).get("train_batch_size"),
+        "valid_curve": curve,
+    }
+
+
+def time_to(curve: list, value: float) -> float | None:
+    """Wall seconds at the first validation at or above ``value`` (None: never reached)."""
+    return next((t for _, t, v in curve if v >= value), None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pair", nargs=3, action="append", default=[], metavar=("CHANGE", "BEFORE", "AFTER"))
+    ap.add_argument("--recgen", help="the recgen run made beside RecBole")
+    ap.add_argument("--recbole-result")
+    ap.add_argument("--recbole-log")
+    ap.add_argument("--recbole-time")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    pairs = []
+    for change, before, after in args.pair:
+        b, a = recgen_row(before), recgen_row(after)
+        pairs.append(
+            {
+                "change": change,
+                "before": b,
+                "after": a,
+                "samples_per_second_ratio": a["train_samples_per_second"] / b["train_samples_per_second"],
+                "peak_memory_ratio": (a["peak_rss_mb"] / b["peak_rss_mb"]) if b["peak_rss_mb"] else None,
+            }
+        )
+    side = None
+    if args.recgen and args.recbole_result and args.recbole_log:
+        ours, theirs = recgen_row(args.recgen), recbole_row(args.recbole_result, args.recbole_log, args.recbole_time)
+        target = theirs["best_valid_ndcg@10"]
+        side = {
+            "recgen": ours,
+            "recbole": theirs,
+            "epoch_time_ratio": theirs["train_seconds_per_epoch"] / ours["train_seconds_per_epoch"],
+            "peak_memory_ratio": (theirs["peak_rss_mb"] / ours["peak_rss_mb"])
+            if theirs["peak_rss_mb"] and ours["peak_rss_mb"]
+            else None,
+            "target_valid_ndcg@10": target,
+            "recbole_seconds_to_target": time_to(theirs["valid_curve"], target),
+            "recgen_seconds_to_target": time_to(ours["valid_curve"] or [], target),
+        }
+    save("sasrec_speed_table", args.out, schema="recgen-speed-table/1", pairs=pairs, side_by_side=side)
+
+
+if __name__ == "__main__":
+    main()
