@@ -18,8 +18,8 @@ def _n(x: float) -> str:
 
 def scale_table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| data (synthetic) | model | ranking | fit (s) | users/s | users/s, whole rows | memory after data / "
-        "after fit / peak (MB) | R@10 |",
+        "| data (synthetic) | model | ranking | fit (s) | users/s | users/s, whole rows | memory high-water after "
+        "data / fit / ranking / whole rows (MB) | R@10 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
@@ -31,7 +31,10 @@ def scale_table(results: list[dict[str, Any]]) -> str:
                 lines.append(f"| {data} | {r['model']} | stops: {r['stops']} | | | | | |")
                 continue
             whole = f"{r['whole_users_per_second']:.0f}" if "whole_users_per_second" in r else "–"
-            mem = f"{r['rss_after_data_mb']:.0f} / {r['rss_after_fit_mb']:.0f} / {r['peak_rss_mb']:.0f}"
+            mem = " / ".join(
+                f"{r[k]:.0f}" if k in r else "–"
+                for k in ("rss_after_data_mb", "rss_after_fit_mb", "rss_after_streamed_mb", "rss_after_whole_mb")
+            )
             lines.append(
                 f"| {data} | {r['model']} | {r['ranking']} | {r['fit_seconds']:.0f} | "
                 f"{r['streamed_users_per_second']:.0f} | {whole} | {mem} | {r['recall_at_10']:.4f} |"
