@@ -539,3 +539,17 @@ def test_scaling_points_keep_one_line_per_recipe():
         "sasrec (dropout=0.5)": [(320.0, 32e9, 0.2)],
         "hstu": [(160.0, 16e9, 0.5), (320.0, 32e9, 0.4)],
     }
+
+
+def test_bench_item_block_gives_the_whole_row_metrics_and_records_peak_memory(capsys, data_folder, tmp_path):
+    results = {}
+    for label, extra in (("rows", []), ("blocks", ["--item-block", "5"])):
+        code, _, err = run(capsys, "bench", "-d", str(data_folder / "tiny.csv"), "-m", "itemknn", "--out",
+                           str(tmp_path / label), *extra)  # fmt: skip
+        assert code == 0, err
+        (f,) = (tmp_path / label).glob("*.json")
+        results[label] = json.loads(f.read_text())
+    assert results["blocks"]["test"] == results["rows"]["test"]
+    assert results["blocks"]["peak_rss_mb"] > 10 and results["blocks"]["per_seed"][0]["peak_rss_mb"] > 10
+    code, _, err = run(capsys, "bench", "-d", str(data_folder / "tiny.csv"), "-m", "pop", "--item-block", "-1")
+    assert code == 2 and "--item-block" in err
