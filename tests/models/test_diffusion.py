@@ -123,6 +123,8 @@ def test_kmeans_finds_separated_blobs():
         # lr 1e-2: at 3e-3 seed 0 reached recall@3 0.69 on an AMD EPYC host (1.0 on the Intel hosts before; seeds
         # 0-3 give 0.69-1.0 there), at 1e-2 seeds 0-3 reach 1.0 on the AMD host
         ("ldiffrec", {"epochs": 300, "lr": 1e-2, "batch_size": 32, "latent_dim": 16, "hidden_dims": "32"}),
+        ("ldiffrec", {"epochs": 300, "lr": 1e-2, "batch_size": 32, "latent_dim": 16, "hidden_dims": "32",
+                      "n_clusters": 3, "decoder": "joint"}),  # fmt: skip
     ],
 )
 def test_user_vector_models_learn_cluster_structure(name, config):
@@ -216,3 +218,19 @@ def test_diffrec_chooses_inference_steps_on_validation(tiny_split, tmp_path):
     assert evaluate(model, tiny_split.valid, ks=(10,)).metrics["ndcg@10"] == pytest.approx(best)
     loaded = type(model).load(model.save(tmp_path / "m"))
     assert loaded.reverse_steps() == model.inference_steps_
+
+
+def test_ldiffrec_joint_decoder_saves_and_loads(tmp_path):
+    """The reference's default decoder (one layer from the whole latent to every item) round-trips."""
+    from recgen.models.base import Recommender
+
+    split = leave_one_out(make_cluster_dataset(n_clusters=3, users_per_cluster=10, items_per_cluster=6, seed=2))
+    m = create_model("ldiffrec", epochs=2, batch_size=16, latent_dim=12, hidden_dims="16", n_clusters=3,
+                     decoder="joint").fit(split.train)  # fmt: skip
+    users, hists = split.test.user_ids, split.test.histories(np.arange(len(split.test)))
+    m.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.config.decoder == "joint"
+    assert torch.equal(loaded.score(users, hists), m.score(users, hists))
+    with pytest.raises(ConfigError, match="decoder"):
+        create_model("ldiffrec", decoder="shared")
