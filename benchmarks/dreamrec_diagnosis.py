@@ -66,7 +66,7 @@ def main() -> None:
             **VARIANTS[name],
         )  # fmt: skip
 
-        def on_epoch(state, model=model, curve=curve) -> None:
+        def on_epoch(state, model=model, curve=curve, name=name) -> None:
             net = model.net_
             model._infer_net_ = None  # score with this epoch's weights
             was, fitted = net.training, model.fitted_
