@@ -49,6 +49,7 @@ def test_two_processes_match_one_with_the_same_global_batch(data, tmp_path):
     two = _bench(data, tmp_path / "two", "--nproc", "2")
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = _result(tmp_path / "one"), _result(tmp_path / "two")  # one results file: rank 0 alone writes
+    assert (a["processes"], b["processes"]) == (1, 2) and b["command"].endswith("--nproc 2")
     la = [e["loss"] for e in a["per_seed"][0]["train_log"]]
     lb = [e["loss"] for e in b["per_seed"][0]["train_log"]]
     assert len(la) == len(lb) == 6

@@ -145,7 +145,8 @@ def bench(
         item_block=item_block,
         max_eval_users=max_eval_users,
         grid=parse_grid(grid),
-        command=command_line(),
+        # under torchrun this process's argv lacks --nproc: the recorded command says how many processes ran
+        command=command_line() + (f" --nproc {ws}" if (ws := int(os.environ.get("WORLD_SIZE", "1"))) > 1 else ""),
         resume=resume,
         force=force,
         decode_variants=[parse_sets(v.split(",")) for v in decode_variants],

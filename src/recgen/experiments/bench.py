@@ -313,6 +313,8 @@ class BenchRun:
     # ------------------------------------------------------------------------------------ results
     def assemble(self) -> dict[str, Any]:
         """The results file's content from the seeds run so far (``complete`` once all are there)."""
+        from recgen.models.training.distributed import world
+
         spec, ds, split = self.spec, self.ds, self.split
         return {
             "schema": "recgen-bench/1",
@@ -353,6 +355,7 @@ class BenchRun:
             ),  # fmt: skip
             "recgen_version": __version__,
             "git_commit": self.commit,
+            "processes": world()[1],  # data-parallel training processes (torchrun), 1 otherwise
             "machine": self.machine,
             "command": spec.command or " ".join(["recgen", *sys.argv[1:]]),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
