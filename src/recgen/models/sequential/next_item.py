@@ -222,24 +222,8 @@ class SequentialRecommender(NetRecommender):
         )
 
     # ------------------------------------------------------------------------------------- scoring
-    @torch.no_grad()
-    def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps=None) -> torch.Tensor:
-        net = self._inference_net()
-        dev = net.item_embeddings().device
-        L = self.config.max_seq_len
-        seq = torch.from_numpy(left_pad(histories, L)).to(dev)
-        ts = None
-        if self.uses_timestamps:
-            ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)).to(dev) if timestamps is not None else None
-        h = net.encode(seq, ts)[:, -1]  # (B, D) state after the last history item
-        emb = net.item_embeddings()
-        if net.l2_norm:
-            h, emb = F.normalize(h, dim=-1), F.normalize(emb, dim=-1)
-        return (h @ emb.T).cpu()  # the harness ranks on the CPU
-
-    @torch.no_grad()
-    def _score_stream(self, user_ids, histories, timestamps):
-        net = self._inference_net()
+    def _user_states(self, net: torch.nn.Module, histories: Sequence[np.ndarray], timestamps) -> torch.Tensor:
+        """(B, D) state after each history's last item (normalised where the model compares on the sphere)."""
         dev = net.item_embeddings().device
         L = self.config.max_seq_len
         seq = torch.from_numpy(left_pad(histories, L)).to(dev)
@@ -247,9 +231,23 @@ class SequentialRecommender(NetRecommender):
         if self.uses_timestamps and timestamps is not None:
             ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)).to(dev)
         h = net.encode(seq, ts)[:, -1]
+        return F.normalize(h, dim=-1) if net.l2_norm else h
+
+    @torch.no_grad()
+    def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps=None) -> torch.Tensor:
+        net = self._inference_net()
+        h = self._user_states(net, histories, timestamps)
         emb = net.item_embeddings()
         if net.l2_norm:
-            h = F.normalize(h, dim=-1)
+            emb = F.normalize(emb, dim=-1)
+        return (h @ emb.T).cpu()  # the harness ranks on the CPU
+
+    @torch.no_grad()
+    def _score_stream(self, user_ids, histories, timestamps):
+        net = self._inference_net()
+        dev = net.item_embeddings().device
+        h = self._user_states(net, histories, timestamps)
+        emb = net.item_embeddings()
 
         def rows(lo: int, hi: int) -> torch.Tensor:
             e = emb[lo:hi]
