@@ -2,6 +2,8 @@
 each a ``recgen bench`` results file of runs made side by side (same seed, one thread each), and recgen beside
 RecBole 1.2.1 on the same data and model (the driver in ``../shared/peers/recbole/``, run at the same time as the
 recgen run, one thread each). Reads those files; writes one results file with every figure and where it came from.
+Epoch times are medians over each run's epochs (every epoch's time is kept): runs sharing a machine meet varying
+load from other jobs, and the median moves least.
 
     python benchmarks/speed_table.py \\
         --pair fused-ce benchmarks/results/timing/fused-ce/before/F.json \\
@@ -25,6 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
 from speedlib import save  # noqa: E402
 
 from recgen.experiments.results import read_result  # noqa: E402
@@ -45,9 +48,9 @@ def recgen_row(path: str) -> dict:
         "fit_seconds": s["fit_seconds"],
         "best_epoch": s["best_epoch"],
         "epochs": len(log),
-        "train_seconds_per_epoch": (
-            sum(1 / e["samples_per_second"] for e in log) / len(log) * samples_per_epoch(r) if log else None
-        ),
+        # the median epoch: the runs share a machine whose other load varies, and the median is the least moved
+        "train_seconds_per_epoch": float(np.median(epochs)) if (epochs := epoch_seconds(r)) else None,
+        "epoch_train_seconds": epochs,
         "peak_rss_mb": r.get("peak_rss_mb"),
         "valid_ndcg@10": r["valid"].get("ndcg@10"),
         "test_ndcg@10": r["test"]["ndcg@10"],
@@ -56,6 +59,11 @@ def recgen_row(path: str) -> dict:
         if all("wall_seconds" in e for e in log)
         else None,
     }
+
+
+def epoch_seconds(r: dict) -> list[float]:
+    """Training seconds of each epoch: the epoch's samples over its samples/s."""
+    return [samples_per_epoch(r) / e["samples_per_second"] for e in r["per_seed"][0].get("train_log") or []]
 
 
 def samples_per_epoch(r: dict) -> int:
@@ -86,7 +94,8 @@ def recbole_row(result: str, log: str, timefile: str | None) -> dict:
         "versions": res.get("versions"),
         "threads": res.get("threads"),
         "epochs": res.get("epochs_run"),
-        "train_seconds_per_epoch": res.get("train_s_per_epoch_mean"),
+        "train_seconds_per_epoch": float(np.median(list(train.values()))) if train else None,
+        "epoch_train_seconds": [train[k] for k in sorted(train)],
         "valid_seconds_per_epoch": res.get("valid_s_per_epoch_mean"),
         "best_valid_ndcg@10": res.get("best_valid", {}).get("ndcg@10"),
         "test_ndcg@10": res.get("test", {}).get("ndcg@10"),
