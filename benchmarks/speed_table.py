@@ -21,7 +21,9 @@ first validation at or above the value; RecBole validates every epoch, recgen ev
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -61,6 +63,19 @@ def recgen_row(path: str) -> dict:
     }
 
 
+def epoch_intervals(r: dict) -> list[tuple[float, float, float]]:
+    """(start, end, training seconds) of each epoch, start and end as POSIX times: the fit started its fit time
+    (plus evaluation and loading) before the file was written, and each epoch ends at its ``wall_seconds``."""
+    s = r["per_seed"][0]
+    end = dt.datetime.fromisoformat(r["created"]).timestamp()
+    start = end - s["fit_seconds"] - s["eval_seconds"] - r["timings"]["load_split_seconds"]
+    out, prev = [], 0.0
+    for e, secs in zip(s.get("train_log") or [], epoch_seconds(r), strict=True):
+        out.append((start + prev, start + e["wall_seconds"], secs))
+        prev = e["wall_seconds"]
+    return out
+
+
 def epoch_seconds(r: dict) -> list[float]:
     """Training seconds of each epoch: the epoch's samples over its samples/s."""
     return [samples_per_epoch(r) / e["samples_per_second"] for e in r["per_seed"][0].get("train_log") or []]
@@ -76,6 +91,12 @@ def recbole_row(result: str, log: str, timefile: str | None) -> dict:
     res = json.loads(Path(result).read_text())
     text = Path(log).read_text()
     train = {int(m[1]): float(m[2]) for m in re.finditer(r"epoch (\d+) training \[time: ([\d.]+)s", text)}
+    # each training line is logged when its epoch ends: (start, end) of every epoch, as POSIX times
+    windows = {
+        int(m[2]): (dt.datetime.strptime(m[1], "%a %d %b %Y %H:%M:%S").replace(tzinfo=dt.UTC).timestamp() - float(m[3]),
+                    dt.datetime.strptime(m[1], "%a %d %b %Y %H:%M:%S").replace(tzinfo=dt.UTC).timestamp())
+        for m in re.finditer(r"(\w{3} \d+ \w{3} \d{4} [\d:]+) INFO\s+epoch (\d+) training \[time: ([\d.]+)s", text)
+    }  # fmt: skip
     valid = {
         int(m[1]): (float(m[2]), float(m[3]))
         for m in re.finditer(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([\d.]+)\]", text)
@@ -90,7 +111,10 @@ def recbole_row(result: str, log: str, timefile: str | None) -> dict:
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", Path(timefile).read_text())
         peak = int(m[1]) / 1024 if m else None
     return {
-        "file": result,
+        "file": Path(result).name,  # a scratch folder outside the project: its name only
+        "driver": "../shared/peers/recbole/run_peer.py "
+        + " ".join(f"--{k} {res[k]}" for k in ("dataset", "model") if k in res)
+        + f" --threads {res.get('threads')}",
         "versions": res.get("versions"),
         "threads": res.get("threads"),
         "epochs": res.get("epochs_run"),
@@ -102,7 +126,22 @@ def recbole_row(result: str, log: str, timefile: str | None) -> dict:
         "peak_rss_mb": peak,
         "train_batch": res.get("config", {}).get("train_batch_size"),
         "valid_curve": curve,
+        "epoch_windows": [windows[k] for k in sorted(windows)],
     }
+
+
+def overlap_ratios(ours: dict, theirs: dict, recgen_result: dict) -> list[dict]:
+    """For each RecBole epoch, the recgen epochs that ran entirely within it (same machine, same load): the ratio
+    of RecBole's epoch time to their median."""
+    inside_all = epoch_intervals(recgen_result)
+    out = []
+    for (a, b), secs in zip(theirs["epoch_windows"], theirs["epoch_train_seconds"], strict=True):
+        inside = [x for s, e, x in inside_all if s >= a and e <= b]
+        if inside:
+            med = float(np.median(inside))
+            out.append({"recbole_epoch_seconds": secs, "recgen_epochs_inside": len(inside),
+                        "recgen_median_epoch_seconds": med, "ratio": secs / med})  # fmt: skip
+    return out
 
 
 def time_to(curve: list, value: float) -> float | None:
@@ -135,9 +174,11 @@ def main() -> None:
     if args.recgen and args.recbole_result and args.recbole_log:
         ours, theirs = recgen_row(args.recgen), recbole_row(args.recbole_result, args.recbole_log, args.recbole_time)
         target = theirs["best_valid_ndcg@10"]
+        overlap = overlap_ratios(ours, theirs, read_result(args.recgen))
         side = {
             "recgen": ours,
             "recbole": theirs,
+            "overlap": overlap,
             "epoch_time_ratio": theirs["train_seconds_per_epoch"] / ours["train_seconds_per_epoch"],
             "peak_memory_ratio": (theirs["peak_rss_mb"] / ours["peak_rss_mb"])
             if theirs["peak_rss_mb"] and ours["peak_rss_mb"]
@@ -146,6 +187,8 @@ def main() -> None:
             "recbole_seconds_to_target": time_to(theirs["valid_curve"], target),
             "recgen_seconds_to_target": time_to(ours["valid_curve"] or [], target),
         }
+    if peer := os.environ.get("PEER_DIR"):  # the scratch folder's path stays out of the recorded command
+        sys.argv = [a.replace(peer.rstrip("/"), "$PEER_DIR") for a in sys.argv]
     save("sasrec_speed_table", args.out, schema="recgen-speed-table/1", pairs=pairs, side_by_side=side)
 
 
