@@ -31,6 +31,7 @@ from recgen.eval.evaluator import evaluate
 from recgen.experiments.results import (
     DEFAULT_RESULTS_DIR,
     aggregate,
+    earlier_run,
     git_commit,
     headline,
     machine_info,
@@ -38,6 +39,7 @@ from recgen.experiments.results import (
     read_result,
     result_filename,
     results_lock,
+    resumable_seeds,
     with_defaults,
     write_json,
 )
@@ -170,8 +172,8 @@ class BenchRun:
         if spec.resume:  # configs compared as the results files hold them (JSON)
             ours = json.loads(json.dumps(stub["config"], default=str))
             if not self.path.exists():
-                self.path = _earlier_run(self.path, ours, with_defaults(spec.model))
-            self.per_seed = _resumable_seeds(
+                self.path = earlier_run(self.path, ours, with_defaults(spec.model))
+            self.per_seed = resumable_seeds(
                 self.path, self.ds.fingerprint(), ours, self.split.protocol["name"], spec.seeds, log
             )
         elif self.path.exists():
@@ -380,49 +382,6 @@ class BenchRun:
         result = self.assemble()
         result["_path"] = str(path)
         return result
-
-
-def _earlier_run(path: Path, ours: dict[str, Any], full) -> Path:
-    """A results file of the same run made before the model's config gained fields (so its name hashes fewer
-    fields): same dataset, model and protocol, equal on every field it has, and ours at the default on the rest
-    (``full``: ``with_defaults``). ``path`` itself when there is none."""
-    prefix = path.name.rsplit("__", 1)[0] + "__"
-    for other in sorted(path.parent.glob(prefix + "*.json")):
-        if full(read_result(other).get("config", {})) == ours:
-            return other
-    return path
-
-
-def _resumable_seeds(
-    path: Path, fingerprint: str, config: dict[str, Any], protocol: str, seeds: int, log
-) -> list[dict[str, Any]]:
-    """Per-seed entries of an earlier results file that this run may keep (``--resume``). ``config`` is ours as
-    JSON; only the fields the file has are compared (fields added since are checked by ``_earlier_run``)."""
-    if not path.exists():
-        log(f"resume: no earlier results file {path.name}; running all the seeds asked for")
-        return []
-    old = read_result(path)
-    mismatch = [
-        name
-        for name, ours, theirs in (
-            ("dataset fingerprint", fingerprint, old.get("dataset_fingerprint")),
-            ("config", {k: v for k, v in config.items() if k in old.get("config", config)}, old.get("config")),
-            ("protocol", protocol, old.get("protocol", {}).get("name")),
-        )
-        if ours != theirs
-    ]
-    if mismatch:
-        raise ConfigError(
-            f"--resume: {path} was made with a different {', '.join(mismatch)}; "
-            "run without --resume to replace it, or pass --out to write elsewhere"
-        )
-    kept = [
-        {**e, "git_commit": e.get("git_commit", old.get("git_commit"))}
-        for e in old.get("per_seed", [])
-        if 0 <= e.get("seed", -1) < seeds
-    ]
-    log(f"resume: keeping seed(s) {[e['seed'] for e in kept]} from {path.name}")
-    return kept
 
 
 def _decode_variants(klass, base_cfg, changes: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:

@@ -274,3 +274,46 @@ def is_bench_result(r: dict[str, Any]) -> bool:
 
 def load_results(results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[dict[str, Any]]:
     return [r for r in read_json_results(results_dir) if is_bench_result(r)]
+
+
+def earlier_run(path: Path, ours: dict[str, Any], full) -> Path:
+    """A results file of the same run made before the model's config gained fields (so its name hashes fewer
+    fields): same dataset, model and protocol, equal on every field it has, and ours at the default on the rest
+    (``full``: ``with_defaults``). ``path`` itself when there is none."""
+    prefix = path.name.rsplit("__", 1)[0] + "__"
+    for other in sorted(path.parent.glob(prefix + "*.json")):
+        if full(read_result(other).get("config", {})) == ours:
+            return other
+    return path
+
+
+def resumable_seeds(
+    path: Path, fingerprint: str, config: dict[str, Any], protocol: str, seeds: int, log
+) -> list[dict[str, Any]]:
+    """Per-seed entries of an earlier results file that this run may keep (``--resume``). ``config`` is ours as
+    JSON; only the fields the file has are compared (fields added since are checked by ``earlier_run``)."""
+    if not path.exists():
+        log(f"resume: no earlier results file {path.name}; running all the seeds asked for")
+        return []
+    old = read_result(path)
+    mismatch = [
+        name
+        for name, ours, theirs in (
+            ("dataset fingerprint", fingerprint, old.get("dataset_fingerprint")),
+            ("config", {k: v for k, v in config.items() if k in old.get("config", config)}, old.get("config")),
+            ("protocol", protocol, old.get("protocol", {}).get("name")),
+        )
+        if ours != theirs
+    ]
+    if mismatch:
+        raise ConfigError(
+            f"--resume: {path} was made with a different {', '.join(mismatch)}; "
+            "run without --resume to replace it, or pass --out to write elsewhere"
+        )
+    kept = [
+        {**e, "git_commit": e.get("git_commit", old.get("git_commit"))}
+        for e in old.get("per_seed", [])
+        if 0 <= e.get("seed", -1) < seeds
+    ]
+    log(f"resume: keeping seed(s) {[e['seed'] for e in kept]} from {path.name}")
+    return kept
