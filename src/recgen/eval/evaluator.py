@@ -132,39 +132,32 @@ def evaluate(
     for start in starts:
         rows = np.arange(start, min(start + batch_size, n))
         hists = eval_set.histories(rows)
+        targets, cnt = _padded_targets(eval_set, rows)
         if stream:
-            targets, cnt = _padded_targets(eval_set, rows)
             ranks, idx = _ranks_streamed(
                 model.score_stream(eval_set.user_ids[rows], hists, eval_set.history_times(rows)),
                 hists, targets, kmax, exclude_seen, item_block,
             )  # fmt: skip
-            ranks[ranks > n_items] = miss
-            full = np.full((len(rows), max_t), miss, dtype=np.int64)
-            full[:, : ranks.shape[1]] = ranks
-            rank_rows.append(full)
-            n_targets[rows] = cnt
-            top_items[rows, : idx.shape[1]] = idx
-            continue
-        scores = model.score_masked(
-            eval_set.user_ids[rows],
-            hists,
-            exclude_seen=exclude_seen,
-            timestamps=eval_set.history_times(rows),
-            decode=decode,
-        )
-        targets, cnt = _padded_targets(eval_set, rows)
-        ranks = target_ranks(scores, targets).numpy()
+        else:
+            scores = model.score_masked(
+                eval_set.user_ids[rows],
+                hists,
+                exclude_seen=exclude_seen,
+                timestamps=eval_set.history_times(rows),
+                decode=decode,
+            )
+            ranks = target_ranks(scores, targets).numpy()
+            vals, idx = stable_topk(scores, kmax)
+            idx = idx.numpy()
+            idx[~torch.isfinite(vals).numpy()] = 0
+            if sampled_ranks is not None:
+                sampled_ranks[rows] = _sampled_rank(scores, targets, hists, sampled_negatives, rng)
         ranks[ranks > n_items] = miss  # padding slots and excluded targets: never reached
         full = np.full((len(rows), max_t), miss, dtype=np.int64)
         full[:, : ranks.shape[1]] = ranks
         rank_rows.append(full)
         n_targets[rows] = cnt
-        vals, idx = stable_topk(scores, kmax)
-        idx = idx.numpy()
-        idx[~torch.isfinite(vals).numpy()] = 0
         top_items[rows, : idx.shape[1]] = idx
-        if sampled_ranks is not None:
-            sampled_ranks[rows] = _sampled_rank(scores, targets, hists, sampled_negatives, rng)
     if size > 1:  # every process's batches, back in batch order
         mine = list(range(rank, len(range(0, n, batch_size)), size))
         own = np.concatenate([np.arange(s, min(s + batch_size, n)) for s in my_starts]) if len(my_starts) else []
