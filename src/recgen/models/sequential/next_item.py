@@ -108,7 +108,7 @@ def full_softmax_ce(h: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor) -
     the backward pass fused into the block products. Each step of this loss's history was measured on real batches
     in ``benchmarks/train_step_speed.py``: the temperature on the queries and no padding column, then blocks of 256
     rows (1.8-1.9x faster per step on Yelp's 20k items, 1.3-1.7x on Beauty and Sports, one thread; the loss, not the
-    encoder, dominated the step), then the fused blocks (``benchmarks/results/speed/train_step_cpu.json``).
+    encoder, dominated the step; ``speed/train_step_cpu.json``), then the fused blocks (``train_step_fused_cpu.json``).
     On a GPU it is one matrix."""
     if h.device.type != "cpu":
         return F.cross_entropy(h @ emb.T, targets)
