@@ -144,6 +144,37 @@ def llm_collm(dataset, data, base, test_pairs, models, save, sets, out) -> None:
               data={k: v for k, v in data.items() if v is not None}, out_dir=out)  # fmt: skip
 
 
+@llm_group.command("llara")
+@click.argument("dataset", default="ml-100k")
+@dataset_options
+@click.option("--model", "-m", "base", default="smollm2", show_default=True, help="hf model: smollm2, folder or .gguf.")
+@click.option("--test-users", default=200, show_default=True, help="Seeded leave-one-out test users every row scores.")
+@click.option(
+    "--variants",
+    default="text,linear",
+    show_default=True,
+    help="Curricula trained and evaluated: text (text-only LLM), linear (LLaRA's), hybrid.",
+)
+@click.option("--sasrec-set", "sasrec_sets", multiple=True, help="SASRec config override key=value (repeatable).")
+@click.option("--save", default=None, help="Folder for the last hybrid variant's adapter and projector.")
+@click.option("--set", "sets", multiple=True, help="LLaRAConfig override key=value (repeatable).")
+@click.option("--out", default="benchmarks/results/llm", show_default=True, help="Folder for the results JSON.")
+def llm_llara(dataset, data, base, test_users, variants, sasrec_sets, save, sets, out) -> None:
+    """LLaRA: titles plus projected SASRec item embeddings as hybrid tokens; the LLM picks the next item from 20
+    candidates (ValidRatio, HitRatio@1), beside the text-only LLM, SASRec-CE and popularity on the same candidates."""
+    from recgen.config import parse_sets
+    from recgen.experiments.studies.llara import run_llara_study
+    from recgen.models.llm.llara import CURRICULA
+
+    names = tuple(v.strip() for v in variants.split(",") if v.strip())
+    bad = [v for v in names if v not in CURRICULA]
+    if not names or bad:
+        raise ConfigError(f"--variants must be comma-separated names from {CURRICULA}, got {variants!r}")
+    run_study(run_llara_study, dataset, llm=base, n_test=test_users, variants=names, save=save, sets=sets,
+              sasrec_sets=parse_sets(sasrec_sets), data={k: v for k, v in data.items() if v is not None},
+              out_dir=out)  # fmt: skip
+
+
 @llm_group.command("bigrec")
 @click.option("--dataset", "-d", default="ml-100k", show_default=True, help="A dataset with item titles.")
 @data_dir_option
