@@ -37,6 +37,7 @@ from recgen.experiments.simulation_tables import (
 )
 from recgen.experiments.studies.coldstart import coldstart_table, is_coldstart_result
 from recgen.experiments.studies.ctr import ctr_table, is_ctr_result
+from recgen.experiments.studies.llara import is_llara_result, llara_table
 from recgen.experiments.studies.scale import is_scale_result, is_speed_table, scale_table, speed_table
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
@@ -207,6 +208,9 @@ def write_report(
          None),
         (is_ctr_result, "like / dislike prediction on explicit feedback (AUC, UAUC, calibrated log-loss)",
          "each model scores the same labelled test pairs from its training history.", ctr_table, None),
+        (is_llara_result, "LLaRA: hybrid item tokens, the next item among 20 candidates (ValidRatio, HitRatio@1)",
+         "the same seeded leave-one-out test users and candidates (the target and 19 unseen items) for every row.",
+         llara_table, None),
         (is_codebook_result, "item tokenizers: codebook usage, collisions, reconstruction", None, codebook_table, None),
         (is_scale_result, "catalogue-scale evaluation: memory and users/s as data grows",
          "seeded synthetic data; one process per size and model, one thread; plot: `benchmarks/scale-eval.png`.",

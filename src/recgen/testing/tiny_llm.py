@@ -12,11 +12,14 @@ from pathlib import Path
 from recgen.errors import BackendUnavailableError
 
 
-def make_tiny_llm(folder: str | Path, seed: int = 0, *, init_range: float = 0.02) -> Path:
+def make_tiny_llm(
+    folder: str | Path, seed: int = 0, *, init_range: float = 0.02, layers: int = 1, hidden: int = 32
+) -> Path:
     """Write the tiny model folder (``config.json``, safetensors weights, tokenizer files) and return it; an
     existing complete folder is reused. ``init_range`` (the weights' standard deviation): at the default, a random
     one-layer model's last position barely attends to the prompt; larger values let a planted signal in the prompt
-    reach the answer logits, which the learnability tests of prompt-conditioned models need."""
+    reach the answer logits, which the learnability tests of prompt-conditioned models need. ``layers`` and
+    ``hidden``: a task that must route a signal between prompt positions (pick a candidate) needs two layers."""
     folder = Path(folder)
     if (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file():
         return folder
@@ -32,9 +35,9 @@ def make_tiny_llm(folder: str | Path, seed: int = 0, *, init_range: float = 0.02
     tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
     config = transformers.LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         num_key_value_heads=1,
         max_position_embeddings=512,

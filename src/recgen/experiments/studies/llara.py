@@ -137,6 +137,31 @@ def run_llara_study(
         "rows": rows,
         **provenance(commit, command),
     }
-    out = Path(out_dir) / f"{ds.name}__llara__seed{cfg.seed}.json"
+    out = Path(out_dir) / f"{ds.name}__llara__n{cfg.train_samples}__seed{cfg.seed}.json"
     result["_path"] = str(write_json(result, out))
     return result
+
+
+def is_llara_result(r: dict[str, Any]) -> bool:
+    return r.get("schema") == "recgen-llara/1"
+
+
+def llara_table(results: list[dict[str, Any]]) -> str:
+    """One row per model: ValidRatio and HitRatio@1 as LLaRA counts it (hits among valid answers), over every
+    user, and by scoring each candidate's answer; models that only score show the last."""
+    f = lambda v: f"{v:.4f}" if isinstance(v, float) else "–"  # noqa: E731
+    lines = [
+        "| dataset | model | kind | test users | ValidRatio | HR@1 of valid (LLaRA's) | HR@1, all users "
+        "| HR@1, candidates scored | fit (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        n = r["protocol"]["test_users"]
+        for row in r["rows"]:
+            users = row.get("users", n) if "published" not in row["kind"] else "–"
+            fit = f"{row['fit_seconds']:.0f}" if "fit_seconds" in row else "–"
+            lines.append(
+                f"| {r['dataset']} | {row['model']} | {row['kind']} | {users} | {f(row.get('valid_ratio'))} "
+                f"| {f(row.get('hr1_of_valid'))} | {f(row.get('hr1'))} | {f(row.get('hr1_scored'))} | {fit} |"
+            )
+    return "\n".join(lines)

@@ -292,9 +292,9 @@ class LLaRA:
                 amask = torch.zeros(n, width, dtype=torch.long)
                 for k, a in enumerate(answers):
                     ids[k, : len(a)], amask[k, : len(a)] = torch.as_tensor(a), 1
-                cache = out.past_key_values
+                cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
                 cache.batch_repeat_interleave(n)
-                logits = self.model(input_ids=ids, past_key_values=cache, use_cache=True,
+                logits = self.model(input_ids=ids, cache=cache, use_cache=True,
                                     attention_mask=torch.cat([mask.expand(n, -1), amask], 1),
                                     position_ids=(p + torch.arange(width)).expand(n, -1)).logits  # fmt: skip
                 logp = torch.log_softmax(logits[:, :-1].float(), -1)
