@@ -151,6 +151,8 @@ BAD = [
         "trained by recgen's trainer (bpr, diffrec, dreamrec, hstu",
     ),
     (["train", "-d", "{tiny}", "-m", "sasrec", "-o", "{tmp}/m", "--resume"], "--resume needs --run-dir"),
+    (["llm", "llara", "{tiny}", "--variants", "text,foo"], "--variants must be comma-separated names"),
+    (["llm", "llara", "{tiny}", "--set", "n_candidates=1"], "n_candidates must be >= 2"),
 ]
 
 

@@ -152,16 +152,19 @@ def llara_table(results: list[dict[str, Any]]) -> str:
     f = lambda v: f"{v:.4f}" if isinstance(v, float) else "–"  # noqa: E731
     lines = [
         "| dataset | model | kind | test users | ValidRatio | HR@1 of valid (LLaRA's) | HR@1, all users "
-        "| HR@1, candidates scored | fit (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| HR@1, candidates scored | LLM samples (hybrid steps / steps) | fit (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         n = r["protocol"]["test_users"]
         for row in r["rows"]:
             users = row.get("users", n) if "published" not in row["kind"] else "–"
             fit = f"{row['fit_seconds']:.0f}" if "fit_seconds" in row else "–"
+            t = r["training"].get(row.get("curriculum"), {}).get("training")
+            budget = f"{t['samples']} ({t['hybrid_steps']} / {t['steps']})" if t else "–"
             lines.append(
                 f"| {r['dataset']} | {row['model']} | {row['kind']} | {users} | {f(row.get('valid_ratio'))} "
-                f"| {f(row.get('hr1_of_valid'))} | {f(row.get('hr1'))} | {f(row.get('hr1_scored'))} | {fit} |"
+                f"| {f(row.get('hr1_of_valid'))} | {f(row.get('hr1'))} | {f(row.get('hr1_scored'))} "
+                f"| {budget} | {fit} |"
             )
     return "\n".join(lines)
