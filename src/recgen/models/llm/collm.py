@@ -34,6 +34,7 @@ from recgen.data.labels import LabelledSplit, Pairs
 from recgen.errors import DataError
 from recgen.eval.metrics import auc
 from recgen.llm.safety import neutralize
+from recgen.models.llm.tuning import left_pad_embeds
 
 PROMPT_VERSION = "collm-v1"
 INSTRUCTION = (
@@ -214,15 +215,7 @@ class CoLLM:
                     pieces.append(table(torch.as_tensor(self._ids[part])))
             e = torch.cat(pieces)
             seqs.append(e[-self.config.max_length :])
-        width = max(len(e) for e in seqs)
-        dim = seqs[0].shape[1]
-        out = torch.zeros(len(seqs), width, dim)
-        mask = torch.zeros(len(seqs), width, dtype=torch.long)
-        for n, e in enumerate(seqs):
-            out[n, width - len(e) :] = e
-            mask[n, width - len(e) :] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        return out, mask, pos
+        return left_pad_embeds(seqs)
 
     def _answer_logits(self, samples: list[Sample], slots: bool):
         import torch

@@ -35,6 +35,7 @@ import numpy as np
 
 from recgen.config import check
 from recgen.errors import DataError
+from recgen.models.llm.tuning import left_pad_embeds
 
 PROMPT_VERSION = "llara-v1"
 CURRICULA = ("linear", "hybrid", "text")
@@ -188,13 +189,7 @@ class LLaRA:
             if answers is not None:
                 pieces.append(table(torch.as_tensor(answers[n])))
             seqs.append(torch.cat(pieces))
-        width = max(len(e) for e in seqs)
-        out = torch.zeros(len(seqs), width, seqs[0].shape[1])
-        mask = torch.zeros(len(seqs), width, dtype=torch.long)
-        for n, e in enumerate(seqs):
-            out[n, width - len(e) :] = e
-            mask[n, width - len(e) :] = 1
-        return out, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+        return left_pad_embeds(seqs)
 
     def _answer_logprobs(self, samples: list[Sample], answers: list[list[int]], hybrid: bool):
         """Summed log-probability of each answer (token ids) after its prompt; logits only at answer positions."""

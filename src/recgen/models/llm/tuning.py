@@ -81,6 +81,21 @@ def apply_adapters(model, adapters: list[tuple[LoraSFTConfig, dict[str, np.ndarr
     return model
 
 
+def left_pad_embeds(seqs: list[Any]):
+    """(inputs_embeds, attention_mask, position_ids) from (T_i, D) embedding sequences, left-padded with zeros to the
+    longest, positions counted from each sequence's first real token: the batch form of prompts whose slots hold
+    vectors instead of tokens (CoLLM, LLaRA)."""
+    import torch
+
+    width = max(len(e) for e in seqs)
+    out = torch.zeros(len(seqs), width, seqs[0].shape[1])
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for n, e in enumerate(seqs):
+        out[n, width - len(e) :] = e
+        mask[n, width - len(e) :] = 1
+    return out, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def answer_batch(tokenizer, prompts: list[str], answers: list[str], max_length: int):
     """(input_ids, attention_mask, labels) with right padding; labels are -100 except on answer tokens."""
     import torch
