@@ -146,7 +146,6 @@ class LLaRA:
         self.projector = torch.nn.Sequential(
             torch.nn.Linear(self.items.shape[1], hidden), torch.nn.GELU(), torch.nn.Linear(hidden, hidden)
         )
-        self.lora = False
         self.info: dict[str, Any] = {"prompt_version": PROMPT_VERSION}
         self._ids: dict[str, list[int]] = {}
 
@@ -219,7 +218,6 @@ class LLaRA:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.model = add_lora(self.model, LoraSFTConfig.from_config(cfg))
-        self.lora = True
         params = [p for p in self.model.parameters() if p.requires_grad] + list(self.projector.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.lr)
         rng = np.random.default_rng(cfg.seed + 1)
@@ -356,7 +354,6 @@ class LLaRA:
         self = cls(model, tokenizer, item_vectors, titles, cfg)
         lora = load_file(str(path / "lora.safetensors"))
         self.model = apply_adapters(model, [(LoraSFTConfig.from_config(cfg), lora)])
-        self.lora = True
         state = {k: torch.from_numpy(v) for k, v in load_file(str(path / "projector.safetensors")).items()}
         if state["0.weight"].shape[1] != self.items.shape[1]:
             raise DataError(f"{path} was trained on {state['0.weight'].shape[1]}-d item vectors, "
