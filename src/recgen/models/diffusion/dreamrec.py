@@ -69,6 +69,7 @@ class DreamRecConfig(SASRecConfig, DiffusionConfig):
         check(self.guidance >= 0, f"guidance must be >= 0, got {self.guidance}")
         check(0.0 <= self.p_uncond < 1.0, f"p_uncond must be in [0, 1), got {self.p_uncond}")
         check(self.loss == "ce", "DreamRec has its own diffusion loss; leave loss at its default")
+        check(self.reason_steps == 0, "reason_steps (ReaRec) applies to sasrec and hstu, not to DreamRec")
         check(self.device == "cpu", f"DreamRec trains and samples on the CPU only; use device=cpu, got {self.device!r}")
 
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from recgen.config import check
 from recgen.models.sequential.next_item import SequentialConfig, SequentialRecommender
+from recgen.models.sequential.reasoning import Reasoner
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +117,9 @@ class HSTUNet(nn.Module):
         self.temperature = cfg.temperature
         self.item_emb = nn.Embedding(n_items + 1, cfg.embedding_dim, padding_idx=0)
         self.pos_emb = nn.Embedding(cfg.max_seq_len, cfg.embedding_dim)
-        self.rab = RelativeBias(cfg.max_seq_len, cfg.time_buckets)
+        # reasoning steps extend the sequence past max_seq_len: the position bias covers them (no change without)
+        self.rab = RelativeBias(cfg.max_seq_len + cfg.reason_steps, cfg.time_buckets)
+        self.reasoner = Reasoner(cfg) if cfg.reason_steps else None
         self.layers = nn.ModuleList(STU(cfg) for _ in range(cfg.n_layers))
         self.drop = nn.Dropout(cfg.dropout)
         nn.init.normal_(self.item_emb.weight, std=0.02)
@@ -124,18 +127,25 @@ class HSTUNet(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def encode(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) left-padded item ids (+ timestamps) -> (B, L, D) hidden states."""
-        b, t = seq.shape
+    def embed(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) left-padded item ids -> the inputs (B, L, D) and the non-padding mask (B, L)."""
         keep = seq > 0
-        x = self.item_emb(seq) * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-t:]
-        x = self.drop(x) * keep.unsqueeze(-1)
-        causal = torch.ones(t, t, dtype=torch.bool, device=seq.device).tril()
-        allowed = (causal[None] & keep[:, None, :]).to(x.dtype)  # (B, L, L)
+        x = self.item_emb(seq) * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-seq.shape[1] :]
+        return self.drop(x) * keep.unsqueeze(-1), keep
+
+    def transform(self, x: torch.Tensor, keep: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
+        """Inputs (B, T, D), non-padding mask (B, T) and timestamps (B, T) -> (B, T, D) hidden states."""
+        t = x.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        allowed = (causal[None] & keep[:, None, :]).to(x.dtype)  # (B, T, T)
         bias = self.rab(t, ts.to(x.dtype) if ts is not None else None)
         for layer in self.layers:
             x = layer(x, bias, allowed)
         return x
+
+    def encode(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) left-padded item ids (+ timestamps) -> (B, L, D) hidden states."""
+        return self.transform(*self.embed(seq), ts)
 
     def item_embeddings(self) -> torch.Tensor:
         return self.item_emb.weight

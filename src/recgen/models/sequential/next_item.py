@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.models.base import check_device_spec, resolve_device
+from recgen.models.sequential.reasoning import SCHEMES, reasoning_loss, reasoning_states, user_state
 from recgen.models.training.netmodel import NetRecommender
 from recgen.models.training.trainer import TrainerConfig
 from recgen.ops.softmax_ce import fused_softmax_ce
@@ -63,10 +64,29 @@ class SequentialConfig(TrainerConfig):
     # window): the same (prefix -> next item) targets as the default, each its own sequence through the encoder
     train_prefixes: bool = False
     device: str = "cpu"  # cpu | cuda | cuda:N | auto: where the network trains and scores (bf16 autocast on CUDA)
+    # ReaRec latent reasoning (recgen.models.sequential.reasoning): K steps after the last position, 0 = off
+    reason_steps: int = 0
+    reason_scheme: str = "erl"  # erl (ensemble reasoning learning) | prl (progressive reasoning learning)
+    reason_kl: float = 0.05  # ERL: weight of the KL term that keeps the steps' distributions apart
+    reason_temp_decay: float = 5.0  # PRL: step k's temperature is tau * decay ** (K - k)
+    reason_noise: float = 0.01  # PRL: std of the noise on reasoning inputs for the contrastive term (0 = off)
+    reason_warmup: int = 2  # PRL: epochs before the noisy pass starts
 
     def validate(self) -> None:
         super().validate()
         check_device_spec(self.device)
+        check(self.reason_steps >= 0, f"reason_steps must be >= 0, got {self.reason_steps}")
+        check(
+            self.reason_scheme in SCHEMES, f"reason_scheme must be one of {list(SCHEMES)}, got {self.reason_scheme!r}"
+        )
+        check(self.reason_kl >= 0, f"reason_kl must be >= 0, got {self.reason_kl}")
+        check(self.reason_temp_decay > 0, f"reason_temp_decay must be > 0, got {self.reason_temp_decay}")
+        check(self.reason_noise >= 0, f"reason_noise must be >= 0, got {self.reason_noise}")
+        check(self.reason_warmup >= 0, f"reason_warmup must be >= 0, got {self.reason_warmup}")
+        check(
+            self.reason_steps == 0 or self.loss == "ce",
+            f"reason_steps > 0 needs loss='ce' (ReaRec's losses are full softmax), got loss={self.loss!r}",
+        )
         check(self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")
         check(self.n_layers >= 1, f"n_layers must be >= 1, got {self.n_layers}")
         check(self.n_heads >= 1, f"n_heads must be >= 1, got {self.n_heads}")
@@ -147,7 +167,14 @@ class SequentialRecommender(NetRecommender):
         seq = batch[0]
         b, width = seq.shape[0], seq.shape[1] - 1
         positions = b if self.config.train_prefixes else int((seq[:, 1:] > 0).sum())
-        return 3.0 * (b * self._encoder_flops(width) + positions * 2 * self._output_width() * self.config.embedding_dim)
+        k = self.config.reason_steps  # ReaRec: step j re-runs the encoder over width + j positions, and its loss
+        reasoning = sum(self._encoder_flops(width + j) for j in range(1, k + 1)) + k * 2 * self._output_width() * (
+            self.config.embedding_dim
+        )
+        return 3.0 * (
+            b * (self._encoder_flops(width) + reasoning)
+            + positions * 2 * self._output_width() * self.config.embedding_dim
+        )
 
     def _encoder_flops(self, t: int) -> float:
         """Forward FLOPs of the encoder on one sequence of length t (subclasses)."""
@@ -160,7 +187,12 @@ class SequentialRecommender(NetRecommender):
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         seq, ts = batch
         inputs, targets = seq[:, :-1], seq[:, 1:]
-        h = self.net_.encode(inputs, ts[:, :-1] if self.uses_timestamps else None)  # (B, L, D)
+        ts_in = ts[:, :-1] if self.uses_timestamps else None
+        x, keep = self.net_.embed(inputs)
+        h = self.net_.transform(x, keep, ts_in)  # (B, L, D)
+        steps = self.config.reason_steps
+        last = h[:, -1]  # (B, D): every row's last column is a real position (left padding)
+        states = reasoning_states(self.net_, x, keep, ts_in, last, steps) if steps else None
         if self.config.train_prefixes:  # a prefix is one sample: its loss is at its last position (RecBole's)
             h, pos = h[:, -1], targets[:, -1]  # (B, D), (B,): left-padded, so the last column is every target
         else:
@@ -192,6 +224,15 @@ class SequentialRecommender(NetRecommender):
             loss = F.binary_cross_entropy_with_logits(
                 pos_logit, torch.ones_like(pos_logit)
             ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+        if states is not None:  # ReaRec: the reasoning steps' loss at each sequence's last position
+            cfg = self.config
+            noisy = None
+            if cfg.reason_scheme == "prl" and cfg.reason_noise > 0 and getattr(self, "_epoch", 0) > cfg.reason_warmup:
+                noisy = reasoning_states(self.net_, x, keep, ts_in, last, steps, noise=cfg.reason_noise)
+            emb = self.net_.item_embeddings()[1:]
+            loss = loss + reasoning_loss(
+                states, emb, targets[:, -1] - 1, cfg, tau, self.net_.l2_norm, noisy, full_softmax_ce
+            )
         return loss, int(seq.shape[0]), int(pos.numel())  # a mean over the positions (data-parallel weights)
 
     def _fit(self, dataset: Dataset, valid: Any) -> None:
@@ -210,6 +251,7 @@ class SequentialRecommender(NetRecommender):
         span = torch.from_numpy(np.minimum(lengths, cfg.max_seq_len + 1))
 
         def batches(epoch: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            self._epoch = epoch  # PRL's noise starts after its warm-up epochs
             for idx, width in length_bucketed_batches(span, bs, gen):
                 yield seqs_t[idx, -width:], tss_t[idx, -width:]
 
@@ -230,7 +272,11 @@ class SequentialRecommender(NetRecommender):
         ts = None
         if self.uses_timestamps and timestamps is not None:
             ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)).to(dev)
-        h = net.encode(seq, ts)[:, -1]
+        x, keep = net.embed(seq)
+        h = net.transform(x, keep, ts)[:, -1]
+        if self.config.reason_steps:  # ReaRec: K more steps through the encoder, then the scheme's state
+            states = reasoning_states(net, x, keep, ts, h, self.config.reason_steps)
+            return user_state(states, self.config.reason_scheme, net.l2_norm)
         return F.normalize(h, dim=-1) if net.l2_norm else h
 
     @torch.no_grad()

@@ -25,6 +25,7 @@ from torch import nn
 from recgen.config import check
 from recgen.models.nn import TransformerBlock
 from recgen.models.sequential.next_item import SequentialConfig, SequentialRecommender
+from recgen.models.sequential.reasoning import Reasoner
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,23 +59,31 @@ class SASRecNet(nn.Module):
             for _ in range(cfg.n_layers)
         )
         self.norm = nn.LayerNorm(cfg.embedding_dim)
+        self.reasoner = Reasoner(cfg) if cfg.reason_steps else None
         nn.init.normal_(self.item_emb.weight, std=0.02)
         nn.init.normal_(self.pos_emb.weight, std=0.02)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
+    def embed(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) left-padded item ids -> the encoder's inputs (B, L, D) and the non-padding mask (B, L)."""
+        keep = seq > 0
+        x = self.item_emb(seq) * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-seq.shape[1] :]
+        return self.drop(x) * keep.unsqueeze(-1), keep
+
+    def transform(self, x: torch.Tensor, keep: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
+        """Inputs (B, T, D) with their non-padding mask (B, T) -> (B, T, D) hidden states (causal)."""
+        t = x.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        # attend to earlier non-padding positions; a padding query attends to itself (keeps softmax finite)
+        allowed = causal[None] & keep[:, None, :] | torch.eye(t, dtype=torch.bool, device=x.device)[None]
+        for block in self.blocks:
+            x = block(x, allowed[:, None])  # (B, 1, T, T) broadcast over heads
+        return self.norm(x)
+
     def encode(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) left-padded item ids -> (B, L, D) hidden states."""
-        b, t = seq.shape
-        pad = seq == 0  # (B, L)
-        x = self.item_emb(seq) * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-t:]
-        x = self.drop(x) * (~pad).unsqueeze(-1)
-        causal = torch.ones(t, t, dtype=torch.bool, device=seq.device).tril()
-        # attend to earlier non-padding positions; a padding query attends to itself (keeps softmax finite)
-        allowed = causal[None] & (~pad)[:, None, :] | torch.eye(t, dtype=torch.bool, device=seq.device)[None]
-        for block in self.blocks:
-            x = block(x, allowed[:, None])  # (B, 1, L, L) broadcast over heads
-        return self.norm(x)
+        return self.transform(*self.embed(seq))
 
     def item_embeddings(self) -> torch.Tensor:
         return self.item_emb.weight

@@ -1,0 +1,128 @@
+"""Latent reasoning for next-item models: ReaRec (Tang et al., 2025, "Think Before Recommend: Unleashing the Latent
+Reasoning Power for Sequential Recommendation").
+
+After the encoder's last position, ``reason_steps`` (K) further steps feed the last hidden state back into the same
+encoder as a new position: the input of step k is ``Dropout(LayerNorm(h_{k-1} + r_k))`` with ``r_k`` a learned
+reasoning-position embedding (apart from the item positions), the encoder runs causally over the items and the
+earlier reasoning steps, and its output at the new position is ``h_k``. ``h_0`` is the plain model's state.
+``reason_steps=0`` is the plain model, bit for bit (no parameter is added). Two training schemes, as in the paper
+and the reference code (TangJiakai/ReaRec, ``src/models/ERL.py``, ``PRL.py``, ``utils/layers.py``):
+
+- **ERL** (ensemble reasoning learning): every step is supervised with the next item (cross-entropy over the
+  catalogue), a KL term rewards steps whose distributions differ (``- reason_kl * mean_{i != j} KL(p_j || p_i)``,
+  one side detached, as the reference), and the user state is the mean of the K + 1 states.
+- **PRL** (progressive reasoning learning): step k's cross-entropy is taken at temperature
+  ``tau * reason_temp_decay ** (K - k)`` (the last step at the model's own tau, earlier ones softer), and after
+  ``reason_warmup`` epochs a second pass with Gaussian noise (std ``reason_noise``) on the reasoning inputs is pulled
+  towards the clean pass by an in-batch contrastive loss at each reasoning step; the user state is ``h_K``.
+
+Where recgen differs from the reference code, and why:
+
+- The reference trains one target per prefix (the reasoning sits after every training prefix). recgen keeps its
+  models' loss at every position (step 0 of each prefix, as the plain model) and adds the reasoning losses at the
+  last position of each training sequence; ``train_prefixes=true`` makes every prefix a sample, the reference's
+  setting, at its cost.
+- Step 0 is trained by that base loss at the model's tau; the reference's PRL gives step 0 the softest
+  temperature and its ERL supervises only the mean of the states (the paper writes a sum over steps, which ERL here
+  follows).
+- No key/value cache: each reasoning step re-runs the encoder over the items and the earlier steps (exact, K + 1
+  encoder passes; the reference caches keys and values). Inference cost per user against K is measured in the
+  results files (``eval_seconds``).
+- HSTU gets the last item's timestamp at every reasoning position (the time-gap bias sees "now"), and its
+  relative-position bias is widened by K so that the new positions have their own offsets.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SCHEMES = ("erl", "prl")
+
+
+class Reasoner(nn.Module):
+    """The parameters ReaRec adds to an encoder: K reasoning-position embeddings, the input LayerNorm, dropout."""
+
+    def __init__(self, cfg) -> None:
+        super().__init__()
+        self.pos = nn.Embedding(cfg.reason_steps, cfg.embedding_dim)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        self.norm = nn.LayerNorm(cfg.embedding_dim)
+        self.drop = nn.Dropout(cfg.dropout)
+
+
+def reasoning_states(
+    net: nn.Module,
+    x: torch.Tensor,
+    keep: torch.Tensor,
+    ts: torch.Tensor | None,
+    last: torch.Tensor,
+    steps: int,
+    noise: float = 0.0,
+) -> torch.Tensor:
+    """(B, K + 1, D): ``last`` (the encoder's state at the last position, h_0) and the K reasoning states.
+
+    ``x``, ``keep``: the encoder's inputs and non-padding mask (``net.embed``); ``ts``: timestamps or None."""
+    r = net.reasoner
+    states = [last]
+    ones = torch.ones_like(keep[:, :1])
+    for k in range(steps):
+        z = states[-1] + r.pos.weight[k]
+        if noise > 0:
+            z = z + noise * torch.randn_like(z)
+        x = torch.cat([x, r.drop(r.norm(z))[:, None]], dim=1)
+        keep = torch.cat([keep, ones], dim=1)
+        if ts is not None:
+            ts = torch.cat([ts, ts[:, -1:]], dim=1)
+        states.append(net.transform(x, keep, ts)[:, -1])
+    return torch.stack(states, dim=1)
+
+
+def user_state(states: torch.Tensor, scheme: str, l2_norm: bool) -> torch.Tensor:
+    """(B, K + 1, D) states -> (B, D) the state items are scored against: ERL the mean, PRL the last step."""
+    if l2_norm:
+        states = F.normalize(states, dim=-1)
+    h = states.mean(dim=1) if scheme == "erl" else states[:, -1]
+    return F.normalize(h, dim=-1) if l2_norm else h
+
+
+def reasoning_loss(
+    states: torch.Tensor,
+    emb: torch.Tensor,
+    targets: torch.Tensor,
+    cfg,
+    tau: float,
+    l2_norm: bool,
+    noisy: torch.Tensor | None = None,
+    ce=None,
+) -> torch.Tensor:
+    """The scheme's loss on the reasoning steps 1..K (step 0 is in the model's base loss).
+
+    ``states`` (B, K + 1, D); ``emb`` (N, D) the catalogue without the padding row; ``targets`` (B,) indices into
+    ``emb``; ``noisy``: PRL's noisy pass (B, K + 1, D) or None; ``ce(h, emb, targets)``: the mean full-softmax
+    cross-entropy the model uses (fused on a CPU)."""
+    k_steps = states.shape[1] - 1
+    if l2_norm:
+        states = F.normalize(states, dim=-1)
+        emb = F.normalize(emb, dim=-1)
+        noisy = F.normalize(noisy, dim=-1) if noisy is not None else None
+    ce = ce or (lambda h, e, t: F.cross_entropy(h @ e.T, t))
+    if cfg.reason_scheme == "erl":
+        loss = sum(ce(states[:, k] / tau, emb, targets) for k in range(1, k_steps + 1))
+        if cfg.reason_kl > 0:
+            logp = F.log_softmax(states @ emb.T / tau, dim=-1)  # (B, K + 1, N)
+            p = logp.exp()
+            # kl[b, i, j] = KL(p_j || p_i) with p_i held fixed: sum_n p_j (log p_j - log p_i)
+            kl = (p[:, None] * (logp[:, None] - logp.detach()[:, :, None])).sum(-1)
+            off = ~torch.eye(k_steps + 1, dtype=torch.bool, device=states.device)
+            loss = loss - cfg.reason_kl * kl[:, off].mean()
+        return loss
+    loss = sum(
+        ce(states[:, k] / (tau * cfg.reason_temp_decay ** (k_steps - k)), emb, targets) for k in range(1, k_steps + 1)
+    )
+    if noisy is not None:  # in-batch contrast of the noisy and clean reasoning states, step by step
+        sim = torch.einsum("bkd,ckd->kbc", noisy[:, 1:], states[:, 1:]) / tau  # (K, B, B)
+        labels = torch.arange(states.shape[0], device=states.device).expand(k_steps, -1)
+        loss = loss + F.cross_entropy(sim.reshape(-1, sim.shape[-1]), labels.reshape(-1))
+    return loss
