@@ -1,0 +1,77 @@
+"""The ReaRec table: SASRec and HSTU with and without latent reasoning, K chosen on validation.
+
+The runs are plain ``recgen bench`` results in one folder (``benchmarks/results/reasoning/``): the same recipe with
+``reason_steps=0`` (the model without reasoning) and with ``reason_steps=K`` under each scheme. For each dataset,
+model and scheme, the K with the best mean validation NDCG@10 over its seeds is the chosen one (marked); its test
+figures are read against the same model without reasoning. Inference cost is the test ranking's users per second
+(all seeds' mean) and its ratio to the model without reasoning, measured in the same runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recgen.experiments.results import is_bench_result
+
+TITLE = "latent reasoning (ReaRec) on SASRec-CE and HSTU, K chosen on validation"
+INTRO = "one recipe per dataset and model, with and without reasoning; chosen = best mean validation NDCG@10."
+
+
+def is_reasoning_result(r: dict[str, Any]) -> bool:
+    return is_bench_result(r) and r["model"] in ("sasrec", "hstu")
+
+
+def _variant(r: dict[str, Any]) -> tuple[str, int]:
+    k = int(r["config"].get("reason_steps", 0))
+    return ("none" if k == 0 else r["config"].get("reason_scheme", "erl")), k
+
+
+def _fmt(mean: float, std: float | None, n: int) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if n > 1 and std is not None else f"{mean:.4f}"
+
+
+def chosen_k(rs: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
+    """(dataset, model, scheme) -> the K with the best mean validation NDCG@10."""
+    best: dict[tuple[str, str, str], tuple[float, int]] = {}
+    for r in rs:
+        scheme, k = _variant(r)
+        if k == 0:
+            continue
+        key, v = (r["dataset"], r["model"], scheme), r["valid"]["ndcg@10"]
+        if key not in best or v > best[key][0]:
+            best[key] = (v, k)
+    return {key: k for key, (_, k) in best.items()}
+
+
+def reasoning_table(rs: list[dict[str, Any]]) -> str:
+    rs = [r for r in rs if is_reasoning_result(r)]
+    chosen = chosen_k(rs)
+    base = {(r["dataset"], r["model"]): r for r in rs if _variant(r)[1] == 0}
+    head = (
+        "| dataset | model | reasoning | K | chosen | seeds | valid N@10 | test R@10 | test N@10 | N@10 vs none | "
+        "fit (s) | test users/s (x none) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines, notes = [head], []
+    order = {"none": 0, "erl": 1, "prl": 2}
+    for r in sorted(rs, key=lambda r: (r["dataset"], r["model"], order[_variant(r)[0]], _variant(r)[1])):
+        scheme, k = _variant(r)
+        n = len(r["seeds"])
+        b = base.get((r["dataset"], r["model"]))
+        ups = r["throughput"].get("eval_users_per_second") or 0.0
+        delta = ratio = "–"
+        if b is not None and k:
+            d = r["test"]["ndcg@10"] - b["test"]["ndcg@10"]
+            delta = f"{d:+.4f} ({d / b['test']['ndcg@10']:+.1%})"
+            bu = b["throughput"].get("eval_users_per_second") or 0.0
+            ratio = f"x{ups / bu:.2f}" if bu else "–"
+        mark = "✓" if k and chosen.get((r["dataset"], r["model"], scheme)) == k else ""
+        std = r.get("test_std") or {}
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {scheme.upper() if k else 'none'} | {k} | {mark} | {n} | "
+            f"{r['valid']['ndcg@10']:.4f} | {_fmt(r['test']['recall@10'], std.get('recall@10'), n)} | "
+            f"{_fmt(r['test']['ndcg@10'], std.get('ndcg@10'), n)} | {delta} | "
+            f"{r['timings']['fit_seconds_mean']:.0f} | {ups:.0f} ({ratio}) |"
+        )
+        if b is not None and k and b["config"].get("max_seq_len") != r["config"].get("max_seq_len"):
+            notes.append(f"{r['dataset']} {r['model']} K={k}: another max_seq_len than the row without reasoning")
+    return "\n".join(lines + ([""] + [f"- {x}" for x in notes] if notes else []))

@@ -1,0 +1,197 @@
+"""ReaRec latent reasoning on SASRec and HSTU: learnability, the steps' masks, the schemes' losses and user states
+against hand computation, save / load, bad configs."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recgen.data.split import leave_one_out
+from recgen.errors import ConfigError
+from recgen.eval.evaluator import evaluate
+from recgen.models import create_model
+from recgen.models.base import Recommender
+from recgen.models.sequential.reasoning import reasoning_loss, reasoning_states, user_state
+from recgen.testing import make_cycle_dataset as cycle_dataset
+
+SMALL = {"embedding_dim": 32, "max_seq_len": 10, "batch_size": 16, "lr": 3e-3, "dropout": 0.1}
+
+
+def fitted(name, epochs=2, **extra):
+    split = leave_one_out(cycle_dataset(n_users=30))
+    return create_model(name, **SMALL, epochs=epochs, eval_every=epochs, **extra).fit(split.train), split
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+@pytest.mark.parametrize("scheme", ["erl", "prl"])
+def test_learns_the_next_item_with_reasoning(name, scheme):
+    split = leave_one_out(cycle_dataset())
+    cfg = dict(SMALL, epochs=20, eval_every=20, reason_steps=2, reason_scheme=scheme)
+    model = create_model(name, **cfg).fit(split.train, valid=split.valid)
+    assert model.net_.reasoner is not None
+    # the PRL noisy pass ran (epochs after the warm-up): its loss terms are in the log's later epochs
+    assert evaluate(model, split.test, ks=(1,)).metrics["recall@1"] >= 0.9, model.train_log_
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_steps_see_the_items_and_earlier_steps_only(name):
+    model, _ = fitted(name, reason_steps=3)
+    net = model.net_.eval()
+    hists = [model.train_history(u) for u in (1, 2, 3)]
+    seq = torch.as_tensor(np.stack([h[-5:] for h in hists]))
+    ts = torch.arange(5, dtype=torch.float64).repeat(3, 1) * 1000.0
+    wide = torch.cat([torch.zeros(3, 4, dtype=seq.dtype), seq], dim=1)  # the same histories, more left padding
+    ts_wide = torch.cat([torch.zeros(3, 4, dtype=ts.dtype), ts], dim=1)
+    tsa = ts if model.uses_timestamps else None
+    tsb = ts_wide if model.uses_timestamps else None
+    with torch.no_grad():
+        x, keep = net.embed(seq)
+        h = net.transform(x, keep, tsa)
+        states = reasoning_states(net, x, keep, tsa, h[:, -1], 3)
+        xw, kw = net.embed(wide)
+        hw = net.transform(xw, kw, tsb)
+        states_wide = reasoning_states(net, xw, kw, tsb, hw[:, -1], 3)
+        # padding is invisible to every step (left padding is masked for the reasoning queries too)
+        torch.testing.assert_close(states, states_wide, rtol=1e-4, atol=1e-5)
+        # causal: appending a reasoning position leaves the items' states as they were
+        z = net.reasoner.norm(states[:, 0] + net.reasoner.pos.weight[0])
+        ext = net.transform(torch.cat([x, z[:, None]], 1), torch.cat([keep, keep[:, :1]], 1), _ext(tsa))
+        torch.testing.assert_close(ext[:, :-1], h, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ext[:, -1], states[:, 1], rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(states[:, 1], states[:, 2])  # each step is a new state
+
+
+def _ext(ts):
+    return None if ts is None else torch.cat([ts, ts[:, -1:]], 1)
+
+
+@pytest.mark.parametrize("name,scheme", [("sasrec", "erl"), ("sasrec", "prl"), ("hstu", "erl"), ("hstu", "prl")])
+def test_scores_use_the_schemes_state(name, scheme):
+    model, _ = fitted(name, reason_steps=2, reason_scheme=scheme)
+    users = np.arange(1, 6)
+    hists = [model.train_history(u) for u in users]
+    scores = model.score(users, hists, [np.arange(len(h)) * 1000.0 for h in hists]).double()
+    net = model._inference_net()
+    L = model.config.max_seq_len
+    seq = torch.as_tensor(np.stack([np.concatenate([np.zeros(L - len(h[-L:]), int), h[-L:]]) for h in hists]))
+    ts = torch.as_tensor(
+        np.stack([np.concatenate([np.zeros(L - min(len(h), L)), (np.arange(len(h)) * 1000.0)[-L:]]) for h in hists])
+    )
+    with torch.no_grad():
+        x, keep = net.embed(seq)
+        tsa = ts if model.uses_timestamps else None
+        st = reasoning_states(net, x, keep, tsa, net.transform(x, keep, tsa)[:, -1], 2)
+        emb = net.item_embeddings()
+        if net.l2_norm:  # HSTU compares on the sphere
+            st, emb = F.normalize(st, dim=-1), F.normalize(emb, dim=-1)
+        want = (st.mean(1) if scheme == "erl" else st[:, -1]) @ emb.T
+    # HSTU normalises the mean state: equal up to each row's positive scale, which does not change a ranking
+    torch.testing.assert_close(F.normalize(scores, dim=1), F.normalize(want, dim=1), rtol=1e-6, atol=1e-9)
+    assert torch.allclose(user_state(st, scheme, False), st.mean(1) if scheme == "erl" else st[:, -1])
+
+
+def test_erl_and_prl_losses_by_hand():
+    torch.manual_seed(0)
+    b, k, d, n = 4, 2, 8, 11
+    states = torch.randn(b, k + 1, d, dtype=torch.float64)
+    emb = torch.randn(n, d, dtype=torch.float64)
+    t = torch.tensor([0, 3, 7, 10])
+
+    class Cfg:
+        reason_scheme, reason_kl, reason_temp_decay = "erl", 0.3, 5.0
+
+    tau = 0.5
+    got = reasoning_loss(states, emb, t, Cfg, tau, False)
+    ce = [F.cross_entropy(states[:, j] @ emb.T / tau, t) for j in range(k + 1)]
+    logp = [F.log_softmax(states[:, j] @ emb.T / tau, -1) for j in range(k + 1)]
+    kl = [
+        (logp[j].exp() * (logp[j] - logp[i])).sum(-1)  # KL(p_j || p_i) per user
+        for i in range(k + 1)
+        for j in range(k + 1)
+        if i != j
+    ]
+    torch.testing.assert_close(got, ce[1] + ce[2] - 0.3 * torch.stack(kl).mean())
+    Cfg.reason_scheme = "prl"
+    got = reasoning_loss(states, emb, t, Cfg, tau, False)
+    want = F.cross_entropy(states[:, 1] @ emb.T / (tau * 5.0), t) + ce[2]  # step 1 at tau * 5 ** (2 - 1)
+    torch.testing.assert_close(got, want)
+    noisy = states + 0.01 * torch.randn_like(states)
+    with_cl = reasoning_loss(states, emb, t, Cfg, tau, False, noisy)
+    cl = sum(F.cross_entropy(noisy[:, j] @ states[:, j].T / tau, torch.arange(b)) for j in (1, 2)) / 2
+    torch.testing.assert_close(with_cl, want + cl)
+
+
+def test_prl_noise_starts_after_the_warm_up():
+    model, split = fitted("sasrec", reason_steps=2, reason_scheme="prl", reason_warmup=2)
+    model.net_.eval()  # no dropout: the loss differs only by the noisy pass
+    seqs, tss, _ = model._training_arrays()
+    batch = (torch.as_tensor(seqs[:8]), torch.as_tensor(tss[:8]))
+    model._epoch = 2
+    torch.manual_seed(1)
+    warm = model._loss(batch)[0]
+    model._epoch = 3
+    after = model._loss(batch)[0]
+    quiet = create_model("sasrec", **SMALL, reason_steps=2, reason_scheme="prl", reason_noise=0.0)
+    quiet.net_, quiet.n_items_, quiet._epoch = model.net_, model.n_items_, 3
+    assert torch.equal(quiet._loss(batch)[0], warm) and after > warm
+
+
+def test_save_load_and_no_extra_parameters_without_reasoning(tmp_path):
+    model, _ = fitted("hstu", reason_steps=2, reason_scheme="erl")
+    users = np.arange(1, 8)
+    hists = [model.train_history(u) for u in users]
+    before = model.score(users, hists, None)
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert torch.equal(loaded.score(users, hists, None), before)
+    plain, _ = fitted("hstu")
+    names = {n for n, _ in plain.net_.named_parameters()}
+    assert not any("reasoner" in n for n in names)
+    assert {n for n, _ in model.net_.named_parameters()} - names == {
+        "reasoner.pos.weight",
+        "reasoner.norm.weight",
+        "reasoner.norm.bias",
+    }
+    batch = (torch.zeros(4, 6, dtype=torch.long), torch.zeros(4, 6))
+    assert model.flops_per_batch(batch) > plain.flops_per_batch(batch)
+
+
+@pytest.mark.parametrize(
+    "name,bad,match",
+    [
+        ("sasrec", {"reason_steps": -1}, "reason_steps must be >= 0"),
+        ("sasrec", {"reason_steps": 2, "reason_scheme": "cot"}, "reason_scheme must be one of"),
+        ("hstu", {"reason_steps": 2, "loss": "bce"}, "needs loss='ce'"),
+        ("sasrec", {"reason_temp_decay": 0}, "reason_temp_decay must be > 0"),
+        ("dreamrec", {"reason_steps": 1}, "applies to sasrec and hstu"),
+    ],
+)
+def test_bad_reasoning_config(name, bad, match):
+    with pytest.raises(ConfigError, match=match):
+        create_model(name, **bad)
+
+
+def test_reasoning_table_marks_the_k_chosen_on_validation():
+    from recgen.experiments.studies.reasoning import chosen_k, reasoning_table
+
+    def res(k, scheme, valid, test, ups):
+        return {
+            "schema": "recgen-bench/1",
+            "dataset": "ml-100k",
+            "model": "sasrec",
+            "config": {"reason_steps": k, "reason_scheme": scheme, "max_seq_len": 50},
+            "seeds": [0, 1, 2],
+            "valid": {"ndcg@10": valid},
+            "test": {"ndcg@10": test, "recall@10": 2 * test},
+            "test_std": {"ndcg@10": 0.001, "recall@10": 0.002},
+            "timings": {"fit_seconds_mean": 100.0 * (k + 1)},
+            "throughput": {"eval_users_per_second": ups},
+        }
+
+    rs = [res(0, "erl", 0.08, 0.070, 1000.0), res(1, "erl", 0.09, 0.060, 600.0), res(2, "erl", 0.085, 0.080, 400.0)]
+    assert chosen_k(rs) == {("ml-100k", "sasrec", "erl"): 1}  # validation decides, not test
+    table = reasoning_table(rs).splitlines()
+    assert len(table) == 5
+    assert table[3].split(" | ")[2:5] == ["ERL", "1", "✓"]
+    assert "-0.0100 (-14.3%)" in table[3] and "600 (x0.60)" in table[3]
+    assert table[4].split(" | ")[4] == "" and "+0.0100 (+14.3%)" in table[4]
