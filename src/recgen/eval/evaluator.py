@@ -23,6 +23,7 @@ from recgen.data.split import EvalSet
 from recgen.errors import ConfigError
 from recgen.eval.metrics import average_popularity, coverage, gini, ranking_metrics_from_ranks
 from recgen.ops.topk import merge_topk, stable_topk, target_ranks
+from recgen.ops.world import world
 
 DEFAULT_KS = (5, 10, 20)
 
@@ -104,7 +105,7 @@ def evaluate(
     if item_block < 0:
         raise ConfigError(f"item_block must be >= 0 (0 = whole rows), got {item_block}")
     stream = item_block > 0 and getattr(model, "streams_scores", False) and not decode
-    if sharded and sampled_negatives and _world()[1] > 1:
+    if sharded and sampled_negatives and world()[1] > 1:
         raise ConfigError("sampled-negative metrics are drawn in one process; evaluate them unsharded")
     if stream and sampled_negatives:
         raise ConfigError("sampled-negative metrics need whole score rows; use item_block=0 with sampled_negatives")
@@ -121,7 +122,7 @@ def evaluate(
     sampled_ranks = np.zeros(n, dtype=np.float64) if sampled_negatives else None
     rng = np.random.default_rng(seed)
     starts = range(0, n, batch_size)
-    rank, size = _world() if sharded else (0, 1)
+    rank, size = world() if sharded else (0, 1)
     starts = my_starts = starts[rank::size]
     if progress:
         from recgen.progress import track
@@ -193,12 +194,6 @@ def evaluate(
     metrics["n_users"] = float(n)
     metrics["targets_excluded_as_seen"] = float(((ranks_all == miss).sum(1) - (ranks_all.shape[1] - n_targets)).sum())
     return EvalResult(metrics=metrics, per_user=per_user, n_users=n, seconds=seconds)
-
-
-def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def _ranks_streamed(

@@ -252,7 +252,7 @@ class BenchRun:
 
     def evaluate_test(self, m: Recommender, seed: int):
         """Test metrics; in a data-parallel run every process ranks its share of the users (the same figures)."""
-        from recgen.models.training.distributed import world
+        from recgen.ops.world import world
 
         sharded = world()[1] > 1 and not self.spec.sampled_negatives
         return self.evaluate(
@@ -315,7 +315,7 @@ class BenchRun:
     # ------------------------------------------------------------------------------------ results
     def assemble(self) -> dict[str, Any]:
         """The results file's content from the seeds run so far (``complete`` once all are there)."""
-        from recgen.models.training.distributed import world
+        from recgen.ops.world import world
 
         spec, ds, split = self.spec, self.ds, self.split
         return {

@@ -21,12 +21,7 @@ from typing import Any
 
 import torch
 
-
-def world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside a distributed run."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+from recgen.ops.world import world
 
 
 def init_from_env() -> bool:

@@ -40,8 +40,8 @@ from recgen.models.training.distributed import (
     broadcast_module,
     sum_gradients,
     take_rows,
-    world,
 )
+from recgen.ops.world import world
 from recgen.progress import enabled as progress_enabled
 
 log = logging.getLogger("recgen.training")
