@@ -147,8 +147,10 @@ def test_user_vector_models_learn_cluster_structure(name, config):
     assert res.metrics["recall@3"] > pop.metrics["recall@3"] + 0.5
 
 
-def test_dreamrec_learns_to_generate_the_next_item():
-    """Users walk a fixed cycle of items; the generated embedding must land near the true next item."""
+@pytest.mark.parametrize("denoiser", ["mlp", "linear"])
+def test_dreamrec_learns_to_generate_the_next_item(denoiser):
+    """Users walk a fixed cycle of items; the generated embedding must land near the true next item (with either
+    denoiser: recgen's two-layer default, or the reference's default single linear layer)."""
     from recgen.data.dataset import from_columns
 
     rng = np.random.default_rng(0)
@@ -162,8 +164,9 @@ def test_dreamrec_learns_to_generate_the_next_item():
     ds = from_columns(np.array(users), np.array(items), np.array(ts), name="cycle")
     split = leave_one_out(ds)
     model = create_model(
-        "dreamrec", epochs=60, eval_every=10, patience=10, batch_size=32, embedding_dim=32, max_seq_len=8, steps=50
-    ).fit(split.train, valid=split.valid)
+        "dreamrec", epochs=60, eval_every=10, patience=10, batch_size=32, embedding_dim=32, max_seq_len=8, steps=50,
+        denoiser=denoiser,
+    ).fit(split.train, valid=split.valid)  # fmt: skip
     res = evaluate(model, split.test, ks=(1, 3))
     assert res.metrics["recall@3"] >= 0.8, res.metrics
 

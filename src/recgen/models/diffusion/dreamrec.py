@@ -9,8 +9,10 @@ e0_hat = (1 + w) f(e_t, c, t) - w f(e_t, null, t). Sampling starts from Gaussian
 reverse process; items are ranked by the dot product of the generated embedding with the item embeddings.
 
 Anchors: the paper and YangZhengyi98/DreamRec (``DreamRec.py``: ``Tenc``, ``diffusion``; defaults hidden 64,
-``exp`` beta schedule, w = 2, p = 0.1, denoiser "mlp1" = Linear(3D, 2D) - GELU - Linear(2D, D) over
-[e_t ; c ; step embedding]). Where recgen differs:
+``exp`` beta schedule, w = 2, p = 0.1; its default denoiser "mlp1" is one Linear(3D, D) over
+[e_t ; c ; step embedding], its "mlp2" is Linear(3D, 2D) - GELU - Linear(2D, D)). Where recgen differs:
+
+- The denoiser defaults to the reference's "mlp2" (``denoiser=mlp``); ``denoiser=linear`` is its default "mlp1".
 
 - Training uses every position of the sequence as a (prefix, next item) sample through the causal encoder
   (the reference trains on pre-cut windows of the last 10 items, one target each); the condition is the
@@ -59,6 +61,7 @@ class DreamRecConfig(SASRecConfig, DiffusionConfig):
     p_uncond: float = 0.1  # probability of training with the null condition
     inference_steps: int = 0  # reverse steps at inference (0 = all ``steps``; fewer = respaced)
     detach_target: bool = False  # stop the MSE gradient into the target item embedding (see the docstring)
+    denoiser: str = "mlp"  # mlp: two layers (the reference's "mlp2"); linear: one Linear(3D, D) (its default "mlp1")
     n_layers: int = 1  # encoder layers (the reference uses one attention block)
     dropout: float = 0.1
     lr: float = 1e-3
@@ -69,6 +72,7 @@ class DreamRecConfig(SASRecConfig, DiffusionConfig):
         check(self.guidance >= 0, f"guidance must be >= 0, got {self.guidance}")
         check(0.0 <= self.p_uncond < 1.0, f"p_uncond must be in [0, 1), got {self.p_uncond}")
         check(self.loss == "ce", "DreamRec has its own diffusion loss; leave loss at its default")
+        check(self.denoiser in ("mlp", "linear"), f"denoiser must be 'mlp' or 'linear', got {self.denoiser!r}")
         check(self.reason_steps == 0, "reason_steps (ReaRec) applies to sasrec and hstu, not to DreamRec")
         check(self.device == "cpu", f"DreamRec trains and samples on the CPU only; use device=cpu, got {self.device!r}")
 
@@ -90,7 +94,10 @@ class DreamRecNet(nn.Module):
             self.encoder.item_emb.weight[0].zero_()
         self.null_condition = nn.Parameter(torch.randn(d))
         self.step_mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-        self.denoiser = nn.Sequential(nn.Linear(3 * d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        if cfg.denoiser == "linear":
+            self.denoiser = nn.Sequential(nn.Linear(3 * d, d))
+        else:
+            self.denoiser = nn.Sequential(nn.Linear(3 * d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
         self.diffusion = GaussianDiffusion(dreamrec_betas(cfg))
         self.dim = d
 
@@ -120,7 +127,8 @@ class DreamRec(SequentialRecommender):
 
     def _output_width(self) -> int:
         d = self.config.embedding_dim
-        return (3 * d * 2 * d + 2 * d * d + d * 2 * d + 2 * d * d) // d  # denoiser + step MLP per position
+        denoiser = 3 * d * d if self.config.denoiser == "linear" else 3 * d * 2 * d + 2 * d * d
+        return (denoiser + d * 2 * d + 2 * d * d) // d  # denoiser + step MLP per position
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         seq, _ = batch
