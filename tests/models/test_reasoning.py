@@ -125,7 +125,8 @@ def test_prl_noise_starts_after_the_warm_up():
     model, split = fitted("sasrec", reason_steps=2, reason_scheme="prl", reason_warmup=2)
     model.net_.eval()  # no dropout: the loss differs only by the noisy pass
     seqs, tss, _ = model._training_arrays()
-    batch = (torch.as_tensor(seqs[:8]), torch.as_tensor(tss[:8]))
+    draws = torch.rand(8, seqs.shape[1] - 1, generator=torch.Generator().manual_seed(0))
+    batch = (torch.as_tensor(seqs[:8]), torch.as_tensor(tss[:8]), draws)  # the same prefixes in every call
     model._epoch = 2
     torch.manual_seed(1)
     warm = model._loss(batch)[0]
@@ -195,3 +196,34 @@ def test_reasoning_table_marks_the_k_chosen_on_validation():
     assert table[3].split(" | ")[2:5] == ["ERL", "1", "✓"]
     assert "-0.0100 (-14.3%)" in table[3] and "600 (x0.60)" in table[3]
     assert table[4].split(" | ")[4] == "" and "+0.0100 (+14.3%)" in table[4]
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_each_row_reasons_after_a_drawn_prefix_encoded_as_at_inference(name):
+    model, _ = fitted(name, reason_steps=1)
+    net = model.net_.eval()
+    seqs, tss, _ = model._training_arrays()
+    seq, ts = torch.as_tensor(seqs[:6]), torch.as_tensor(tss[:6])
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    draws = torch.rand(inputs.shape, generator=torch.Generator().manual_seed(3))
+    ts_in = ts[:, :-1] if model.uses_timestamps else None
+    with torch.no_grad():
+        x, keep = net.embed(inputs)
+        h = net.transform(x, keep, ts_in)
+        states, target, _ = model._reasoning_sample(inputs, targets, ts_in, x, keep, h, draws)
+        for b in range(len(seq)):
+            real = ((inputs[b] > 0) & (targets[b] > 0)).nonzero()[:, 0]
+            end = int(real[draws[b, real].argmax()])  # the drawn position: the largest draw among real ones
+            assert int(target[b]) == int(targets[b, end])  # the item after the prefix
+            prefix = inputs[b, : end + 1][None]
+            pts = ts_in[b, : end + 1][None] if ts_in is not None else None
+            alone = net.encode(prefix, pts)[:, -1]  # the prefix encoded on its own, as a ranking request would be
+            torch.testing.assert_close(states[b, 0], alone[0], rtol=1e-4, atol=1e-5)
+    # with every sample a prefix (the reference's setting) the reasoning sits at each row's last position
+    pmodel, _ = fitted(name, reason_steps=1, train_prefixes=True)
+    pnet = pmodel.net_.eval()
+    with torch.no_grad():
+        x, keep = pnet.embed(inputs)
+        h = pnet.transform(x, keep, ts_in)
+        states, target, _ = pmodel._reasoning_sample(inputs, targets, ts_in, x, keep, h, draws)
+    assert torch.equal(target, targets[:, -1]) and torch.equal(states[:, 0], h[:, -1])

@@ -19,9 +19,12 @@ and the reference code (TangJiakai/ReaRec, ``src/models/ERL.py``, ``PRL.py``, ``
 Where recgen differs from the reference code, and why:
 
 - The reference trains one target per prefix (the reasoning sits after every training prefix). recgen keeps its
-  models' loss at every position (step 0 of each prefix, as the plain model) and adds the reasoning losses at the
-  last position of each training sequence; ``train_prefixes=true`` makes every prefix a sample, the reference's
-  setting, at its cost.
+  models' loss at every position (step 0 of each prefix, as the plain model) and adds the reasoning losses on one
+  prefix per training sequence and epoch, drawn uniformly among its positions and re-encoded as it would be at
+  inference, each reasoning sample weighted as one position of the base loss (``_reasoning_sample`` and
+  ``_loss`` in ``next_item.py`` say why: reasoning at the last position only learnt those pairs by heart, and at
+  full weight it took over the encoder); ``train_prefixes=true`` makes every prefix a sample, the reference's
+  setting, at its cost (an epoch encodes every prefix of every sequence).
 - Step 0 is trained by that base loss at the model's tau; the reference's PRL gives step 0 the softest
   temperature and its ERL supervises only the mean of the states (the paper writes a sum over steps, which ERL here
   follows).
