@@ -13,6 +13,10 @@ DreamRec ranks items by the dot product of a generated "oracle" embedding with t
 Pop on the same users is the floor. If ``x0_one_step`` is far above ``sample``, the reverse chain loses the signal;
 if every variant is near chance, the fitted denoiser carries none (the budget or the method at this scale).
 
+``--item-table sasrec`` first fits SASRec-CE (``--sasrec-set``) and gives DreamRec its item table, frozen and scaled
+to unit variance per dimension (DreamRec's own starts from N(0, 1)): if DreamRec then ranks well, the item space it
+learns for itself, not the diffusion, is what fails.
+
     PYTHONPATH=src RECGEN_DATA_DIR=../shared/datasets python benchmarks/dreamrec_scoring.py -d ml-100k \\
         --set max_seq_len=200 --set epochs=100 --set eval_every=5 --set patience=3 \\
         --out benchmarks/results/diffusion-investigation/ml-100k__dreamrec__scoring.json
@@ -76,6 +80,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="model config KEY=VALUE (the bench recipe)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--users", type=int, default=0, help="seeded validation / test users (0 = all)")
+    ap.add_argument("--item-table", choices=["own", "sasrec"], default="own", help="see the module docstring")
+    ap.add_argument("--sasrec-set", action="append", default=[], help="SASRec config for --item-table sasrec")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -87,6 +93,22 @@ def main() -> None:
         test = test.select(np.sort(rng.choice(len(test), min(args.users, len(test)), False)))
     sets = parse_sets(args.set)
     model = create_model("dreamrec", seed=args.seed, **sets)
+    table_from = None
+    if args.item_table == "sasrec":
+        sas = create_model("sasrec", seed=args.seed, **parse_sets(args.sasrec_set)).fit(split.train, valid=split.valid)
+        table_from = {"model": "sasrec", "config": parse_sets(args.sasrec_set), "best_epoch": sas.best_epoch_}
+        table = sas.net_.item_embeddings().detach().clone()
+        table[1:] = table[1:] / table[1:].std()  # unit variance per dimension on average, as DreamRec's N(0, 1)
+        table[0] = 0.0
+        build = model._build_net
+
+        def with_table(n_items):
+            net = build(n_items)
+            net.encoder.item_emb.weight.data.copy_(table.to(net.encoder.item_emb.weight.dtype))
+            net.encoder.item_emb.weight.requires_grad_(False)
+            return net
+
+        model._build_net = with_table
     t0 = time.perf_counter()
     model.fit(split.train, valid=split.valid)
     fit_s = time.perf_counter() - t0
@@ -111,7 +133,8 @@ def main() -> None:
     rp = evaluate(pop, test, ks=(10,))
     save(
         "dreamrec_scoring", args.out, schema="recgen-dreamrec-scoring/1", dataset=args.dataset, seed=args.seed,
-        config=sets, best_epoch=model.best_epoch_, fit_seconds=fit_s, valid_users=len(valid), test_users=len(test),
+        config=sets, item_table=table_from, best_epoch=model.best_epoch_, fit_seconds=fit_s,
+        valid_users=len(valid), test_users=len(test),
         variants=rows, pop_test_recall10=rp.metrics["recall@10"], pop_test_ndcg10=rp.metrics["ndcg@10"],
     )  # fmt: skip
 
