@@ -38,9 +38,16 @@ from recgen.experiments.simulation_tables import (
 from recgen.experiments.studies.coldstart import coldstart_table, is_coldstart_result
 from recgen.experiments.studies.ctr import ctr_table, is_ctr_result
 from recgen.experiments.studies.llara import is_llara_result, llara_table
+from recgen.experiments.studies.reasoning import (
+    COST_INTRO,
+    COST_TITLE,
+    is_reasoning_cost,
+    is_reasoning_result,
+    reasoning_cost_table,
+    reasoning_table,
+)
 from recgen.experiments.studies.reasoning import INTRO as REASONING_INTRO
 from recgen.experiments.studies.reasoning import TITLE as REASONING_TITLE
-from recgen.experiments.studies.reasoning import is_reasoning_result, reasoning_table
 from recgen.experiments.studies.scale import is_scale_result, is_speed_table, scale_table, speed_table
 from recgen.experiments.studies.steps import is_steps_result, steps_table
 from recgen.experiments.tables import (
@@ -226,7 +233,12 @@ def write_report(
          _sort_key),
     ]  # fmt: skip
     # folders whose bench results make one study's table instead of the generic one
-    by_folder = {"reasoning": [(is_reasoning_result, REASONING_TITLE, REASONING_INTRO, reasoning_table, _sort_key)]}
+    by_folder = {
+        "reasoning": [
+            (is_reasoning_result, REASONING_TITLE, REASONING_INTRO, reasoning_table, _sort_key),
+            (is_reasoning_cost, COST_TITLE, COST_INTRO, reasoning_cost_table, None),
+        ]
+    }
     for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
         found = read_json_results(sub)  # each study folder is read once, then split by schema
         for is_kind, title, intro, make_table, order in by_folder.get(sub.name, studies):

@@ -75,3 +75,23 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
         if b is not None and k and b["config"].get("max_seq_len") != r["config"].get("max_seq_len"):
             notes.append(f"{r['dataset']} {r['model']} K={k}: another max_seq_len than the row without reasoning")
     return "\n".join(lines + ([""] + [f"- {x}" for x in notes] if notes else []))
+
+
+COST_TITLE = "inference cost of latent reasoning against K"
+COST_INTRO = "every test user scored, K values interleaved in one process; ratio = median time over K = 0's."
+
+
+def is_reasoning_cost(r: dict[str, Any]) -> bool:
+    return r.get("schema") == "recgen-reasoning-cost/1"
+
+
+def reasoning_cost_table(rs: list[dict[str, Any]]) -> str:
+    """``benchmarks/reasoning_cost.py`` files: milliseconds per user and the ratio to K = 0, per base model."""
+    lines = ["| dataset | model | K | ms per user | x K = 0 | users | max_seq_len |", "|---|---|---|---|---|---|---|"]
+    for r in rs:
+        for row in r["rows"]:
+            lines.append(
+                f"| {r['dataset']} | {row['model']} | {row['reason_steps']} | {row['ms_per_user']:.2f} | "
+                f"x{row['ratio_to_k0']:.2f} | {r['users']} | {r['config'].get('max_seq_len', '50 (default)')} |"
+            )
+    return "\n".join(lines)
