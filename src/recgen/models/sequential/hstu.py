@@ -22,7 +22,6 @@ catalogue (``loss="sampled"`` gives the paper's sampled softmax); the epoch is c
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recgen.config import check
-from recgen.models.sequential.next_item import SequentialConfig, SequentialRecommender
+from recgen.models.sequential.next_item import SequenceEncoder, SequentialConfig, SequentialRecommender
 from recgen.models.sequential.reasoning import Reasoner
 
 
@@ -108,7 +107,7 @@ class STU(nn.Module):
         return x + self.out(self.drop(u * F.layer_norm(a, (h * c.dv,))))
 
 
-class HSTUNet(nn.Module):
+class HSTUNet(SequenceEncoder):
     l2_norm = True
 
     def __init__(self, n_items: int, cfg: HSTUConfig) -> None:
@@ -127,12 +126,6 @@ class HSTUNet(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def embed(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) left-padded item ids -> the inputs (B, L, D) and the non-padding mask (B, L)."""
-        keep = seq > 0
-        x = self.item_emb(seq) * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-seq.shape[1] :]
-        return self.drop(x) * keep.unsqueeze(-1), keep
-
     def transform(self, x: torch.Tensor, keep: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
         """Inputs (B, T, D), non-padding mask (B, T) and timestamps (B, T) -> (B, T, D) hidden states."""
         t = x.shape[1]
@@ -142,13 +135,6 @@ class HSTUNet(nn.Module):
         for layer in self.layers:
             x = layer(x, bias, allowed)
         return x
-
-    def encode(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) left-padded item ids (+ timestamps) -> (B, L, D) hidden states."""
-        return self.transform(*self.embed(seq), ts)
-
-    def item_embeddings(self) -> torch.Tensor:
-        return self.item_emb.weight
 
 
 class HSTU(SequentialRecommender):

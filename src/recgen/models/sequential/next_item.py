@@ -27,6 +27,7 @@ scores come back to the CPU, where the harness ranks them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +134,26 @@ def full_softmax_ce(h: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor) -
     if h.device.type != "cpu":
         return F.cross_entropy(h @ emb.T, targets)
     return fused_softmax_ce(h, emb, targets)
+
+
+class SequenceEncoder(torch.nn.Module):
+    """The input side SASRec's and HSTU's networks share (they set ``item_emb``, ``pos_emb``, ``drop`` and
+    ``cfg`` and define ``transform``): item embeddings scaled by sqrt(D) plus learned positions aligned at the
+    right end, dropout, padding zeroed; ``encode`` is ``transform`` over ``embed``."""
+
+    def embed(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) left-padded item ids -> the encoder's inputs (B, L, D) and the non-padding mask (B, L)."""
+        keep = seq > 0
+        x = self.item_emb(seq) * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-seq.shape[1] :]
+        return self.drop(x) * keep.unsqueeze(-1), keep
+
+    def encode(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) left-padded item ids (+ timestamps, for models that use them) -> (B, L, D) hidden states."""
+        return self.transform(*self.embed(seq), ts)
+
+    def item_embeddings(self) -> torch.Tensor:
+        """The output item table (N + 1, D), tied with the input table; row 0 is padding."""
+        return self.item_emb.weight
 
 
 class SequentialRecommender(NetRecommender):

@@ -16,7 +16,6 @@ epoch budget).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +23,7 @@ from torch import nn
 
 from recgen.config import check
 from recgen.models.nn import TransformerBlock
-from recgen.models.sequential.next_item import SequentialConfig, SequentialRecommender
+from recgen.models.sequential.next_item import SequenceEncoder, SequentialConfig, SequentialRecommender
 from recgen.models.sequential.reasoning import Reasoner
 
 
@@ -44,7 +43,7 @@ class SASRecConfig(SequentialConfig):
         check(self.ffn_dim >= 0, f"ffn_dim must be >= 0, got {self.ffn_dim}")
 
 
-class SASRecNet(nn.Module):
+class SASRecNet(SequenceEncoder):
     l2_norm = False
     temperature = 1.0
 
@@ -65,12 +64,6 @@ class SASRecNet(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def embed(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) left-padded item ids -> the encoder's inputs (B, L, D) and the non-padding mask (B, L)."""
-        keep = seq > 0
-        x = self.item_emb(seq) * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-seq.shape[1] :]
-        return self.drop(x) * keep.unsqueeze(-1), keep
-
     def transform(self, x: torch.Tensor, keep: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
         """Inputs (B, T, D) with their non-padding mask (B, T) -> (B, T, D) hidden states (causal)."""
         t = x.shape[1]
@@ -80,13 +73,6 @@ class SASRecNet(nn.Module):
         for block in self.blocks:
             x = block(x, allowed[:, None])  # (B, 1, T, T) broadcast over heads
         return self.norm(x)
-
-    def encode(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) left-padded item ids -> (B, L, D) hidden states."""
-        return self.transform(*self.embed(seq))
-
-    def item_embeddings(self) -> torch.Tensor:
-        return self.item_emb.weight
 
 
 class SASRec(SequentialRecommender):
