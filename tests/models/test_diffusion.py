@@ -171,6 +171,28 @@ def test_dreamrec_learns_to_generate_the_next_item(denoiser):
     assert res.metrics["recall@3"] >= 0.8, res.metrics
 
 
+def test_dreamrec_with_a_sasrec_item_table_keeps_it_frozen_and_learns(tmp_path):
+    from recgen.models.base import Recommender
+    from recgen.testing import make_cycle_dataset
+
+    split = leave_one_out(make_cycle_dataset(n_users=120, n_items=12, length=8))
+    cfg = dict(epochs=30, eval_every=10, patience=10, batch_size=32, embedding_dim=32, max_seq_len=8, steps=50)
+    model = create_model("dreamrec", item_table="sasrec", **cfg).fit(split.train, valid=split.valid)
+    sas = create_model("sasrec", embedding_dim=32, max_seq_len=8, epochs=30, eval_every=10, patience=10)
+    sas.fit(split.train, valid=split.valid)  # the same SASRec-CE the model fitted for its table
+    want = sas.net_.item_embeddings().detach()[1:]
+    got = model.net_.item_embeddings().detach()[1:]
+    torch.testing.assert_close(got, want / want.std())  # frozen: training left it as it was given
+    assert model.sasrec_best_epoch_ == sas.best_epoch_
+    assert evaluate(model, split.test, ks=(3,)).metrics["recall@3"] >= 0.8
+    users = np.arange(1, 9)
+    hists = [model.train_history(u) for u in users]
+    model.save(tmp_path / "m")
+    assert torch.equal(Recommender.load(tmp_path / "m").score(users, hists), model.score(users, hists))
+    with pytest.raises(ConfigError, match="item_table must be"):
+        create_model("dreamrec", item_table="lightgcn")
+
+
 def test_diffrec_one_inference_step_is_one_denoiser_call(tiny_split):
     model = create_model("diffrec", epochs=2, hidden_dims="16", batch_size=16).fit(tiny_split.train)
     users = np.arange(1, 6)

@@ -13,6 +13,10 @@ Anchors: the paper and YangZhengyi98/DreamRec (``DreamRec.py``: ``Tenc``, ``diff
 [e_t ; c ; step embedding], its "mlp2" is Linear(3D, 2D) - GELU - Linear(2D, D)). Where recgen differs:
 
 - The denoiser defaults to the reference's "mlp2" (``denoiser=mlp``); ``denoiser=linear`` is its default "mlp1".
+- ``item_table=sasrec`` (not in the reference): the item table is a SASRec-CE's, fitted first with DreamRec's width,
+  sequence length, seed and training budget, frozen and scaled to unit variance per dimension (DreamRec's own table
+  starts from N(0, 1) and is learnt through the MSE alone). Why: ``benchmarks/dreamrec_scoring.py`` found the signal
+  lost in the item space DreamRec learns for itself, not in the diffusion (docs/diffusion.md).
 
 - Training uses every position of the sequence as a (prefix, next item) sample through the causal encoder
   (the reference trains on pre-cut windows of the last 10 items, one target each); the condition is the
@@ -62,6 +66,7 @@ class DreamRecConfig(SASRecConfig, DiffusionConfig):
     inference_steps: int = 0  # reverse steps at inference (0 = all ``steps``; fewer = respaced)
     detach_target: bool = False  # stop the MSE gradient into the target item embedding (see the docstring)
     denoiser: str = "mlp"  # mlp: two layers (the reference's "mlp2"); linear: one Linear(3D, D) (its default "mlp1")
+    item_table: str = "own"  # own: learnt through the MSE (the reference); sasrec: a fitted SASRec-CE's, frozen
     n_layers: int = 1  # encoder layers (the reference uses one attention block)
     dropout: float = 0.1
     lr: float = 1e-3
@@ -73,6 +78,7 @@ class DreamRecConfig(SASRecConfig, DiffusionConfig):
         check(0.0 <= self.p_uncond < 1.0, f"p_uncond must be in [0, 1), got {self.p_uncond}")
         check(self.loss == "ce", "DreamRec has its own diffusion loss; leave loss at its default")
         check(self.denoiser in ("mlp", "linear"), f"denoiser must be 'mlp' or 'linear', got {self.denoiser!r}")
+        check(self.item_table in ("own", "sasrec"), f"item_table must be 'own' or 'sasrec', got {self.item_table!r}")
         check(self.reason_steps == 0, "reason_steps (ReaRec) applies to sasrec and hstu, not to DreamRec")
         check(self.device == "cpu", f"DreamRec trains and samples on the CPU only; use device=cpu, got {self.device!r}")
 
@@ -118,7 +124,37 @@ class DreamRec(SequentialRecommender):
     decode_fields = ("inference_steps", "guidance")
 
     def _build_net(self, n_items: int) -> nn.Module:
-        return DreamRecNet(n_items, self.config)
+        net = DreamRecNet(n_items, self.config)
+        table = getattr(self, "_sasrec_table", None)
+        if table is not None:  # item_table=sasrec while fitting (a loaded model gets the table from its weights)
+            net.encoder.item_emb.weight.data.copy_(table)
+            net.encoder.item_emb.weight.requires_grad_(False)
+        return net
+
+    def _fit(self, dataset, valid) -> None:
+        cfg = self.config
+        self._sasrec_table = None
+        if cfg.item_table == "sasrec":
+            from recgen.models.sequential.sasrec import SASRec
+
+            sas = SASRec(
+                embedding_dim=cfg.embedding_dim, max_seq_len=cfg.max_seq_len, seed=cfg.seed, epochs=cfg.epochs,
+                eval_every=cfg.eval_every, patience=cfg.patience,
+            ).fit(dataset, valid=valid)  # fmt: skip
+            table = sas.net_.item_embeddings().detach().clone()
+            table[1:] /= table[1:].std()  # unit variance per dimension on average, the scale of N(0, 1)
+            table[0] = 0.0
+            self._sasrec_table, self.sasrec_best_epoch_ = table, sas.best_epoch_
+        try:
+            super()._fit(dataset, valid)
+        finally:
+            self._sasrec_table = None
+
+    def _extra_meta(self) -> dict:
+        meta = super()._extra_meta()
+        if self.config.item_table == "sasrec":
+            meta["item_table_sasrec_best_epoch"] = getattr(self, "sasrec_best_epoch_", None)
+        return meta
 
     def _encoder_flops(self, t: int) -> float:
         c = self.config
