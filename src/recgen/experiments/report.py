@@ -49,7 +49,7 @@ from recgen.experiments.studies.reasoning import (
 from recgen.experiments.studies.reasoning import INTRO as REASONING_INTRO
 from recgen.experiments.studies.reasoning import TITLE as REASONING_TITLE
 from recgen.experiments.studies.scale import is_scale_result, is_speed_table, scale_table, speed_table
-from recgen.experiments.studies.steps import is_steps_result, steps_table
+from recgen.experiments.studies.steps import dreamrec_scoring_table, is_dreamrec_scoring, is_steps_result, steps_table
 from recgen.experiments.tables import (
     H2H_INTRO,
     TOKENIZERS_INTRO,
@@ -229,6 +229,8 @@ def write_report(
          speed_table, None),
         (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
          steps_table, None),
+        (is_dreamrec_scoring, "DreamRec: one fitted model scored five ways", "the same users in each row; Pop beside.",
+         dreamrec_scoring_table, None),
         (is_bench_result, None, "see the commands stored in each file; plots beside `benchmarks/`.", scaling_table,
          _sort_key),
     ]  # fmt: skip

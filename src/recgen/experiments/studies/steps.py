@@ -147,3 +147,25 @@ def steps_plot(results: list[dict[str, Any]], out: str | Path, metric: str = "nd
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def is_dreamrec_scoring(r: dict[str, Any]) -> bool:
+    return r.get("schema") == "recgen-dreamrec-scoring/1"
+
+
+def dreamrec_scoring_table(results: list[dict[str, Any]]) -> str:
+    """``benchmarks/dreamrec_scoring.py`` files: one fitted DreamRec scored five ways, Pop on the same users."""
+    lines = [
+        "| dataset | item table | best epoch | test users | scoring | valid N@10 | test R@10 | test N@10 "
+        "| Pop R@10 / N@10 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        table = "own (the reference)" if not r.get("item_table") else f"{r['item_table']['model']}, frozen"
+        pop = f"{r['pop_test_recall10']:.4f} / {r['pop_test_ndcg10']:.4f}"
+        for v in r["variants"]:
+            lines.append(
+                f"| {r['dataset']} | {table} | {r['best_epoch']} | {r['test_users']} | {v['variant']} | "
+                f"{v['valid_ndcg@10']:.4f} | {v['test_recall@10']:.4f} | {v['test_ndcg@10']:.4f} | {pop} |"
+            )
+    return "\n".join(lines)
