@@ -3,8 +3,9 @@
 The runs are plain ``recgen bench`` results in one folder (``benchmarks/results/reasoning/``): the same recipe with
 ``reason_steps=0`` (the model without reasoning) and with ``reason_steps=K`` under each scheme. For each dataset,
 model and scheme, the K with the best mean validation NDCG@10 over its seeds is the chosen one (marked); its test
-figures are read against the same model without reasoning. Inference cost is the test ranking's users per second
-(all seeds' mean) and its ratio to the model without reasoning, measured in the same runs.
+figures are read against the same model without reasoning. The test ranking's users per second (all seeds'
+mean) and its ratio to the model without reasoning come from runs that may have shared the machine with different
+loads; ``benchmarks/reasoning_cost.py`` measures the cost against K interleaved in one process (its own table).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 from recgen.experiments.results import is_bench_result
 
 TITLE = "latent reasoning (ReaRec) on SASRec-CE and HSTU, K chosen on validation"
-INTRO = "one recipe per dataset and model, with and without reasoning; chosen = best mean validation NDCG@10."
+INTRO = (
+    "one recipe per dataset and model, with and without reasoning; chosen = best mean validation NDCG@10; users/s "
+    "from runs under different load (the cost table below is the like-for-like measure)."
+)
 
 
 def is_reasoning_result(r: dict[str, Any]) -> bool:
