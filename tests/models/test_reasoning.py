@@ -191,6 +191,8 @@ def test_reasoning_table_marks_the_k_chosen_on_validation():
 
     rs = [res(0, "erl", 0.08, 0.070, 1000.0), res(1, "erl", 0.09, 0.060, 600.0), res(2, "erl", 0.085, 0.080, 400.0)]
     assert chosen_k(rs) == {("ml-100k", "sasrec", "erl"): 1}  # validation decides, not test
+    unfinished = dict(res(3, "erl", 0.2, 0.09, 300.0), seeds=[0])
+    assert chosen_k([*rs, unfinished]) == {("ml-100k", "sasrec", "erl"): 1}  # fewer seeds do not compete
     table = reasoning_table(rs).splitlines()
     assert len(table) == 5
     assert table[3].split(" | ")[2:5] == ["ERL", "1", "✓"]

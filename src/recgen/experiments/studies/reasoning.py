@@ -35,16 +35,17 @@ def _fmt(mean: float, std: float | None, n: int) -> str:
 
 
 def chosen_k(rs: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
-    """(dataset, model, scheme) -> the K with the best mean validation NDCG@10."""
-    best: dict[tuple[str, str, str], tuple[float, int]] = {}
+    """(dataset, model, scheme) -> the K with the best mean validation NDCG@10, among the runs with the most seeds
+    (a run still missing seeds does not compete with finished ones)."""
+    best: dict[tuple[str, str, str], tuple[int, float, int]] = {}
     for r in rs:
         scheme, k = _variant(r)
         if k == 0:
             continue
-        key, v = (r["dataset"], r["model"], scheme), r["valid"]["ndcg@10"]
-        if key not in best or v > best[key][0]:
-            best[key] = (v, k)
-    return {key: k for key, (_, k) in best.items()}
+        key, v = (r["dataset"], r["model"], scheme), (len(r["seeds"]), r["valid"]["ndcg@10"])
+        if key not in best or v > best[key][:2]:
+            best[key] = (*v, k)
+    return {key: k for key, (_, _, k) in best.items()}
 
 
 def reasoning_table(rs: list[dict[str, Any]]) -> str:
