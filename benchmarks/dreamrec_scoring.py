@@ -42,7 +42,7 @@ from recgen.data.loaders import load_dataset  # noqa: E402
 from recgen.data.split import leave_one_out  # noqa: E402
 from recgen.eval.evaluator import evaluate  # noqa: E402
 from recgen.models import create_model  # noqa: E402
-from recgen.models.diffusion.dreamrec import DreamRec  # noqa: E402
+from recgen.models.diffusion.dreamrec import DreamRec, freeze_item_table, scaled_item_table  # noqa: E402
 from recgen.models.diffusion.gaussian import query_generators, query_noise  # noqa: E402
 from recgen.models.sequential.next_item import left_pad  # noqa: E402
 
@@ -97,15 +97,12 @@ def main() -> None:
     if args.item_table == "sasrec":
         sas = create_model("sasrec", seed=args.seed, **parse_sets(args.sasrec_set)).fit(split.train, valid=split.valid)
         table_from = {"model": "sasrec", "config": parse_sets(args.sasrec_set), "best_epoch": sas.best_epoch_}
-        table = sas.net_.item_embeddings().detach().clone()
-        table[1:] = table[1:] / table[1:].std()  # unit variance per dimension on average, as DreamRec's N(0, 1)
-        table[0] = 0.0
+        table = scaled_item_table(sas)  # what the model's own item_table=sasrec does, with this SASRec recipe
         build = model._build_net
 
         def with_table(n_items):
             net = build(n_items)
-            net.encoder.item_emb.weight.data.copy_(table.to(net.encoder.item_emb.weight.dtype))
-            net.encoder.item_emb.weight.requires_grad_(False)
+            freeze_item_table(net, table)
             return net
 
         model._build_net = with_table

@@ -87,6 +87,22 @@ def dreamrec_betas(cfg: DreamRecConfig) -> np.ndarray:
     return make_betas(cfg.noise_schedule, cfg.steps, beta_min=cfg.beta_min, beta_max=cfg.beta_max)
 
 
+def scaled_item_table(model) -> torch.Tensor:
+    """A fitted sequential model's item table (N + 1, D), scaled to unit variance per dimension on average (the
+    scale of DreamRec's N(0, 1) start), padding row 0 zero: what ``item_table=sasrec`` gives DreamRec."""
+    table = model.net_.item_embeddings().detach().clone()
+    table[1:] /= table[1:].std()
+    table[0] = 0.0
+    return table
+
+
+def freeze_item_table(net: DreamRecNet, table: torch.Tensor) -> None:
+    """Give ``net`` the item table ``table`` (input and target side), without gradient."""
+    weight = net.encoder.item_emb.weight
+    weight.data.copy_(table.to(weight.dtype))
+    weight.requires_grad_(False)
+
+
 class DreamRecNet(nn.Module):
     l2_norm = False
     temperature = 1.0
@@ -127,8 +143,7 @@ class DreamRec(SequentialRecommender):
         net = DreamRecNet(n_items, self.config)
         table = getattr(self, "_sasrec_table", None)
         if table is not None:  # item_table=sasrec while fitting (a loaded model gets the table from its weights)
-            net.encoder.item_emb.weight.data.copy_(table)
-            net.encoder.item_emb.weight.requires_grad_(False)
+            freeze_item_table(net, table)
         return net
 
     def _fit(self, dataset, valid) -> None:
@@ -141,10 +156,7 @@ class DreamRec(SequentialRecommender):
                 embedding_dim=cfg.embedding_dim, max_seq_len=cfg.max_seq_len, seed=cfg.seed, epochs=cfg.epochs,
                 eval_every=cfg.eval_every, patience=cfg.patience,
             ).fit(dataset, valid=valid)  # fmt: skip
-            table = sas.net_.item_embeddings().detach().clone()
-            table[1:] /= table[1:].std()  # unit variance per dimension on average, the scale of N(0, 1)
-            table[0] = 0.0
-            self._sasrec_table, self.sasrec_best_epoch_ = table, sas.best_epoch_
+            self._sasrec_table, self.sasrec_best_epoch_ = scaled_item_table(sas), sas.best_epoch_
         try:
             super()._fit(dataset, valid)
         finally:
