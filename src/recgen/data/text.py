@@ -6,7 +6,9 @@ model folder; any local sentence-transformers folder can be named by path. Nothi
 cached as safetensors files keyed by the model identity and the SHA-256 of the texts, written atomically.
 
 ``item_texts(dataset)`` builds one text per item: the title plus genres / year / categories where the item table
-has them, and the S3-Rec attribute ids of the Amazon sets as an extra field.
+has them, and the S3-Rec attribute ids of the Amazon sets as an extra field; ``source_texts(dataset, source)`` picks
+what a model embeds: the title alone, that text ("meta"), or the title with the item's LLM profile ("profile",
+written by ``recgen augment profiles``).
 """
 
 from __future__ import annotations
@@ -131,6 +133,11 @@ class TextEncoder:
 def item_texts(ds: Dataset) -> list[str]:
     """One text per dense item id 1..n (index 0 of the result = item 1): title, genres, year, categories,
     attribute ids, where present; the external id where the item table has nothing."""
+    return ["; ".join(parts) for parts in _item_parts(ds)]
+
+
+def _item_parts(ds: Dataset) -> list[list[str]]:
+    """Per dense item 1..n, the fields of its text; the first is the title (or the external id)."""
     ext = ds.items.external(np.arange(1, ds.n_items + 1))
     fields: dict[str, dict[str, object]] = {}
     if ds.item_table is not None:
@@ -155,7 +162,39 @@ def item_texts(ds: Dataset) -> list[str]:
         a = fields.get("attributes", {}).get(e)
         if a:
             parts.append("attributes: " + " ".join(map(str, a)))
-        out.append("; ".join(parts))
+        out.append(parts)
+    return out
+
+
+TEXT_SOURCES = ("title", "meta", "profile")
+
+
+def source_texts(ds: Dataset, source: str, profiles: str | Path = "profiles") -> list[str]:
+    """One text per dense item 1..n from ``source``: ``title`` (the title, or the external id), ``meta``
+    (``item_texts``) or ``profile``: the title with the LLM profile's description, genres and audience from
+    ``<profiles>/<dataset>/items_profiles.parquet``; an item without a usable profile keeps its ``meta`` text (the
+    count is logged: a partial profile job is usable, and says so)."""
+    if source not in TEXT_SOURCES:
+        raise DataError(f"text source must be one of {list(TEXT_SOURCES)}, got {source!r}")
+    parts = _item_parts(ds)
+    meta = ["; ".join(p) for p in parts]
+    if source == "meta":
+        return meta
+    if source == "title":
+        return [p[0] for p in parts]
+    from recgen.data.augment.profiles import read_item_profiles
+
+    table = read_item_profiles(Path(profiles).expanduser() / ds.name / "items_profiles.parquet")
+    ext = [str(e) for e in ds.items.external(np.arange(1, ds.n_items + 1))]
+    out = [f"{p[0]}; {table[e]}" if e in table else m for e, p, m in zip(ext, parts, meta, strict=True)]
+    missing = sum(e not in table for e in ext)
+    if missing == len(ext):
+        raise DataError(
+            f"{profiles}/{ds.name}/items_profiles.parquet profiles no item of {ds.name}; run recgen augment profiles "
+            f"{ds.name} --kind items --out {profiles}"
+        )
+    if missing:
+        log.warning("%d of %d items have no profile; their metadata text stands in", missing, len(ext))
     return out
 
 

@@ -124,7 +124,8 @@ class Recommender:
     # trained by recgen's trainer: ``configure_run`` keeps last.pt/best.pt in a run folder and can resume
     resumable: ClassVar[bool] = False
     # scores an item from its content, so an item with no training interaction can rank above chance (the
-    # item cold-start protocol records it beside the cold users' metrics)
+    # item cold-start protocol records it beside the cold users' metrics); a model whose config decides it
+    # (SASRec / HSTU with text-only items) overrides it with a property
     scores_unseen_items: ClassVar[bool] = False
     # what fitting recorded, for results files (models that train set them in fit)
     best_epoch_: int | None = None  # the epoch validation chose

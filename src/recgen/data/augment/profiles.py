@@ -111,3 +111,33 @@ def write_side_table(rows: list[dict[str, Any]], path: Path, kind: str) -> Path:
     table = pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})
     atomic_write_file(path, lambda tmp: pq.write_table(table, tmp))
     return path
+
+
+def read_item_profiles(path: Path) -> dict[str, str]:
+    """External item id -> its profile as one text ("description; genres: ...; audience: ...") for the items whose
+    generation succeeded, from a side table ``write_side_table`` wrote. A missing or unreadable table is a
+    DataError naming the job that makes it."""
+    from recgen.errors import DataError
+
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no item profiles there; make them with recgen augment profiles DATASET --kind items")
+    try:
+        rows = pq.read_table(path, columns=["id", "status", "description", "genres", "audience"]).to_pylist()
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        msg = f"{path}: not an item profile table ({exc}); regenerate it with recgen augment profiles"
+        raise DataError(msg) from None
+    out = {}
+    for r in rows:
+        if r["status"] != "ok" or not r["description"]:
+            continue
+        parts = [str(r["description"]).strip()]
+        try:
+            genres = [str(g) for g in json.loads(r["genres"] or "[]") if str(g).strip()]
+        except (ValueError, TypeError):
+            genres = []
+        if genres:
+            parts.append("genres: " + ", ".join(genres))
+        if r["audience"]:
+            parts.append(f"audience: {r['audience']}")
+        out[str(r["id"])] = "; ".join(parts)
+    return out

@@ -80,6 +80,7 @@ class DreamRecConfig(SASRecConfig, DiffusionConfig):
         check(self.denoiser in ("mlp", "linear"), f"denoiser must be 'mlp' or 'linear', got {self.denoiser!r}")
         check(self.item_table in ("own", "sasrec"), f"item_table must be 'own' or 'sasrec', got {self.item_table!r}")
         check(self.reason_steps == 0, "reason_steps (ReaRec) applies to sasrec and hstu, not to DreamRec")
+        check(self.item_text == "none", "item_text (text item features) applies to sasrec and hstu, not to DreamRec")
         check(self.device == "cpu", f"DreamRec trains and samples on the CPU only; use device=cpu, got {self.device!r}")
 
 

@@ -40,6 +40,7 @@ from recgen.config import check
 from recgen.data.dataset import Dataset
 from recgen.models.base import check_device_spec, resolve_device
 from recgen.models.sequential.reasoning import SCHEMES, reasoning_loss, reasoning_states, user_state
+from recgen.models.sequential.text_items import TEXT_ITEMS, TEXT_MODES, attach_text, text_flops, text_vectors
 from recgen.models.training.netmodel import NetRecommender
 from recgen.models.training.trainer import TrainerConfig
 from recgen.ops.softmax_ce import fused_softmax_ce
@@ -72,10 +73,17 @@ class SequentialConfig(TrainerConfig):
     reason_temp_decay: float = 5.0  # PRL: step k's temperature is tau * decay ** (K - k)
     reason_noise: float = 0.01  # PRL: std of the noise on reasoning inputs for the contrastive term (0 = off)
     reason_warmup: int = 2  # PRL: epochs before the noisy pass starts
+    # item text as item features (recgen.models.sequential.text_items): which text, and how it enters
+    item_text: str = "none"  # none | title | meta (title + metadata) | profile (title + LLM profile)
+    text_mode: str = "fuse"  # init (ID table from its PCA) | fuse (ID + mapped text) | only (mapped text, no IDs)
+    text_encoder: str = "minilm"  # sentence-transformers model: minilm or a local folder
+    profiles: str = "profiles"  # item_text=profile: the --out folder of recgen augment profiles
 
     def validate(self) -> None:
         super().validate()
         check_device_spec(self.device)
+        check(self.item_text in TEXT_ITEMS, f"item_text must be one of {list(TEXT_ITEMS)}, got {self.item_text!r}")
+        check(self.text_mode in TEXT_MODES, f"text_mode must be one of {list(TEXT_MODES)}, got {self.text_mode!r}")
         check(self.reason_steps >= 0, f"reason_steps must be >= 0, got {self.reason_steps}")
         check(
             self.reason_scheme in SCHEMES, f"reason_scheme must be one of {list(SCHEMES)}, got {self.reason_scheme!r}"
@@ -139,12 +147,18 @@ def full_softmax_ce(h: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor) -
 class SequenceEncoder(torch.nn.Module):
     """The input side SASRec's and HSTU's networks share (they set ``item_emb``, ``pos_emb``, ``drop`` and
     ``cfg`` and define ``transform``): item embeddings scaled by sqrt(D) plus learned positions aligned at the
-    right end, dropout, padding zeroed; ``encode`` is ``transform`` over ``embed``."""
+    right end, dropout, padding zeroed; ``encode`` is ``transform`` over ``embed``. With item text
+    (``text_items.attach_text``) the item vectors come from ``text_items`` (and ``item_emb``, unless text only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text_items = None
 
     def embed(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) left-padded item ids -> the encoder's inputs (B, L, D) and the non-padding mask (B, L)."""
         keep = seq > 0
-        x = self.item_emb(seq) * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-seq.shape[1] :]
+        items = self.item_emb(seq) if self.text_items is None else self.text_items(seq, self.item_emb)
+        x = items * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-seq.shape[1] :]
         return self.drop(x) * keep.unsqueeze(-1), keep
 
     def encode(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
@@ -153,7 +167,7 @@ class SequenceEncoder(torch.nn.Module):
 
     def item_embeddings(self) -> torch.Tensor:
         """The output item table (N + 1, D), tied with the input table; row 0 is padding."""
-        return self.item_emb.weight
+        return self.item_emb.weight if self.text_items is None else self.text_items.table(self.item_emb)
 
 
 class SequentialRecommender(NetRecommender):
@@ -196,10 +210,11 @@ class SequentialRecommender(NetRecommender):
         )
         if k and not cfg.train_prefixes:
             reasoning += self._encoder_flops(width)
+        text = self.net_.text_items
         return 3.0 * (
             b * (self._encoder_flops(width) + reasoning)
             + positions * 2 * self._output_width() * self.config.embedding_dim
-        )
+        ) + (text_flops(cfg, self.n_items_, text.text.shape[1], b * width) if text is not None else 0.0)
 
     def _encoder_flops(self, t: int) -> float:
         """Forward FLOPs of the encoder on one sequence of length t (subclasses)."""
@@ -292,7 +307,10 @@ class SequentialRecommender(NetRecommender):
         cfg = self.config
         dev = resolve_device(cfg.device, strict=True)  # a GPU that is not there is an error here, before training
         torch.manual_seed(cfg.seed)
-        self.net_ = self._build_net(dataset.n_items).to(dev)  # built on the CPU first: the same initial weights
+        net = self._build_net(dataset.n_items)  # built on the CPU first: the same initial weights
+        if cfg.item_text != "none":  # item text as features (text_items.py)
+            attach_text(net, text_vectors(dataset, cfg), cfg.text_mode, cfg.seed)
+        self.net_ = net.to(dev)
         self._infer_net_ = None
         seqs, tss, lengths = self._training_arrays()
         seqs_t, tss_t = torch.from_numpy(seqs).to(dev), torch.from_numpy(tss).to(dev)
@@ -370,6 +388,14 @@ class SequentialRecommender(NetRecommender):
     def non_embedding_parameters(self) -> int:
         return sum(p.numel() for name, p in self.net_.named_parameters() if "item_emb" not in name)
 
+    @property
+    def scores_unseen_items(self) -> bool:  # type: ignore[override]
+        """Text-only items (``text_mode=only``) give every item with a text a vector, trained on or not."""
+        return self.config.item_text != "none" and self.config.text_mode == "only"
+
     # ---------------------------------------------------------------------------------------- state
     def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
-        self._set_net(self._build_net(self.n_items_), tensors)
+        net = self._build_net(self.n_items_)
+        if "text_items.text" in tensors:  # the frozen text vectors travel with the weights
+            attach_text(net, tensors["text_items.text"][1:], self.config.text_mode)
+        self._set_net(net, tensors)
