@@ -89,7 +89,9 @@ class TextEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        m = self.model  # sentence-transformers 5 renamed the method; older versions only have the first name
+        dim = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(dim())
 
     def _cache_path(self, texts: Sequence[str]) -> Path | None:
         if self.cache_dir is None:

@@ -61,6 +61,9 @@ CASES: list[Case] = [
     Case("bpr", {"epochs": 20, "batch_size": 64, "eval_every": 5, "lr": 0.01}),
     Case("sasrec", _SEQ),
     Case("hstu", _SEQ),
+    # item text as features: the ID table fused with mapped text, and text-only items (no ID table)
+    Case("sasrec", {**_SEQ, "item_text": "title", "text_mode": "fuse"}, "text-fuse", titled=True),
+    Case("hstu", {**_SEQ, "item_text": "title", "text_mode": "only"}, "text-only", titled=True),
     Case("multvae", {"epochs": 10, "eval_every": 5, "batch_size": 16, "hidden_dim": 32, "latent_dim": 8}),
     Case("diffrec", {"epochs": 10, "eval_every": 5, "batch_size": 16, "hidden_dims": "32", "lr": 1e-3}),
     # T' > 0 makes inference stochastic: per-query seeded noise must keep every contract

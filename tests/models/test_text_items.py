@@ -1,0 +1,171 @@
+"""Item text as item features for SASRec and HSTU (text_items.py): the three modes, an item absent from training
+scored from its text, save / load, the text sources (profiles included) and bad input."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from recgen.data.augment.profiles import write_side_table
+from recgen.data.dataset import from_columns
+from recgen.data.split import leave_one_out
+from recgen.data.text import source_texts
+from recgen.errors import ConfigError, DataError
+from recgen.eval.evaluator import evaluate
+from recgen.models import create_model
+from recgen.models.base import Recommender
+from recgen.models.sequential.text_items import attach_text, pca_table
+
+SMALL = {"embedding_dim": 32, "max_seq_len": 10, "batch_size": 16, "lr": 3e-3, "dropout": 0.1}
+WORDS = "red river stone cloud ember maple orbit pixel lemon tiger violin meadow".split()
+
+
+def titled_cycle(n_users=60, n_items=12, length=10, seed=0, extra=True):
+    """Users walk a fixed cycle of items (the next item is always determined); each item's title is two distinct
+    words. With ``extra``, one more user walks i0 i1 i2 then "x", an item nobody else has, titled as i3: after
+    leave-one-out x is that user's test item and never in training."""
+    rng = np.random.default_rng(seed)
+    users, items, ts = [], [], []
+    for u in range(n_users):
+        start = rng.integers(n_items)
+        for t in range(length):
+            users.append(f"u{u}")
+            items.append(f"i{(start + t) % n_items}")
+            ts.append(1000.0 * t)
+    ids = [f"i{i}" for i in range(n_items)]
+    titles = [f"{WORDS[i]} {WORDS[(i + 5) % n_items]}" for i in range(n_items)]
+    if extra:
+        for t, item in enumerate(["i0", "i1", "i2", "x"]):
+            users.append("z")
+            items.append(item)
+            ts.append(1000.0 * t)
+        ids.append("x")
+        titles.append(titles[3])
+    table = pa.table(
+        {"item_id": ids, "title": titles, "genres": [["Drama"] if i % 2 else ["Comedy"] for i in range(len(ids))]}
+    )
+    return from_columns(users, items, ts, item_table=table, name="titled-cycle")
+
+
+def fit(name, split, epochs=2, **extra):
+    cfg = dict(SMALL, epochs=epochs, eval_every=epochs, **{"item_text": "title", **extra})
+    return create_model(name, **cfg).fit(split.train, valid=split.valid if epochs > 2 else None)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_text_only_items_learn_and_score_an_item_absent_from_training(name):
+    ds = titled_cycle()
+    split = leave_one_out(ds)
+    x, i3 = ds.items.index("x"), ds.items.index("i3")
+    assert x not in set(split.train.item_ids.tolist())
+    model = fit(name, split, epochs=25, text_mode="only")
+    assert model.scores_unseen_items and model.net_.item_emb is None
+    # the cycle is learnt from the items' text alone
+    assert evaluate(model, split.test, ks=(1,)).metrics["recall@1"] >= 0.9, model.train_log_
+    # an item no one trained on has the vector its text gives: the same score as the item with its title
+    z = ds.users.index("z")
+    hist = np.array([ds.items.index(f"i{k}") for k in range(3)])  # z's history before x
+    scores = model.score(np.array([z]), [hist], None)[0]
+    assert scores[x] == scores[i3]
+    assert int((scores[1:] > scores[x]).sum()) == 0  # and it ranks first after i0 i1 i2, with i3
+    fused = fit(name, split, text_mode="fuse")
+    assert not fused.scores_unseen_items
+    s2 = fused.score(np.array([z]), [hist], None)[0]
+    assert s2[x] != s2[i3]  # with IDs the untrained item keeps its random ID embedding
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_fuse_learns_and_init_starts_from_the_text(name):
+    ds = titled_cycle(extra=False)
+    split = leave_one_out(ds)
+    fused = fit(name, split, epochs=25, text_mode="fuse")
+    assert evaluate(fused, split.test, ks=(1,)).metrics["recall@1"] >= 0.9
+    names = {n for n, _ in fused.net_.named_parameters()}
+    assert {"text_items.proj.weight", "text_items.proj.bias", "item_emb.weight"} <= names
+    table = fused.net_.item_embeddings()
+    assert torch.equal(table[0], torch.zeros_like(table[0]))  # padding stays zero
+    plain = fit(name, split, item_text="none")
+    batch = (torch.zeros(4, 6, dtype=torch.long), torch.zeros(4, 6))
+    assert fused.flops_per_batch(batch) > plain.flops_per_batch(batch)
+    init = fit(name, split, epochs=25, text_mode="init")
+    assert init.net_.text_items is None  # init adds nothing to the model
+    assert {n for n, _ in init.net_.named_parameters()} == {n for n, _ in plain.net_.named_parameters()}
+    assert evaluate(init, split.test, ks=(1,)).metrics["recall@1"] >= 0.9
+
+
+def test_init_table_is_the_scaled_principal_components():
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(20, 12)).astype(np.float32)
+    text[7] = text[3]  # two items with one text start equal
+    model = create_model("sasrec", **SMALL)
+    net = model._build_net(20)
+    std = float(net.item_emb.weight[1:].detach().std())
+    attach_text(net, text, "init", seed=0)
+    w = net.item_emb.weight.detach().numpy()
+    assert np.allclose(w[1:], pca_table(text, 32, std, 0)) and np.allclose(w[8, :12], w[4, :12]) and not w[0].any()
+    # 12 components, then noise: the scores' overall std is the ID initialisation's
+    x = text - text.mean(0)
+    scores = x @ np.linalg.svd(x, full_matrices=False)[2][:12].T
+    assert np.allclose(w[1:, :12], scores * std / scores.std(), atol=1e-6)
+    with pytest.raises(ValueError, match="item texts for a table"):
+        attach_text(model._build_net(19), text, "fuse")
+
+
+@pytest.mark.parametrize("mode", ["fuse", "only"])
+def test_save_load_identical_without_the_encoder(tmp_path, mode, monkeypatch):
+    ds = titled_cycle()
+    split = leave_one_out(ds)
+    model = fit("hstu", split, text_mode=mode)
+    users = np.arange(1, 9)
+    hists = [model.train_history(u) for u in users]
+    before = model.score(users, hists, None)
+    model.save(tmp_path / "m")
+    import recgen.models.sequential.text_items as ti
+
+    monkeypatch.setattr(ti, "text_vectors", None)  # loading must not embed again: the vectors are saved
+    loaded = Recommender.load(tmp_path / "m")
+    assert torch.equal(loaded.score(users, hists, None), before)
+    assert ("item_emb.weight" in dict(loaded.net_.named_parameters())) == (mode == "fuse")
+
+
+def test_text_sources_and_profiles(tmp_path):
+    ds = titled_cycle(extra=False)
+    title = source_texts(ds, "title")
+    meta = source_texts(ds, "meta")
+    i0 = ds.items.index("i0") - 1
+    assert title[i0] == "red maple" and meta[i0] == "red maple; genres: Comedy"
+    rows = [
+        {
+            "id": "i0",
+            "status": "ok",
+            "json": {"description": "A bright film.", "genres": ["Comedy"], "audience": "all"},
+        },
+        {"id": "i1", "status": "missing", "json": None},
+    ]
+    write_side_table(rows, tmp_path / "titled-cycle" / "items_profiles.parquet", "items")
+    prof = source_texts(ds, "profile", tmp_path)
+    assert prof[i0] == "red maple; A bright film.; genres: Comedy; audience: all"
+    i1 = ds.items.index("i1") - 1
+    assert prof[i1] == meta[i1]  # a missing profile: the metadata text stands in
+    with pytest.raises(DataError, match="recgen augment profiles"):
+        source_texts(ds, "profile", tmp_path / "nowhere")
+    write_side_table(rows[1:], tmp_path / "titled-cycle" / "items_profiles.parquet", "items")
+    with pytest.raises(DataError, match="profiles no item"):
+        source_texts(ds, "profile", tmp_path)
+    (tmp_path / "titled-cycle" / "items_profiles.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="not an item profile table"):
+        source_texts(ds, "profile", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "cfg", "msg"),
+    [
+        ("sasrec", {"item_text": "summary"}, "item_text must be one of"),
+        ("hstu", {"item_text": "title", "text_mode": "mixed"}, "text_mode must be one of"),
+        ("dreamrec", {"item_text": "title"}, "not to DreamRec"),
+    ],
+)
+def test_bad_text_configs_are_refused_in_one_line(name, cfg, msg):
+    with pytest.raises(ConfigError, match=msg) as err:
+        create_model(name, **cfg)
+    assert "\n" not in str(err.value)
