@@ -14,6 +14,7 @@ from recgen.errors import ConfigError, DataError
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
 from recgen.models.base import Recommender
+from recgen.models.semantic.item_codes import codes_cache_path, item_vectors
 from recgen.models.sequential.text_items import attach_text, pca_table
 
 SMALL = {"embedding_dim": 32, "max_seq_len": 10, "batch_size": 16, "lr": 3e-3, "dropout": 0.1}
@@ -147,6 +148,13 @@ def test_text_sources_and_profiles(tmp_path):
     assert prof[i0] == "red maple; A bright film.; genres: Comedy; audience: all"
     i1 = ds.items.index("i1") - 1
     assert prof[i1] == meta[i1]  # a missing profile: the metadata text stands in
+    # TIGER's tokenizers read the same texts (embeddings=profile), and cache codes under their own key
+    prof_cfg = create_model("tiger", embeddings="profile", profiles=str(tmp_path)).config
+    text_cfg = create_model("tiger", embeddings="text").config
+    vec = item_vectors(ds, prof_cfg)
+    assert vec.shape == (ds.n_items, 384) and not np.allclose(vec[i0], item_vectors(ds, text_cfg)[i0])
+    assert np.allclose(vec[i1], item_vectors(ds, text_cfg)[i1], atol=1e-6)
+    assert codes_cache_path(ds, prof_cfg) != codes_cache_path(ds, text_cfg)
     with pytest.raises(DataError, match="recgen augment profiles"):
         source_texts(ds, "profile", tmp_path / "nowhere")
     write_side_table(rows[1:], tmp_path / "titled-cycle" / "items_profiles.parquet", "items")

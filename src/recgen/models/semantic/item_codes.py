@@ -28,7 +28,7 @@ from recgen.io import atomic_write_sealed, read_sealed
 log = logging.getLogger(__name__)
 
 TOKENIZERS = ("rqvae", "rqkmeans", "collab", "id", "file")
-EMBEDDINGS = ("text", "svd")
+EMBEDDINGS = ("text", "title", "profile", "svd")  # text: title + metadata; profile: title + the LLM profile
 
 
 def level_sizes(codes: np.ndarray) -> list[int]:
@@ -39,13 +39,22 @@ def level_sizes(codes: np.ndarray) -> list[int]:
 def item_vectors(dataset: Dataset, cfg: Any) -> np.ndarray:
     """(n_items, d) content vectors of dense items 1..n: sentence embeddings of the item texts, or the truncated
     SVD of the item x user training matrix."""
-    if cfg.embeddings == "text":
-        from recgen.data.text import TextEncoder, item_texts
+    if cfg.embeddings != "svd":
+        from recgen.data.text import TextEncoder
 
-        return TextEncoder(cfg.text_encoder).encode(item_texts(dataset))
+        return TextEncoder(cfg.text_encoder).encode(_texts(dataset, cfg))
     from recgen.data.matrix import interaction_matrix, svd_item_vectors
 
     return svd_item_vectors(interaction_matrix(dataset), cfg.svd_dim, cfg.seed, power=0.5).astype(np.float32)
+
+
+def _texts(dataset: Dataset, cfg: Any) -> list[str]:
+    """The item texts ``cfg.embeddings`` names (``text`` is the title with metadata; ``profile`` reads the side
+    table of ``recgen augment profiles`` under ``cfg.profiles``)."""
+    from recgen.data.text import source_texts
+
+    source = "meta" if cfg.embeddings == "text" else cfg.embeddings
+    return source_texts(dataset, source, getattr(cfg, "profiles", "profiles"))
 
 
 def collab_vectors(dataset: Dataset, cfg: Any) -> np.ndarray:
@@ -78,10 +87,8 @@ def codes_cache_path(dataset: Dataset, cfg: Any) -> Path | None:
     key = {"version": CODES_CACHE_VERSION, "data": dataset.fingerprint()}
     key.update({f: getattr(cfg, f) for f in TOKENIZER_FIELDS})
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
-    if cfg.embeddings == "text":
-        from recgen.data.text import item_texts
-
-        for t in item_texts(dataset):
+    if cfg.embeddings != "svd":
+        for t in _texts(dataset, cfg):
             h.update(t.encode("utf-8") + b"\x00")
     return folder / f"{cfg.tokenizer}-{h.hexdigest()[:24]}.npz"
 

@@ -65,7 +65,10 @@ class TIGERConfig(TrainerConfig):
     # item tokenizer
     tokenizer: str = "rqvae"  # rqvae | rqkmeans | collab (RQ-VAE aligned with SASRec item embeddings) | id | file
     codes_file: str = ""  # tokenizer=file: JSON mapping item ids to semantic IDs fitted elsewhere (e.g. LETTER)
-    embeddings: str = "text"  # item content vectors: text (sentence encoder over item texts) | svd (train matrix)
+    # item content vectors: text (sentence encoder over title + metadata) | title | profile (title + LLM profile,
+    # from recgen augment profiles) | svd (train matrix)
+    embeddings: str = "text"
+    profiles: str = "profiles"  # embeddings=profile: the --out folder of recgen augment profiles
     text_encoder: str = "minilm"  # sentence-transformers model: minilm (embedded) or a local folder
     svd_dim: int = 64  # dimension of the svd embeddings
     levels: int = 3  # code levels before the collision level
