@@ -177,3 +177,32 @@ def test_bad_text_configs_are_refused_in_one_line(name, cfg, msg):
     with pytest.raises(ConfigError, match=msg) as err:
         create_model(name, **cfg)
     assert "\n" not in str(err.value)
+
+
+def test_text_items_table_reads_each_variant_against_the_model_without_text():
+    from recgen.experiments.studies.text_items import text_items_table
+
+    def res(model, text, mode, test, seeds=(0, 1, 2), **cfg):
+        return {
+            "schema": "recgen-bench/1",
+            "dataset": "ml-100k",
+            "model": model,
+            "config": {"item_text": text, "text_mode": mode, **cfg},
+            "seeds": list(seeds),
+            "valid": {"ndcg@10": test + 0.01},
+            "test": {"ndcg@10": test, "recall@10": 2 * test},
+            "test_std": {"ndcg@10": 0.001, "recall@10": 0.002},
+            "timings": {"fit_seconds_mean": 60.0},
+            "throughput": {},
+        }
+
+    rs = [
+        res("hstu", "meta", "only", 0.06),
+        res("hstu", "none", "fuse", 0.08),
+        res("hstu", "title", "fuse", 0.09, (0,)),
+    ]
+    rs.append(res("hstu", "meta", "fuse", 0.2, reason_steps=2))  # a reasoning run is not a text row
+    rows = text_items_table(rs).splitlines()[2:]
+    assert [r.split(" | ")[2:4] for r in rows] == [["none", "–"], ["title", "fuse"], ["meta", "only"]]
+    assert "+0.0100 (+12.5%)" in rows[1] and "| 1 |" in rows[1] and "0.0900 |" in rows[1]  # one seed: no ± part
+    assert "-0.0200 (-25.0%)" in rows[2] and "0.0600 ± 0.0010" in rows[2]

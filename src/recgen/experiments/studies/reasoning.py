@@ -30,7 +30,7 @@ def _variant(r: dict[str, Any]) -> tuple[str, int]:
     return ("none" if k == 0 else r["config"].get("reason_scheme", "erl")), k
 
 
-def _fmt(mean: float, std: float | None, n: int) -> str:
+def mean_std(mean: float, std: float | None, n: int) -> str:
     return f"{mean:.4f} ± {std:.4f}" if n > 1 and std is not None else f"{mean:.4f}"
 
 
@@ -73,8 +73,8 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
         std = r.get("test_std") or {}
         lines.append(
             f"| {r['dataset']} | {r['model']} | {scheme.upper() if k else 'none'} | {k} | {mark} | {n} | "
-            f"{r['valid']['ndcg@10']:.4f} | {_fmt(r['test']['recall@10'], std.get('recall@10'), n)} | "
-            f"{_fmt(r['test']['ndcg@10'], std.get('ndcg@10'), n)} | {delta} | "
+            f"{r['valid']['ndcg@10']:.4f} | {mean_std(r['test']['recall@10'], std.get('recall@10'), n)} | "
+            f"{mean_std(r['test']['ndcg@10'], std.get('ndcg@10'), n)} | {delta} | "
             f"{r['timings']['fit_seconds_mean']:.0f} | {ups:.0f} ({ratio}) |"
         )
         if b is not None and k and b["config"].get("max_seq_len") != r["config"].get("max_seq_len"):

@@ -1,0 +1,58 @@
+"""The text-augmentation table: SASRec and HSTU with item text as item features (``item_text``, ``text_mode``;
+``recgen.models.sequential.text_items``) beside the same recipe without text.
+
+The runs are plain ``recgen bench`` results in one folder (``benchmarks/results/text-items/``); for each dataset and
+model the run with ``item_text=none`` is the baseline every text row is read against (test NDCG@10, absolute and
+relative). Text-only rows (``text_mode=only``) are the ones that can rank an item absent from training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recgen.experiments.results import is_bench_result
+from recgen.experiments.studies.reasoning import mean_std
+
+TITLE = "text-augmented items on SASRec-CE and HSTU (MiniLM item text as features)"
+INTRO = (
+    "one recipe per dataset and model, with and without item text; text: which item text is embedded (title, "
+    "meta = title + metadata, profile = title + LLM profile); mode: init (ID table from its PCA), fuse (ID + "
+    "learned map of the frozen text vector), only (the map alone, no ID table)."
+)
+MODES = {"init": 1, "fuse": 2, "only": 3}
+SOURCES = {"none": 0, "title": 1, "meta": 2, "profile": 3}
+
+
+def is_text_items_result(r: dict[str, Any]) -> bool:
+    return is_bench_result(r) and r["model"] in ("sasrec", "hstu") and not r["config"].get("reason_steps", 0)
+
+
+def _variant(r: dict[str, Any]) -> tuple[str, str]:
+    text = r["config"].get("item_text", "none")
+    return text, ("–" if text == "none" else r["config"].get("text_mode", "fuse"))
+
+
+def text_items_table(rs: list[dict[str, Any]]) -> str:
+    rs = [r for r in rs if is_text_items_result(r)]
+    base = {(r["dataset"], r["model"]): r for r in rs if _variant(r)[0] == "none"}
+    lines = [
+        "| dataset | model | text | mode | seeds | valid N@10 | test R@10 | test N@10 | N@10 vs none | fit (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(
+        rs, key=lambda r: (r["dataset"], r["model"], MODES.get(_variant(r)[1], 0), SOURCES.get(_variant(r)[0], 9))
+    ):
+        text, mode = _variant(r)
+        n, std = len(r["seeds"]), r.get("test_std") or {}
+        b = base.get((r["dataset"], r["model"]))
+        delta = "–"
+        if b is not None and text != "none":
+            d = r["test"]["ndcg@10"] - b["test"]["ndcg@10"]
+            delta = f"{d:+.4f} ({d / b['test']['ndcg@10']:+.1%})"
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {text} | {mode} | {n} | {r['valid']['ndcg@10']:.4f} | "
+            f"{mean_std(r['test']['recall@10'], std.get('recall@10'), n)} | "
+            f"{mean_std(r['test']['ndcg@10'], std.get('ndcg@10'), n)} | {delta} | "
+            f"{r['timings']['fit_seconds_mean']:.0f} |"
+        )
+    return "\n".join(lines)
