@@ -16,6 +16,7 @@ from recgen.models import create_model
 from recgen.models.base import Recommender
 from recgen.models.semantic.item_codes import codes_cache_path, item_vectors
 from recgen.models.sequential.text_items import attach_text, pca_table
+from recgen.testing import make_cycle_dataset
 
 SMALL = {"embedding_dim": 32, "max_seq_len": 10, "batch_size": 16, "lr": 3e-3, "dropout": 0.1}
 WORDS = "red river stone cloud ember maple orbit pixel lemon tiger violin meadow".split()
@@ -25,14 +26,10 @@ def titled_cycle(n_users=60, n_items=12, length=10, seed=0, extra=True):
     """Users walk a fixed cycle of items (the next item is always determined); each item's title is two distinct
     words. With ``extra``, one more user walks i0 i1 i2 then "x", an item nobody else has, titled as i3: after
     leave-one-out x is that user's test item and never in training."""
-    rng = np.random.default_rng(seed)
-    users, items, ts = [], [], []
-    for u in range(n_users):
-        start = rng.integers(n_items)
-        for t in range(length):
-            users.append(f"u{u}")
-            items.append(f"i{(start + t) % n_items}")
-            ts.append(1000.0 * t)
+    base = make_cycle_dataset(n_users, n_items, length, seed)
+    users = list(base.users.external(base.user_ids))
+    items = list(base.items.external(base.item_ids))
+    ts = list(base.timestamps)
     ids = [f"i{i}" for i in range(n_items)]
     titles = [f"{WORDS[i]} {WORDS[(i + 5) % n_items]}" for i in range(n_items)]
     if extra:
