@@ -203,3 +203,34 @@ def test_text_items_table_reads_each_variant_against_the_model_without_text():
     assert [r.split(" | ")[2:4] for r in rows] == [["none", "–"], ["title", "fuse"], ["meta", "only"]]
     assert "+0.0100 (+12.5%)" in rows[1] and "| 1 |" in rows[1] and "0.0900 |" in rows[1]  # one seed: no ± part
     assert "-0.0200 (-25.0%)" in rows[2] and "0.0600 ± 0.0010" in rows[2]
+
+
+def test_cold_start_table_reads_cold_and_warm_users_and_what_scores_unseen_items():
+    from recgen.experiments.studies.text_items import is_text_items_result, text_coldstart_table
+
+    def res(model, cfg, cold, warm, unseen):
+        return {
+            "schema": "recgen-bench/1",
+            "dataset": "ml-100k",
+            "model": model,
+            "protocol": {"name": "item-cold-start"},
+            "config": cfg,
+            "seeds": [0, 1, 2],
+            "test": {"recall@10": (cold + warm) / 2},
+            "test_parts": {"cold": {"recall@10": cold, "ndcg@10": cold / 2}, "warm": {"recall@10": warm}},
+            "per_seed": [{"scores_unseen_items": unseen}],
+        }
+
+    rs = [
+        res("hstu", {"item_text": "meta", "text_mode": "only"}, 0.05, 0.15, True),
+        res("contentknn", {}, 0.02, 0.03, True),
+    ]
+    rs.append(res("hstu", {}, 0.0, 0.2, False))
+    assert not any(is_text_items_result(r) for r in rs)  # cold-start runs have their own table
+    rows = [r.split(" | ") for r in text_coldstart_table(rs).splitlines()[2:]]
+    assert [r[1:5] for r in rows] == [
+        ["contentknn", "–", "–", "yes"],
+        ["hstu", "none", "–", "no"],
+        ["hstu", "meta", "only", "yes"],
+    ]
+    assert rows[2][7:10] == ["0.0500", "0.1500", "0.0250"] and rows[2][10] == "– |"

@@ -50,9 +50,16 @@ from recgen.experiments.studies.reasoning import INTRO as REASONING_INTRO
 from recgen.experiments.studies.reasoning import TITLE as REASONING_TITLE
 from recgen.experiments.studies.scale import is_scale_result, is_speed_table, scale_table, speed_table
 from recgen.experiments.studies.steps import dreamrec_scoring_table, is_dreamrec_scoring, is_steps_result, steps_table
+from recgen.experiments.studies.text_items import (
+    COLD_INTRO,
+    COLD_TITLE,
+    is_text_coldstart_result,
+    is_text_items_result,
+    text_coldstart_table,
+    text_items_table,
+)
 from recgen.experiments.studies.text_items import INTRO as TEXT_ITEMS_INTRO
 from recgen.experiments.studies.text_items import TITLE as TEXT_ITEMS_TITLE
-from recgen.experiments.studies.text_items import is_text_items_result, text_items_table
 from recgen.experiments.tables import (
     H2H_INTRO,
     TOKENIZERS_INTRO,
@@ -243,7 +250,10 @@ def write_report(
             (is_reasoning_result, REASONING_TITLE, REASONING_INTRO, reasoning_table, _sort_key),
             (is_reasoning_cost, COST_TITLE, COST_INTRO, reasoning_cost_table, None),
         ],
-        "text-items": [(is_text_items_result, TEXT_ITEMS_TITLE, TEXT_ITEMS_INTRO, text_items_table, _sort_key)],
+        "text-items": [
+            (is_text_items_result, TEXT_ITEMS_TITLE, TEXT_ITEMS_INTRO, text_items_table, _sort_key),
+            (is_text_coldstart_result, COLD_TITLE, COLD_INTRO, text_coldstart_table, _sort_key),
+        ],
     }
     for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
         found = read_json_results(sub)  # each study folder is read once, then split by schema
