@@ -210,7 +210,7 @@ class SequentialRecommender(NetRecommender):
         )
         if k and not cfg.train_prefixes:
             reasoning += self._encoder_flops(width)
-        text = self.net_.text_items
+        text = getattr(self.net_, "text_items", None)  # (DreamRec's network has no text side)
         return 3.0 * (
             b * (self._encoder_flops(width) + reasoning)
             + positions * 2 * self._output_width() * self.config.embedding_dim
