@@ -66,7 +66,13 @@ def test_text_only_items_learn_and_score_an_item_absent_from_training(name):
     scores = model.score(np.array([z]), [hist], None)[0]
     assert scores[x] == scores[i3]
     assert int((scores[1:] > scores[x]).sum()) == 0  # and it ranks first after i0 i1 i2, with i3
+    # the training softmax runs over the trained items only: x is no negative to push its text's region down
+    table = model.net_.item_embeddings()
+    rows, idx = model._softmax_catalogue(table, torch.tensor([i3]))
+    assert model._seen_items.tolist() == sorted(set(split.train.item_ids.tolist())) and x not in model._seen_items
+    assert len(rows) == ds.n_items - 1 and torch.equal(rows[idx], table[[i3]])
     fused = fit(name, split, text_mode="fuse")
+    assert fused._seen_items is None and len(fused._softmax_catalogue(table, torch.tensor([i3]))[0]) == ds.n_items
     assert not fused.scores_unseen_items
     s2 = fused.score(np.array([z]), [hist], None)[0]
     assert s2[x] != s2[i3]  # with IDs the untrained item keeps its random ID embedding

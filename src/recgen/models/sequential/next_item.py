@@ -249,7 +249,7 @@ class SequentialRecommender(NetRecommender):
         loss_name = self.config.loss
         if loss_name == "ce":
             # the padding row 0 is left out of the catalogue (it is never a target): targets shift by one
-            loss = full_softmax_ce(h, emb[1:], pos - 1)
+            loss = full_softmax_ce(h, *self._softmax_catalogue(emb, pos))
         elif loss_name == "sampled":
             neg = torch.randint(1, self.n_items_ + 1, (self.config.n_negatives,), device=h.device)
             pos_logit = (h * emb[pos]).sum(-1, keepdim=True)  # (P, 1)
@@ -270,13 +270,27 @@ class SequentialRecommender(NetRecommender):
             noisy = None
             if cfg.reason_scheme == "prl" and cfg.reason_noise > 0 and getattr(self, "_epoch", 0) > cfg.reason_warmup:
                 noisy = reasoning_states(self.net_, xr, kr, tr, last, steps, noise=cfg.reason_noise)
-            emb = self.net_.item_embeddings()[1:]
-            r_loss = reasoning_loss(states, emb, target - 1, cfg, tau, self.net_.l2_norm, noisy, full_softmax_ce)
+            emb, target = self._softmax_catalogue(self.net_.item_embeddings(), target)
+            r_loss = reasoning_loss(states, emb, target, cfg, tau, self.net_.l2_norm, noisy, full_softmax_ce)
             # a reasoning sample weighs what one position's sample weighs in the base loss (a mean over P
             # positions; with train_prefixes P = B, the reference's balance): at full weight, one prefix per row
             # against P positions took over the shared encoder and slowed its learning on ML-100K
             loss = loss + r_loss * (len(target) / max(int(pos.numel()), 1))
         return loss, int(seq.shape[0]), int(pos.numel())  # a mean over the positions (data-parallel weights)
+
+    def _softmax_catalogue(self, emb: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows of the item table (N + 1, D) a full softmax runs over, and ``targets`` (item ids) as indices into
+        them: every item but padding; with text-only items (``scores_unseen_items``), only the items with a
+        training interaction. An item with none is never a target, and as a negative of every softmax the text map
+        would learn to push its text's region down: on ML-100K's item cold start, text-only HSTU ranked the cold
+        items at chance that way (cold R@10 0.0051, 1682 items)."""
+        seen = getattr(self, "_seen_items", None)
+        if seen is None:
+            return emb[1:], targets - 1
+        seen = seen.to(emb.device)
+        index = torch.full((emb.shape[0],), -1, dtype=torch.long, device=emb.device)
+        index[seen] = torch.arange(len(seen), device=emb.device)
+        return emb[seen], index[targets]
 
     def _reasoning_sample(self, inputs, targets, ts, x, keep, h, draws=None):
         """ReaRec's training sample of each row: the reasoning states (B, K + 1, D) after one prefix, its target
@@ -310,6 +324,9 @@ class SequentialRecommender(NetRecommender):
         net = self._build_net(dataset.n_items)  # built on the CPU first: the same initial weights
         if cfg.item_text != "none":  # item text as features (text_items.py)
             attach_text(net, text_vectors(dataset, cfg), cfg.text_mode, cfg.seed)
+        self._seen_items = None  # text-only items: the training softmax covers the trained items (_softmax_catalogue)
+        if self.scores_unseen_items:
+            self._seen_items = torch.from_numpy(np.unique(self.hist_items_[self.hist_items_ > 0]).astype(np.int64))
         self.net_ = net.to(dev)
         self._infer_net_ = None
         seqs, tss, lengths = self._training_arrays()
