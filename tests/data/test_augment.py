@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from recgen.cli.main import main
 from recgen.data.augment.profiles import contradictions, item_jobs, user_jobs
@@ -57,3 +58,12 @@ def test_profiles_job_resumes_after_a_cut_and_writes_the_side_table(capsys, embe
     table = pq.read_table(tmp_path / "ml-100k" / "items_profiles.parquet")
     assert table.num_rows == 4 and set(table.column_names) >= {"id", "status", "description", "genres", "audience"}
     assert sorted(table.column("id").to_pylist()) == sorted(json.loads(x)["id"] for x in work.read_text().splitlines())
+    # the totals cover every row of the table (the cut run's two included), and the report's table reads them
+    rows = [json.loads(x) for x in work.read_text().splitlines()]
+    tot = record["totals"]
+    assert tot["completion_tokens"] == sum(r["completion_tokens"] for r in rows) > run["completion_tokens"]
+    assert tot["seconds"] == pytest.approx(sum(r["seconds"] for r in rows))
+    from recgen.experiments.studies.profiles import profiles_table
+
+    row = profiles_table([record]).splitlines()[2].split(" | ")
+    assert row[1:8] == ["items", record["llm"]["model"], "4", str(record["ok"]), str(record["missing"]), "0", "0"]

@@ -21,6 +21,15 @@ from recgen.data.augment.profiles import (
 from recgen.errors import ConfigError
 
 
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tokens and generation seconds summed over the rows of a work file (each row records its own)."""
+    out = {k: int(sum(r.get(k) or 0 for r in rows)) for k in ("prompt_tokens", "completion_tokens")}
+    seconds = float(sum(r.get("seconds") or 0.0 for r in rows))
+    out.update(seconds=seconds, attempts=int(sum(r.get("attempts") or 1 for r in rows)))
+    out["completion_tokens_per_second"] = out["completion_tokens"] / seconds if seconds > 0 else None
+    return out
+
+
 def run_profiles(
     dataset: str,
     *,
@@ -90,6 +99,8 @@ def run_profiles(
             "this_run": summary,
             "seconds_this_run": time.perf_counter() - t0,
             "mean_completion_tokens": float(np.mean([r.get("completion_tokens", 0) for r in rows])) if rows else 0.0,
+            # the whole table's generation, every run that wrote it (a killed run's rows included)
+            "totals": _totals(rows),
             "table": table.name,
             "machine": machine_info(measure_peak=False),
             "git_commit": git_commit(),

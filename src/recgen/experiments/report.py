@@ -38,6 +38,9 @@ from recgen.experiments.simulation_tables import (
 from recgen.experiments.studies.coldstart import coldstart_table, is_coldstart_result
 from recgen.experiments.studies.ctr import ctr_table, is_ctr_result
 from recgen.experiments.studies.llara import is_llara_result, llara_table
+from recgen.experiments.studies.profiles import INTRO as PROFILES_INTRO
+from recgen.experiments.studies.profiles import TITLE as PROFILES_TITLE
+from recgen.experiments.studies.profiles import is_profiles_record, profiles_table
 from recgen.experiments.studies.reasoning import (
     COST_INTRO,
     COST_TITLE,
@@ -239,6 +242,7 @@ def write_report(
          speed_table, None),
         (is_steps_result, "diffusion inference steps vs accuracy", "plot: `benchmarks/diffusion-steps.png`.",
          steps_table, None),
+        (is_profiles_record, PROFILES_TITLE, PROFILES_INTRO, profiles_table, None),
         (is_dreamrec_scoring, "DreamRec: one fitted model scored five ways", "the same users in each row; Pop beside.",
          dreamrec_scoring_table, None),
         (is_bench_result, None, "see the commands stored in each file; plots beside `benchmarks/`.", scaling_table,
@@ -257,6 +261,8 @@ def write_report(
     }
     for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
         found = read_json_results(sub)  # each study folder is read once, then split by schema
+        if sub.name == "profiles":  # recgen augment profiles writes <out>/<dataset>/<kind>_profiles.json
+            found += [r for d in sorted(p for p in sub.iterdir() if p.is_dir()) for r in read_json_results(d)]
         for is_kind, title, intro, make_table, order in by_folder.get(sub.name, studies):
             rs = [r for r in found if is_kind(r)]
             if not rs:

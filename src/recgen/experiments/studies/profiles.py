@@ -1,0 +1,35 @@
+"""The table of ``recgen augment profiles`` runs: one row per side table (its ``<kind>_profiles.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TITLE = "LLM-written item and user profiles (recgen augment profiles)"
+INTRO = (
+    "counts over the whole side table (every run that wrote it, a killed one included); tokens/s = completion "
+    "tokens over the summed generation seconds; contradicting = profiles stating a catalogue genre the item lacks."
+)
+
+
+def is_profiles_record(r: dict[str, Any]) -> bool:
+    return r.get("schema") == "recgen-profiles/1"
+
+
+def profiles_table(rs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | kind | model | profiles | ok | missing | lost | duplicated | completion tokens (mean) | "
+        "tokens/s | contradicting |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rs, key=lambda r: (r["dataset"], r["kind"])):
+        tot = r.get("totals") or {}
+        tps = tot.get("completion_tokens_per_second")
+        con = (r.get("contradictions") or {}).get("contradiction_rate")
+        model = (r.get("llm") or {}).get("model", "?")
+        lines.append(
+            f"| {r['dataset']} | {r['kind']} | {model} | {r['profiles']} | {r['ok']} | "
+            f"{r['missing']} | {r['lost']} | {r['duplicated']} | {tot.get('completion_tokens', '–')} "
+            f"({r['mean_completion_tokens']:.1f}) | {f'{tps:.1f}' if tps else '–'} | "
+            f"{f'{con:.1%}' if con is not None else '–'} |"
+        )
+    return "\n".join(lines)
