@@ -54,6 +54,7 @@ def test_profiles_job_resumes_after_a_cut_and_writes_the_side_table(capsys, embe
     assert record["profiles"] == 4 and record["lost"] == 0 and record["duplicated"] == 0
     run = record["this_run"]
     assert run["resumed"] == 2 and run["generated"] + run["missing"] == 2 and record["ok"] >= 3
+    assert len(record["runs"]) == 2 and record["runs"][0]["jobs"] == 3 and record["runs"][1] == run  # the history
     assert record["llm"]["model_sha256"] and record["prompt_version"] == "profiles-v1"
     table = pq.read_table(tmp_path / "ml-100k" / "items_profiles.parquet")
     assert table.num_rows == 4 and set(table.column_names) >= {"id", "status", "description", "genres", "audience"}

@@ -21,6 +21,20 @@ from recgen.data.augment.profiles import (
 from recgen.errors import ConfigError
 
 
+def _earlier_runs(path: Path, dataset: str, kind: str) -> list[dict[str, Any]]:
+    """The run summaries an earlier record of this side table kept (a resumed job's history); none when there is no
+    readable record of the same dataset and kind (a run killed before writing one leaves none)."""
+    import json
+
+    try:
+        old = json.loads(path.read_text())
+        if old.get("dataset") != dataset or old.get("kind") != kind:
+            return []
+        return list(old.get("runs") or [old["this_run"]])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Tokens and generation seconds summed over the rows of a work file (each row records its own)."""
     out = {k: int(sum(r.get(k) or 0 for r in rows)) for k in ("prompt_tokens", "completion_tokens")}
@@ -97,6 +111,7 @@ def run_profiles(
             "duplicated": len(ids) - len(set(ids)),
             "lost": len(wanted - set(ids)),
             "this_run": summary,
+            "runs": _earlier_runs(folder / f"{kind}_profiles.json", ds.name, kind) + [summary],
             "seconds_this_run": time.perf_counter() - t0,
             "mean_completion_tokens": float(np.mean([r.get("completion_tokens", 0) for r in rows])) if rows else 0.0,
             # the whole table's generation, every run that wrote it (a killed run's rows included)
