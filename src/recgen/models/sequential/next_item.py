@@ -287,10 +287,7 @@ class SequentialRecommender(NetRecommender):
         seen = getattr(self, "_seen_items", None)
         if seen is None:
             return emb[1:], targets - 1
-        seen = seen.to(emb.device)
-        index = torch.full((emb.shape[0],), -1, dtype=torch.long, device=emb.device)
-        index[seen] = torch.arange(len(seen), device=emb.device)
-        return emb[seen], index[targets]
+        return emb[seen], self._seen_index[targets]
 
     def _reasoning_sample(self, inputs, targets, ts, x, keep, h, draws=None):
         """ReaRec's training sample of each row: the reasoning states (B, K + 1, D) after one prefix, its target
@@ -326,7 +323,10 @@ class SequentialRecommender(NetRecommender):
             attach_text(net, text_vectors(dataset, cfg), cfg.text_mode, cfg.seed)
         self._seen_items = None  # text-only items: the training softmax covers the trained items (_softmax_catalogue)
         if self.scores_unseen_items:
-            self._seen_items = torch.from_numpy(np.unique(self.hist_items_[self.hist_items_ > 0]).astype(np.int64))
+            seen = torch.from_numpy(np.unique(self.hist_items_[self.hist_items_ > 0]).astype(np.int64))
+            self._seen_index = torch.full((dataset.n_items + 1,), -1, dtype=torch.long, device=dev)
+            self._seen_index[seen.to(dev)] = torch.arange(len(seen), device=dev)  # item id -> softmax row
+            self._seen_items = seen.to(dev)
         self.net_ = net.to(dev)
         self._infer_net_ = None
         seqs, tss, lengths = self._training_arrays()
