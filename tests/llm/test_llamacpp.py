@@ -8,6 +8,7 @@ import pytest
 from recgen.cli.main import main
 from recgen.errors import ConfigError, DataError
 from recgen.llm import load_llm, parse_spec
+from recgen.llm.base import make_params
 
 
 def test_greedy_generation_is_deterministic(embedded_llm):
@@ -143,3 +144,29 @@ def test_llm_cli_bad_input_is_one_line(capsys, argv, match):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_greedy_constrained_generation_checks_the_likeliest_token_first(embedded_llm):
+    """The lazy grammar check gives the tokens of masking the whole vocabulary at every step, and the text
+    llama-cpp-python's own grammar-first sampler gives."""
+    schema = {
+        "type": "object",
+        "properties": {"description": {"type": "string", "maxLength": 60}, "genres": {"type": "array",
+                       "items": {"type": "string", "maxLength": 12}, "maxItems": 2}},
+        "required": ["description", "genres"],
+    }  # fmt: skip
+    params = make_params(max_tokens=40, json_schema=schema)
+    for title in ("Toy Story (1995; Animation, Children's, Comedy)", "Heat (1995; Action, Crime, Thriller)"):
+        messages = [{"role": "user", "content": f"Describe this movie: {title}."}]
+        toks = embedded_llm._llm.tokenize(embedded_llm.chat_prompt(messages).encode(), add_bos=False, special=True)
+        lazy = embedded_llm._greedy_constrained(toks, params)
+        full = embedded_llm._greedy_constrained(toks, params, check_first=False)
+        assert lazy == full and lazy.completion_tokens > 5 and lazy.prompt_tokens == len(toks)
+        embedded_llm._llm.reset()  # the library reuses a cached prefix otherwise (other batch cuts, other logits)
+        ref = embedded_llm._llm.create_chat_completion(messages=messages, **embedded_llm._kwargs(params))
+        assert lazy.text == ref["choices"][0]["message"]["content"]
+        assert lazy.finish_reason == ref["choices"][0]["finish_reason"]
+    # a stop string ends the constrained generation too, not included
+    g = embedded_llm.complete("Is the sky blue? Answer:", grammar='root ::= " Yes, it is." | " No, it is not."',
+                              max_tokens=8, stop=[","])  # fmt: skip
+    assert g.text in (" Yes", " No, it is not.") and g.finish_reason == "stop"

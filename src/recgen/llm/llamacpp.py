@@ -8,10 +8,18 @@ Threads: llama.cpp's worker threads busy-wait, so on a loaded machine fewer thre
 each decode call (so the output layer is not computed for every prompt position); a continuation is scored by
 one pass over the prompt, then one decode step per continuation token, the prompt's KV cache reused for every
 continuation (llama-cpp-python's ``eval`` drops the cache beyond ``n_tokens``).
+
+Greedy constrained generation (temperature 0 with a JSON schema or a grammar) runs its own decode loop that checks
+the likeliest token against the grammar first and applies the grammar to the whole vocabulary only when that token
+is refused (llama.cpp's own ``common_sampler`` does the same; llama-cpp-python puts the grammar before the greedy
+pick, so every step tests all 49k tokens). The result is the same token: the argmax of the grammar-masked logits is
+the unmasked argmax whenever the grammar allows it (tested against both). ``benchmarks/constrained_decoding.py``
+measures it on the item-profile prompts (``benchmarks/results/speed/constrained_decoding.json``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +88,7 @@ class LlamaCppLLM(LLM):
             raise DataError(f"llama.cpp could not load {self.path} ({exc}); is it a valid GGUF model file?") from None
         self.n_ctx = n_ctx
         self._held: list[int] = []  # the prompt whose chunks the KV cache holds (see _eval)
+        self.grammar_steps = [0, 0]  # constrained greedy steps, and those that masked the whole vocabulary
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -91,6 +100,11 @@ class LlamaCppLLM(LLM):
 
     # ------------------------------------------------------------------------------- generation
     def _grammar(self, params: GenParams):
+        gbnf = self._gbnf(params)
+        return None if gbnf is None else self._llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+
+    def _gbnf(self, params: GenParams) -> str | None:
+        """The GBNF text for the schema or grammar of ``params``, parsed once by llama.cpp; None if neither."""
         import json
 
         if params.json_schema is not None:
@@ -103,7 +117,7 @@ class LlamaCppLLM(LLM):
         else:
             return None
         self._check_grammar(gbnf)
-        return self._llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+        return gbnf
 
     def _check_grammar(self, gbnf: str) -> None:
         """Parse the grammar once with llama.cpp's own parser: llama-cpp-python hands an unparsable grammar to
@@ -126,17 +140,76 @@ class LlamaCppLLM(LLM):
         }
 
     def _complete(self, prompt: str, params: GenParams) -> Generation:
-        self._check_length(prompt, params.max_tokens)
+        toks = self._check_length(prompt, params.max_tokens)
         self._held = []  # generation evaluates its own way: nothing is reused after it
+        if self._lazy_grammar(params):
+            return self._greedy_constrained(toks, params)
         out = self._llm.create_completion(prompt, **self._kwargs(params))
         choice = out["choices"][0]
         return Generation.from_completion(choice["text"], choice, out)
 
     def _chat(self, messages: list[Message], params: GenParams) -> Generation:
         self._held = []
+        if self._lazy_grammar(params):
+            prompt = self.chat_prompt(messages)
+            toks = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)  # the template adds them
+            if len(toks) + params.max_tokens > self.n_ctx:
+                self._check_length(prompt, params.max_tokens)  # raises the one-line error
+            return self._greedy_constrained(toks, params)
         out = self._llm.create_chat_completion(messages=messages, **self._kwargs(params))
         choice = out["choices"][0]
         return Generation.from_completion(choice["message"].get("content") or "", choice, out)
+
+    def _lazy_grammar(self, params: GenParams) -> bool:
+        return params.temperature == 0.0 and (params.json_schema is not None or params.grammar is not None)
+
+    def _greedy_constrained(self, toks: list[int], params: GenParams, *, check_first: bool = True) -> Generation:
+        """Greedy decoding under a grammar: the likeliest token is tested alone first (see the module docstring);
+        ``check_first=False`` masks the whole vocabulary at every step (the reference the tests compare with)."""
+        lc = self._llama_cpp
+        gbnf = self._gbnf(params)  # parsed and checked (a bad grammar raises before anything runs)
+        vocab = lc.llama_model_get_vocab(self._llm._model.model)
+        sampler = lc.llama_sampler_init_grammar(vocab, str(gbnf).encode("utf-8"), b"root")
+        n_vocab = self._llm.n_vocab()
+        full = np.zeros(n_vocab, dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True))
+        one = np.zeros(1, dtype=full.dtype)
+        ptr = lc.llama_token_data_p
+
+        def allowed(buf: np.ndarray, n: int) -> None:
+            arr = lc.llama_token_data_array(data=buf.ctypes.data_as(ptr), size=n, selected=-1, sorted=False)
+            lc.llama_sampler_apply(sampler, ctypes.byref(arr))
+
+        self._llm.reset()
+        self._llm.eval(toks)
+        out: list[int] = []
+        finish, text = "length", ""
+        try:
+            for _ in range(params.max_tokens):
+                logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(n_vocab,))
+                tok = int(np.argmax(logits))
+                one[0] = (tok, logits[tok], 0.0)
+                if check_first:
+                    allowed(one, 1)
+                self.grammar_steps[0] += 1
+                if not check_first or not np.isfinite(one[0]["logit"]):
+                    self.grammar_steps[1] += 1
+                    full["id"], full["logit"], full["p"] = np.arange(n_vocab), logits, 0.0
+                    allowed(full, n_vocab)
+                    tok = int(full["id"][np.argmax(full["logit"])])
+                if lc.llama_vocab_is_eog(vocab, tok):
+                    finish = "stop"
+                    break
+                lc.llama_sampler_accept(sampler, tok)
+                out.append(tok)
+                text = self._llm.detokenize(out).decode("utf-8", errors="ignore")
+                cut = min((text.find(s) for s in params.stop if s in text), default=-1)
+                if cut >= 0:
+                    text, finish = text[:cut], "stop"
+                    break
+                self._llm.eval([tok])
+        finally:
+            lc.llama_sampler_free(sampler)
+        return Generation(text=text, finish_reason=finish, prompt_tokens=len(toks), completion_tokens=len(out))
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
         """The model's chat template applied to messages (for scoring answers in chat form)."""
@@ -145,7 +218,13 @@ class LlamaCppLLM(LLM):
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ConfigError(f"{self.path.name} has no chat template; use complete() with a raw prompt")
-        return Template(template).render(messages=messages, add_generation_prompt=add_generation_prompt)
+        model = self._llm._model
+        return Template(template).render(  # the variables llama-cpp-python's own chat formatter passes
+            messages=messages,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=model.token_get_text(self._llm.token_bos()),
+            eos_token=model.token_get_text(self._llm.token_eos()),
+        )
 
     # ---------------------------------------------------------------------------------- scoring
     def _tokens(self, text: str, bos: bool) -> list[int]:
