@@ -120,3 +120,35 @@ def test_item_cold_start_keeps_cold_items_out_of_training_and_histories():
     assert not np.array_equal(item_cold_start(ds, cold_frac=0.2, seed=2).cold_items, split.cold_items)
     with pytest.raises(ConfigError, match="cold_frac"):
         item_cold_start(ds, cold_frac=1.5)
+
+
+def test_user_cold_start_keeps_only_the_first_interactions_of_the_chosen_users():
+    from recgen.data.split import user_cold_start
+
+    # 10 users of 12 interactions (u0..u9, items i0..i11 in time order), one user of 3 (short)
+    users = [f"u{u}" for u in range(10) for _ in range(12)] + ["s"] * 3
+    items = [f"i{t}" for _ in range(10) for t in range(12)] + ["i0", "i1", "i2"]
+    times = [t for _ in range(10) for t in range(12)] + [0, 1, 2]
+    ds = from_columns(users, items, times)
+    split = user_cold_start(ds, cold_frac=0.3, max_train=4, seed=0)
+    p = split.protocol
+    assert p["name"] == "user-cold-start" and p["chosen_users"] == 3  # 30% of the 11 evaluated users, rounded
+    cold, warm = split.test_parts["cold"], split.test_parts["warm"]
+    ext = ds.users.external
+    # the short user has 1 training interaction: cold by its history whether chosen or not
+    assert "s" in set(ext(cold.user_ids)) and cold.n_users + warm.n_users == split.test.n_users == 11
+    assert p["dropped_interactions"] == 6 * sum(ext(u) != "s" for u in cold.user_ids)  # 12 - 4 - 1 - 1 each
+    for i in range(cold.n_users):
+        if ext(cold.user_ids[i]) != "s":  # i0..i3 train, i4 validates (in the test history), i5 tests
+            assert list(ds.items.external(cold.history(i))) == ["i0", "i1", "i2", "i3", "i4"]
+            assert list(ds.items.external(cold.targets(i))) == ["i5"]
+    for i in range(warm.n_users):  # leave-one-out
+        assert len(warm.history(i)) == 11 and list(ds.items.external(warm.targets(i))) == ["i11"]
+    n_train = np.bincount(split.train.user_ids, minlength=ds.users.size)
+    assert sorted(n_train[1:].tolist()) == [1] + [4] * (cold.n_users - 1) + [10] * warm.n_users
+    again = make_split(ds, "user-cold-start", cold_frac=0.3, max_train=4, seed=0)
+    assert np.array_equal(again.test_parts["cold"].user_ids, cold.user_ids)  # seeded
+    with pytest.raises(ConfigError, match="cold_frac"):
+        user_cold_start(ds, cold_frac=0.0)
+    with pytest.raises(ConfigError, match="max_train"):
+        user_cold_start(ds, max_train=0)

@@ -48,7 +48,8 @@ protocol_option = click.option(
     default="leave-one-out",
     show_default=True,
     help="Split: leave-one-out, temporal (global time), ratio (random per user), user-temporal (time per user), "
-    "item-cold-start (15% of items new: test reported on cold and warm users), given (a folder of "
+    "item-cold-start (15% of items new: test reported on cold and warm users), user-cold-start (20% of users "
+    "seen only through their first 5 interactions: test reported on cold and warm users), given (a folder of "
     "train/valid/test files, used as they are).",
 )
 valid_frac_option = click.option(
@@ -149,6 +150,6 @@ def cli() -> None:
 
 def split_args(protocol: str, valid_frac: float | None, test_frac: float | None) -> dict:
     args = {k: v for k, v in (("valid_frac", valid_frac), ("test_frac", test_frac)) if v is not None}
-    if args and protocol in ("leave-one-out", "loo", "item-cold-start"):
+    if args and protocol in ("leave-one-out", "loo", "item-cold-start", "user-cold-start"):
         raise ConfigError(f"--valid-frac/--test-frac apply to ratio, temporal and user-temporal splits, not {protocol}")
     return args

@@ -1,4 +1,5 @@
-"""Splits: leave-one-out, global temporal and random ratio, each recorded as a named protocol.
+"""Splits: leave-one-out, global temporal and random ratio, item and user cold start, each recorded as a named
+protocol.
 
 Every split assigns each interaction a role (train / valid / test) and builds two evaluation sets:
 validation (history = the user's training items, targets = validation items) and test (history = training +
@@ -276,6 +277,49 @@ def item_cold_start(ds: Dataset, *, cold_frac: float = 0.15, seed: int = 0, min_
     return split
 
 
+def user_cold_start(
+    ds: Dataset, *, cold_frac: float = 0.2, max_train: int = 5, seed: int = 0, min_len: int = 3
+) -> Split:
+    """User cold start: a seeded ``cold_frac`` of the evaluated users is new, seen only at the start of their
+    history: their first ``max_train`` interactions train (fewer if the user has fewer than ``max_train + 2``), the
+    next one validates, the one after it tests, and the rest of theirs is in no part. Every other user is split as
+    leave-one-out. Test is reported whole and in two parts: ``cold`` (test users with at most ``max_train``
+    training interactions: the chosen ones and any whose whole training history is that short) and ``warm``.
+    """
+    if not 0.0 < cold_frac < 1.0:
+        raise ConfigError(f"cold_frac must be in (0, 1), got {cold_frac}")
+    if not isinstance(max_train, int | np.integer) or max_train < 1:
+        raise ConfigError(f"max_train must be an integer >= 1, got {max_train!r}")
+    if min_len < 3:
+        raise ConfigError(f"min_len must be >= 3 (one train, one valid, one test item), got {min_len}")
+    order = ds.chronological_order()
+    pos, length = _positions(ds, order)
+    counts = np.bincount(ds.user_ids, minlength=ds.users.size)
+    candidates = np.flatnonzero(counts >= min_len)
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(ds.users.size, dtype=bool)
+    chosen[rng.choice(candidates, max(1, int(round(len(candidates) * cold_frac))), replace=False)] = True
+    users = ds.user_ids[order]
+    evaluated = length >= min_len
+    # the position of the validation row: max_train for a chosen user (fewer if short), length - 2 otherwise
+    cut = np.where(chosen[users], np.minimum(max_train, length - 2), length - 2)
+    roles = np.full(ds.n_interactions, TRAIN, dtype=np.int8)
+    roles[order[evaluated & (pos == cut + 1)]] = TEST
+    roles[order[evaluated & (pos == cut)]] = VALID
+    roles[order[evaluated & (pos > cut + 1)]] = DROPPED
+    split = _from_roles(ds, roles, {
+        "name": "user-cold-start", "cold_frac": cold_frac, "max_train": int(max_train), "seed": seed,
+        "min_len": min_len, "chosen_users": int(chosen.sum()),
+        "dropped_interactions": int((roles == DROPPED).sum()),
+    })  # fmt: skip
+    n_train = np.bincount(ds.user_ids[roles == TRAIN], minlength=ds.users.size)
+    test = split.test
+    is_cold = n_train[test.user_ids] <= max_train
+    split.test_parts = {"cold": test.select(np.flatnonzero(is_cold)), "warm": test.select(np.flatnonzero(~is_cold))}
+    split.protocol.update(cold_test_users=int(is_cold.sum()), warm_test_users=int((~is_cold).sum()))
+    return split
+
+
 def _check_fracs(valid_frac: float, test_frac: float) -> None:
     for name, v in (("valid_frac", valid_frac), ("test_frac", test_frac)):
         if not 0.0 <= v < 1.0:
@@ -291,12 +335,13 @@ SPLITS = {
     "ratio": ratio_split,
     "user-temporal": user_temporal_split,
     "item-cold-start": item_cold_start,
+    "user-cold-start": user_cold_start,
 }
 
 
 def make_split(ds: Dataset, protocol: str = "leave-one-out", **kwargs: Any) -> Split:
     """Split by protocol name (``leave-one-out``/``loo``, ``temporal``, ``ratio``, ``user-temporal``,
-    ``item-cold-start``)."""
+    ``item-cold-start``, ``user-cold-start``)."""
     if protocol not in SPLITS:
         raise ConfigError(f"unknown split protocol {protocol!r}; use one of {', '.join(SPLITS)}")
     split = SPLITS[protocol](ds, **kwargs)

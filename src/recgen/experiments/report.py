@@ -56,8 +56,11 @@ from recgen.experiments.studies.steps import dreamrec_scoring_table, is_dreamrec
 from recgen.experiments.studies.text_items import (
     COLD_INTRO,
     COLD_TITLE,
+    USER_COLD_INTRO,
+    USER_COLD_TITLE,
     is_text_coldstart_result,
     is_text_items_result,
+    is_user_coldstart_result,
     text_coldstart_table,
     text_items_table,
 )
@@ -257,6 +260,7 @@ def write_report(
         "text-items": [
             (is_text_items_result, TEXT_ITEMS_TITLE, TEXT_ITEMS_INTRO, text_items_table, _sort_key),
             (is_text_coldstart_result, COLD_TITLE, COLD_INTRO, text_coldstart_table, _sort_key),
+            (is_user_coldstart_result, USER_COLD_TITLE, USER_COLD_INTRO, text_coldstart_table, _sort_key),
         ],
     }
     for sub in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):

@@ -28,12 +28,16 @@ def is_text_items_result(r: dict[str, Any]) -> bool:
         is_bench_result(r)
         and r["model"] in ("sasrec", "hstu")
         and not r["config"].get("reason_steps", 0)
-        and not is_text_coldstart_result(r)
+        and (r.get("protocol") or {}).get("name") == "leave-one-out"
     )
 
 
 def is_text_coldstart_result(r: dict[str, Any]) -> bool:
     return is_bench_result(r) and (r.get("protocol") or {}).get("name") == "item-cold-start"
+
+
+def is_user_coldstart_result(r: dict[str, Any]) -> bool:
+    return is_bench_result(r) and (r.get("protocol") or {}).get("name") == "user-cold-start"
 
 
 def _variant(r: dict[str, Any]) -> tuple[str, str]:
@@ -74,8 +78,15 @@ COLD_INTRO = (
 )
 
 
+USER_COLD_TITLE = "user cold start: text-augmented items for users seen through a few interactions"
+USER_COLD_INTRO = (
+    "a seeded 20% of the users is seen only through their first 5 interactions (the next one validates, the one "
+    "after tests); cold users: at most 5 training interactions; warm users: leave-one-out."
+)
+
+
 def text_coldstart_table(rs: list[dict[str, Any]]) -> str:
-    """Item cold-start runs: recall / NDCG@10 on all, cold and warm test users."""
+    """Cold-start runs (item or user protocol): recall / NDCG@10 on all, cold and warm test users."""
     lines = [
         "| dataset | model | text | mode | unseen | seeds | all R@10 | cold R@10 | warm R@10 | cold N@10 | warm N@10 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
