@@ -58,28 +58,34 @@ def synthetic_pairs(train: Any, emb: np.ndarray, cold: np.ndarray, per_item: int
     all_sims = profile[users] @ emb[1:].T
     z = (sims - all_sims.mean(1, keepdims=True)) / (all_sims.std(1, keepdims=True) + 1e-9)
     pairs, proposed = [], 0
-    decider = None
+    width = per_item * candidates if filt != "none" else per_item
+    proposals = [users[np.argsort(-z[:, c], kind="stable")[:width]] for c in range(len(cold))]
+    probs: dict[tuple[int, int], float] = {}
     if filt == "llm":
+        from recgen.data.simulate.agents import build_agents
         from recgen.data.simulate.deciders import GroundedDecider, LLMDecider
 
         decider = LLMDecider(train, llm)
         decider.calibrate(GroundedDecider(train))
-    for c_idx, item in enumerate(cold):
-        order = np.argsort(-z[:, c_idx], kind="stable")[: per_item * candidates if filt != "none" else per_item]
-        chosen = users[order]
+        asked: dict[int, list[int]] = {}
+        for item, chosen in zip(cold, proposals, strict=True):
+            for u in chosen:
+                asked.setdefault(int(u), []).append(int(item))
+        # user by user: the prompts of one persona share their start, which the LLM evaluates once (prefix reuse)
+        for a in build_agents(train, [str(x) for x in train.users.external(np.asarray(sorted(asked)))]):
+            for item, p in zip(asked[a.dense], decider.watch_probs(a, asked[a.dense]), strict=True):
+                probs[(a.dense, item)] = float(p)
+    for c_idx, (item, chosen) in enumerate(zip(cold, proposals, strict=True)):
         proposed += len(chosen)
         if filt == "margin":
             chosen = [u for u in chosen if sims[np.searchsorted(users, u), c_idx] >= median_own[u]][:per_item]
         elif filt == "llm":
-            from recgen.data.simulate.agents import build_agents
-
-            agents = build_agents(train, [str(x) for x in train.users.external(np.asarray(chosen))])
-            keep = [a.dense for a in agents if decider.watch_probs(a, [int(item)])[0] >= 0.5]
-            chosen = keep[:per_item]
+            chosen = [u for u in chosen if probs[(int(u), int(item))] >= 0.5][:per_item]
         pairs += [(int(u), int(item)) for u in chosen]
     return pairs, {"proposed": proposed, "accepted": len(pairs),
                    "acceptance_rate": len(pairs) / proposed if proposed else 0.0,
-                   "per_cold_item": len(pairs) / max(len(cold), 1)}  # fmt: skip
+                   "per_cold_item": len(pairs) / max(len(cold), 1),
+                   **({"llm_decisions": len(probs)} if filt == "llm" else {})}  # fmt: skip
 
 
 def augmented(train: Any, pairs: list[tuple[int, int]]) -> Any:
