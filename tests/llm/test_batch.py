@@ -43,6 +43,7 @@ class Flaky(LLM):
     def __init__(self):
         super().__init__()
         self.calls = {}
+        self.params = {}
 
     def identity(self):
         return {"backend": "test"}
@@ -50,17 +51,25 @@ class Flaky(LLM):
     def _chat(self, messages, params):
         key = messages[-1]["content"]
         n = self.calls[key] = self.calls.get(key, 0) + 1
+        self.params.setdefault(key, []).append((params.max_tokens, params.temperature, params.seed))
+        if "long" in key:  # cut at the token budget until it is doubled twice
+            cut = Generation(text='{"name": "ap', finish_reason="length")
+            return cut if n < 3 else Generation(text='{"name": "a"}')
         if "never" in key:
             return Generation(text="" if n == 1 else "{not json")
         return Generation(text="" if n == 1 else '{"name": "apple"}', completion_tokens=3)
 
 
 def test_malformed_generations_are_retried_then_recorded_missing(tmp_path):
-    jobs = [{"id": "a", "prompt": "fine"}, {"id": "b", "prompt": "never valid"}]
+    jobs = [{"id": "a", "prompt": "fine"}, {"id": "b", "prompt": "never valid"}, {"id": "c", "prompt": "long"}]
     schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-    s = run_batch(Flaky(), jobs, tmp_path / "o.jsonl", json_schema=schema, retries=2)
+    llm = Flaky()
+    s = run_batch(llm, jobs, tmp_path / "o.jsonl", json_schema=schema, retries=2, max_tokens=16)
     rows = {r["id"]: r for r in recover_jsonl(tmp_path / "o.jsonl")}
-    assert s["generated"] == 1 and s["missing"] == 1
+    assert s["generated"] == 2 and s["missing"] == 1
+    # a retry is never the greedy call again: sampled after a bad output, twice the tokens after a cut one
+    assert llm.params["never valid"] == [(16, 0.0, 0), (16, 0.7, 1), (16, 0.7, 2)]
+    assert llm.params["long"] == [(16, 0.0, 0), (32, 0.0, 1), (64, 0.0, 2)] and rows["c"]["status"] == "ok"
     assert rows["a"]["status"] == "ok" and rows["a"]["json"] == {"name": "apple"} and rows["a"]["attempts"] == 2
     assert rows["b"]["status"] == "missing" and "JSON" in rows["b"]["error"] and rows["b"]["attempts"] == 3
 

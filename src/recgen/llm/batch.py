@@ -5,8 +5,11 @@ yet in ``out`` to the LLM, ``workers`` at a time (an in-process llama.cpp model 
 backend over several servers takes many), and appends one JSON line per job with an fsync once it is done:
 
 - ``status: "ok"`` with the text (and ``json`` when a schema was given), or ``status: "missing"`` with the error
-  after ``retries`` more tries (a malformed or empty generation is retried with another seed, then recorded as
-  missing: never silently dropped);
+  after ``retries`` more tries, never silently dropped. A retry differs from the try before it: one cut at
+  ``max_tokens`` (under a schema, the usual failure: the grammar only lets valid JSON through, so a cut is what
+  breaks it) gets twice the tokens; any other failure is sampled again (temperature at least
+  ``RETRY_TEMPERATURE``, the attempt number as the seed). A greedy retry with the same budget would repeat the
+  same output;
 - token counts and seconds per job; the summary adds tokens/s and the rate.
 
 A run killed midway leaves whole lines plus at most one cut line at the end, which the next run removes (the file
@@ -74,6 +77,9 @@ def read_jobs(path: str | Path) -> list[dict[str, Any]]:
     return jobs
 
 
+RETRY_TEMPERATURE = 0.7
+
+
 def run_batch(
     llm: Any,
     jobs: Sequence[dict[str, Any]] | Iterable[dict[str, Any]],
@@ -103,13 +109,19 @@ def run_batch(
         t0 = time.perf_counter()
         row: dict[str, Any] = {"id": job["id"]}
         error = ""
+        budget, temp = max_tokens, temperature
         for attempt in range(retries + 1):
             try:
-                g = llm.chat(job["messages"] if "messages" in job else job["prompt"], max_tokens=max_tokens,
-                             temperature=temperature, seed=attempt, json_schema=json_schema)  # fmt: skip
+                g = llm.chat(job["messages"] if "messages" in job else job["prompt"], max_tokens=budget,
+                             temperature=temp, seed=attempt, json_schema=json_schema)  # fmt: skip
             except (DataError, ConfigError) as exc:
                 error = str(exc)
+                temp = max(temperature, RETRY_TEMPERATURE)
                 continue
+            if g.finish_reason == "length":
+                budget *= 2  # the next try has room to finish
+            else:
+                temp = max(temperature, RETRY_TEMPERATURE)
             text = g.text.strip()
             row["prompt_tokens"] = row.get("prompt_tokens", 0) + g.prompt_tokens
             row["completion_tokens"] = row.get("completion_tokens", 0) + g.completion_tokens
