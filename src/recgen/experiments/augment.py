@@ -96,6 +96,7 @@ def run_profiles(
         rows = [r for r in rows if str(r["id"]) in wanted]
         table = write_side_table(rows, folder / f"{kind}_profiles.parquet", kind)
         ids = [str(r["id"]) for r in rows]
+        summary = {**summary, "git_commit": git_commit()}  # a resumed table may span commits: each run says its own
         record = {
             "schema": "recgen-profiles/1",
             "dataset": ds.name,
