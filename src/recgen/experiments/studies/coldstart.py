@@ -17,6 +17,8 @@ LLM filter; here the candidate users come from text similarity alone.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -142,7 +144,7 @@ def run_cold_start_study(
         ]:
             t0 = time.perf_counter()
             model = create_model(name, **per).fit(train, valid=split.valid)
-            row = {"model": name, "augmentation": label, "metrics": _evaluate_parts(model, split),
+            row = {"model": name, "settings": per, "augmentation": label, "metrics": _evaluate_parts(model, split),
                    "fit_seconds": time.perf_counter() - t0, **({"synthetic": stats} if stats else {})}  # fmt: skip
             rows.append(row)
     for r in rows:
@@ -158,7 +160,9 @@ def run_cold_start_study(
         "rows": rows,
         **provenance(commit, command),
     }
-    path = Path(out_dir) / f"{ds.name}__coldstart__{'-'.join(models)}__{'-'.join(filters)}.json"
+    # settings make a different run: their hash names it (runs without settings keep the plain name)
+    tag = "__" + hashlib.sha1(json.dumps(sets, sort_keys=True, default=str).encode()).hexdigest()[:8] if sets else ""
+    path = Path(out_dir) / f"{ds.name}__coldstart__{'-'.join(models)}__{'-'.join(filters)}{tag}.json"
     result["_path"] = str(write_json(result, path))
     return result
 
@@ -174,15 +178,25 @@ def coldstart_table(results: list[dict[str, Any]]) -> str:
         "synthetic accepted (per cold item) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in results:
+    seen, notes = set(), {}
+    for r in sorted(results, key=lambda r: (r["dataset"], r["rows"][-1]["model"], len(r["rows"]))):
         for row in r["rows"]:
+            text = {k: v for k, v in (row.get("settings") or {}).items() if k in ("item_text", "text_mode")}
+            model = row["model"] + (f" ({', '.join(map(str, text.values()))} text)" if text else "")
+            key = (r["dataset"], model, row["augmentation"], r["protocol"].get("per_item"))
+            if key in seen:  # the content-only row of every run on the same split
+                continue
+            seen.add(key)
             m, syn = row["metrics"], row.get("synthetic")
-            cells = [r["dataset"], row["model"], row["augmentation"]]
+            cells = [r["dataset"], model, row["augmentation"]]
             cells += [f"{m[p]['recall@20']:.4f} / {m[p]['ndcg@20']:.4f}" for p in ("cold", "warm")]
             made = f"{syn['accepted']} of {syn['proposed']} ({syn['per_cold_item']:.1f})" if syn else "–"
             cells += [f"{m['all']['recall@20']:.4f}", made]
             lines.append("| " + " | ".join(cells) + " |")
         p = r["protocol"]
-        lines.append(f"\n{r['dataset']}: {p['cold_items']} cold items ({p['cold_frac']:.0%}), {p['cold_test_users']} "
-                     f"cold and {p['warm_test_users']} warm test users.")  # fmt: skip
+        notes[r["dataset"]] = (
+            f"{r['dataset']}: {p['cold_items']} cold items ({p['cold_frac']:.0%}), {p['cold_test_users']} cold and "
+            f"{p['warm_test_users']} warm test users; one seed."
+        )
+    lines += ["", *notes.values()]
     return "\n".join(lines)
