@@ -240,3 +240,9 @@ def test_cold_start_table_reads_cold_and_warm_users_and_what_scores_unseen_items
         ["hstu", "meta", "only", "yes"],
     ]
     assert rows[2][7:10] == ["0.0500", "0.1500", "0.0250"] and rows[2][10] == "– |"
+    # a user cold-start run goes to its own table, not to the item cold-start one nor the text-items one
+    from recgen.experiments.studies.text_items import is_text_coldstart_result, is_user_coldstart_result
+
+    user = {**rs[0], "protocol": {"name": "user-cold-start"}}
+    assert is_user_coldstart_result(user) and not is_text_coldstart_result(user) and not is_text_items_result(user)
+    assert not is_user_coldstart_result(rs[0])
