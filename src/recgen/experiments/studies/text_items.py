@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from recgen.experiments.results import is_bench_result
 from recgen.experiments.studies.reasoning import mean_std
 
@@ -28,7 +30,8 @@ def is_text_items_result(r: dict[str, Any]) -> bool:
         is_bench_result(r)
         and r["model"] in ("sasrec", "hstu")
         and not r["config"].get("reason_steps", 0)
-        and (r.get("protocol") or {}).get("name") == "leave-one-out"
+        and not is_text_coldstart_result(r)
+        and not is_user_coldstart_result(r)
     )
 
 
@@ -101,12 +104,19 @@ def text_coldstart_table(rs: list[dict[str, Any]]) -> str:
         cold, warm = parts.get("cold") or {}, parts.get("warm") or {}
         unseen = "yes" if any(e.get("scores_unseen_items") for e in r.get("per_seed") or []) else "no"
 
-        def cell(m: dict[str, Any], key: str) -> str:
-            return f"{m[key]:.4f}" if key in m else "–"
+        def cell(m: dict[str, Any], key: str, part: str, per_seed: list[dict[str, Any]]) -> str:
+            if key not in m:
+                return "–"
+            seeds = [p[part][key] for p in (e.get("test_parts") or {} for e in per_seed) if key in p.get(part, {})]
+            std = float(np.std(seeds, ddof=1)) if len(seeds) > 1 else None
+            return mean_std(m[key], std, len(seeds) or 1)
+
+        ps = r.get("per_seed") or []
 
         lines.append(
             f"| {r['dataset']} | {r['model']} | {text} | {mode} | {unseen} | {len(r['seeds'])} | "
-            f"{r['test']['recall@10']:.4f} | {cell(cold, 'recall@10')} | {cell(warm, 'recall@10')} | "
-            f"{cell(cold, 'ndcg@10')} | {cell(warm, 'ndcg@10')} |"
+            f"{r['test']['recall@10']:.4f} | {cell(cold, 'recall@10', 'cold', ps)} | "
+            f"{cell(warm, 'recall@10', 'warm', ps)} | {cell(cold, 'ndcg@10', 'cold', ps)} | "
+            f"{cell(warm, 'ndcg@10', 'warm', ps)} |"
         )
     return "\n".join(lines)
