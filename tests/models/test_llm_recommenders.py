@@ -192,3 +192,34 @@ def test_lora_configs_take_the_model_configs_fields_and_overrides():
     assert (d.lora_r, d.lr, d.epochs, d.beta, d.lora_dropout) == (16, 2e-5, 2, 0.3, DPOConfig().lora_dropout)
     with pytest.raises(TypeError, match="dpo_lr"):
         DPOConfig.from_config(big, dpo_lr=1.0)
+
+
+def test_reranker_prompt_opens_with_the_users_profile_where_one_was_written(titled, embedded_gguf, tmp_path):
+    from recgen.data.augment.profiles import write_side_table
+    from recgen.errors import DataError
+
+    ext = list(titled.train.users.external(np.arange(1, 4)))
+    rows = [
+        {"id": ext[0], "status": "ok", "text": "{}", "json": {"likes": "fresh fruit", "dislikes": "tools",
+                                                               "summary": "Eats well."}},  # fmt: skip
+        {"id": ext[1], "status": "missing", "error": "not valid JSON"},
+        {"id": "nobody", "status": "ok", "text": "{}", "json": {"likes": "x", "dislikes": "y", "summary": "z"}},
+    ]
+    (tmp_path / titled.train.name).mkdir()
+    write_side_table(rows, tmp_path / titled.train.name / "users_profiles.parquet", "users")
+    cfg = {"retriever": "ease", "retriever_config": "l2=5", "llm": f"llamacpp:{embedded_gguf}", "n_candidates": 5}
+    model = create_model("llmrank", user_profiles=str(tmp_path), **cfg).fit(titled.train)
+    first = titled.train.users.index(ext[0])
+    assert model.user_profiles_ == {first: "likes: fresh fruit; dislikes: tools; Eats well."}  # ok rows of known users
+    assert build_prompt(["Alien"], ["Heat"], "verbalizer", "likes: x").startswith("The user's taste, summarised")
+    model.reset_stats()
+    for u in ext:
+        model.recommend(u, 5)
+    info = model.run_info()
+    assert info["stats"]["users_with_profile"] == 1 and info["stats"]["users"] == 3
+    assert info["prompt_template"].endswith("-profile")
+    loaded = type(model).load(model.save(tmp_path / "rr"))
+    assert loaded.user_profiles_ == model.user_profiles_
+    assert list(loaded.recommend(ext[0], 5).item_ids) == list(model.recommend(ext[0], 5).item_ids)
+    with pytest.raises(DataError, match="no user profiles there"):
+        create_model("llmrank", user_profiles=str(tmp_path / "none"), **cfg).fit(titled.train)

@@ -141,3 +141,28 @@ def read_item_profiles(path: Path) -> dict[str, str]:
             parts.append(f"audience: {r['audience']}")
         out[str(r["id"])] = "; ".join(parts)
     return out
+
+
+def read_user_profiles(path: Path) -> dict[str, str]:
+    """External user id -> the user's profile as one text ("likes: ...; dislikes: ...; summary") for the users whose
+    generation succeeded, from the side table of ``recgen augment profiles --kind users`` (written from the training
+    part of the split only). A missing or unreadable table is a DataError naming the job that makes it."""
+    from recgen.errors import DataError
+
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no user profiles there; make them with recgen augment profiles DATASET --kind users")
+    try:
+        rows = pq.read_table(path, columns=["id", "status", "likes", "dislikes", "summary"]).to_pylist()
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        msg = f"{path}: not a user profile table ({exc}); regenerate it with recgen augment profiles"
+        raise DataError(msg) from None
+    out = {}
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        parts = [f"{k}: {str(r[k]).strip()}" for k in ("likes", "dislikes") if r[k] and str(r[k]).strip()]
+        if r["summary"] and str(r["summary"]).strip():
+            parts.append(str(r["summary"]).strip())
+        if parts:
+            out[str(r["id"])] = "; ".join(parts)
+    return out

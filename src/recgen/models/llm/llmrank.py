@@ -13,6 +13,10 @@ behind a letter label (A, B, C, ...), and re-orders them:
   did not name keep the retriever's order after the named ones. Lines that match no candidate are counted as
   out-of-catalogue (``stats_['out_of_catalogue']`` / ``stats_['lines']``).
 
+With ``user_profiles=FOLDER`` the prompt opens with the user's taste profile from ``recgen augment profiles
+DATASET --kind users --out FOLDER`` (written by an LLM from the training part of the split only); users without a
+usable profile get the plain prompt, and the results file counts both (``stats_['users_with_profile']``).
+
 Items below the candidate list keep the retriever's order and scores (the re-ranked block is lifted above
 them), so the harness's full-ranking metrics apply unchanged. ``shuffle_candidates`` presents the candidates
 in a seeded random order instead of the retriever's (the position-bias probe).
@@ -57,6 +61,7 @@ class LLMRankConfig:
     max_tokens: int = 200  # listwise: generation budget
     llm_cache: str = ""  # SQLite response cache path ("" = none)
     neutralize_text: bool = True  # remove instruction-like text from titles before prompting (recgen.llm.safety)
+    user_profiles: str = ""  # folder of `recgen augment profiles --kind users` (<folder>/<dataset>/...); "" = none
     seed: int = 0
 
     def validate(self) -> None:
@@ -70,17 +75,18 @@ def _title_key(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", title.lower()).strip()
 
 
-def build_prompt(history: Sequence[str], candidates: Sequence[str], method: str) -> str:
+def build_prompt(history: Sequence[str], candidates: Sequence[str], method: str, taste: str = "") -> str:
     hist = "\n".join(f"- {t}" for t in history)
     cands = "\n".join(f"{LABELS[i]}. {t}" for i, t in enumerate(candidates))
+    intro = f"The user's taste, summarised from their history: {taste}\n\n" if taste else ""
     if method == "verbalizer":
         return (
-            f"A user recently liked these items, oldest first:\n{hist}\n\n"
+            f"{intro}A user recently liked these items, oldest first:\n{hist}\n\n"
             f"Candidates:\n{cands}\n\n"
             f"Which candidate will the user like next? Answer with the letter of one candidate.\nAnswer:"
         )
     return (
-        f"A user recently liked these items, oldest first:\n{hist}\n\n"
+        f"{intro}A user recently liked these items, oldest first:\n{hist}\n\n"
         f"Candidates:\n{cands}\n\n"
         f"Rank all {len(candidates)} candidates from most to least likely to be liked next. "
         f"Write one per line as 'letter. title'."
@@ -127,6 +133,18 @@ class LLMRank(Recommender):
             raise ConfigError("the retriever of llmrank must be another model (e.g. ease or sasrec)")
         overrides = parse_sets([kv for kv in cfg.retriever_config.split(",") if kv.strip()])
         self.retriever_ = create_model(cfg.retriever, **overrides).fit(dataset, valid=valid)
+        self.user_profiles_: dict[int, str] = {}
+        if cfg.user_profiles:
+            from pathlib import Path
+
+            from recgen.data.augment.profiles import read_user_profiles
+
+            table = read_user_profiles(Path(cfg.user_profiles).expanduser() / dataset.name / "users_profiles.parquet")
+            dense = {u: self.users_.index(u, default=0) for u in table}
+            self.user_profiles_ = {d: self._safe(table[u]) for u, d in dense.items() if d > 0}
+            if not self.user_profiles_:
+                raise DataError(f"{cfg.user_profiles}/{dataset.name}/users_profiles.parquet profiles no user of "
+                                f"{dataset.name}; run recgen augment profiles {dataset.name} --kind users")  # fmt: skip
         self._setup()
 
     def _setup(self) -> None:
@@ -134,8 +152,17 @@ class LLMRank(Recommender):
         self._llm = None
         self.reset_stats()
 
+    def _safe(self, text: str) -> str:
+        """A profile is LLM-written text: neutralised like the titles when ``neutralize_text`` is on."""
+        if not self.config.neutralize_text:
+            return text
+        from recgen.llm.safety import neutralize
+
+        return neutralize(text, max_chars=400)[0]
+
     def reset_stats(self) -> None:
-        self.stats_ = {"users": 0, "lines": 0, "out_of_catalogue": 0, "unparsed_users": 0, "llm_seconds": 0.0}
+        self.stats_ = {"users": 0, "lines": 0, "out_of_catalogue": 0, "unparsed_users": 0, "llm_seconds": 0.0,
+                       "users_with_profile": 0}  # fmt: skip
 
     def run_info(self) -> dict[str, Any]:
         """What the results file records: the LLM (backend, model file, SHA-256), prompt version, decoding, and
@@ -145,7 +172,7 @@ class LLMRank(Recommender):
             st["out_of_catalogue_rate"] = st["out_of_catalogue"] / st["lines"]
         return {
             "llm": self.llm().identity(),
-            "prompt_template": f"{PROMPT_VERSION}-{self.config.method}",
+            "prompt_template": f"{PROMPT_VERSION}-{self.config.method}" + ("-profile" if self.user_profiles_ else ""),
             "temperature": 0.0,
             "seed": self.config.seed,
             "retriever": self.retriever_.name,
@@ -172,7 +199,7 @@ class LLMRank(Recommender):
     def _title(self, dense: int) -> str:
         return self.titles_[dense] if dense < len(self.titles_) else str(dense)
 
-    def _rerank_one(self, hist: np.ndarray, cands: np.ndarray) -> list[int]:
+    def _rerank_one(self, hist: np.ndarray, cands: np.ndarray, taste: str = "") -> list[int]:
         """Candidate positions (into ``cands``) best first."""
         cfg = self.config
         order = np.arange(len(cands))
@@ -182,7 +209,8 @@ class LLMRank(Recommender):
         shown = [int(cands[i]) for i in order]
         titles = [self._title(i) for i in shown]
         history = [self._title(int(i)) for i in hist[-cfg.history_len :]]
-        prompt = build_prompt(history, titles, cfg.method)
+        prompt = build_prompt(history, titles, cfg.method, taste)
+        self.stats_["users_with_profile"] += bool(taste)
         llm = self.llm()
         t0 = time.perf_counter()
         if cfg.method == "verbalizer":
@@ -212,7 +240,7 @@ class LLMRank(Recommender):
             cands = cands[np.isfinite(base[b, cands].numpy())]
             if len(cands) == 0 or len(h) == 0:
                 continue
-            ranked = self._rerank_one(np.asarray(h), cands)
+            ranked = self._rerank_one(np.asarray(h), cands, self.user_profiles_.get(int(user_ids[b]), ""))
             for pos, ci in enumerate(ranked):
                 out[b, int(cands[ci])] = 2 * lift + (len(ranked) - pos)  # above every retriever score
         return out
@@ -225,11 +253,13 @@ class LLMRank(Recommender):
         return {
             "retriever": {"name": r.name, "config": {k: getattr(r.config, k) for k in r.config.__dataclass_fields__}},
             "llm": self.llm().identity(),  # the LLM is referenced, not stored: its file's SHA-256 is checked on use
+            "user_profiles": {str(d): t for d, t in self.user_profiles_.items()},
         }
 
     def _load_extra_meta(self, extra: dict[str, Any]) -> None:
         self._retriever_meta = extra.get("retriever")
         self._saved_llm = extra.get("llm")
+        self.user_profiles_ = {int(d): str(t) for d, t in (extra.get("user_profiles") or {}).items()}
 
     def _load_state(self, tensors: dict[str, np.ndarray]) -> None:
         from recgen.models.registry import get_model_class
