@@ -68,3 +68,23 @@ def test_profiles_job_resumes_after_a_cut_and_writes_the_side_table(capsys, embe
 
     row = profiles_table([record]).splitlines()[2].split(" | ")
     assert row[1:8] == ["items", record["llm"]["model"], "4", str(record["ok"]), str(record["missing"]), "0", "0"]
+
+
+def test_user_profiles_naming_a_genre_absent_from_their_prompt_count_as_contradicting(real_data_dir):
+    from recgen.data.augment.profiles import user_contradictions
+    from recgen.data.simulate.agents import build_agents, item_text
+
+    train = leave_one_out(load_dataset("ml-100k", data_dir=real_data_dir)).train
+    tags = item_text(train).tags
+    genres = {}
+    for a in build_agents(train, ["1", "2"]):
+        genres[a.user] = {t.split(":", 1)[1] for i in (a.liked[-12:] or a.history[-12:]) for t in tags[int(i)]}
+    known = sorted({t.split(":", 1)[1] for s in tags for t in s if t.startswith("genres:")})
+    absent = next(g for g in known if g not in genres["2"] and "-" not in g and "'" not in g)
+    rows = [
+        {"id": "1", "status": "ok", "json": {"likes": f"{sorted(genres['1'])[0].lower()} films"}},  # shown
+        {"id": "2", "status": "ok", "json": {"likes": f"old {absent} and more"}},  # never shown to the LLM
+        {"id": "3", "status": "ok", "json": {"likes": "long walks"}},  # no catalogue genre: not checkable
+        {"id": "4", "status": "missing"},
+    ]
+    assert user_contradictions(train, rows) == {"checked": 2, "contradicting": 1, "contradiction_rate": 0.5}

@@ -200,8 +200,12 @@ def test_reranker_prompt_opens_with_the_users_profile_where_one_was_written(titl
 
     ext = list(titled.train.users.external(np.arange(1, 4)))
     rows = [
-        {"id": ext[0], "status": "ok", "text": "{}", "json": {"likes": "fresh fruit", "dislikes": "tools",
-                                                               "summary": "Eats well."}},  # fmt: skip
+        {
+            "id": ext[0],
+            "status": "ok",
+            "text": "{}",
+            "json": {"likes": "fresh fruit", "dislikes": "tools", "summary": "Eats well."},
+        },  # fmt: skip
         {"id": ext[1], "status": "missing", "error": "not valid JSON"},
         {"id": "nobody", "status": "ok", "text": "{}", "json": {"likes": "x", "dislikes": "y", "summary": "z"}},
     ]

@@ -15,6 +15,7 @@ from recgen.data.augment.profiles import (
     USER_SCHEMA,
     contradictions,
     item_jobs,
+    user_contradictions,
     user_jobs,
     write_side_table,
 )
@@ -124,6 +125,8 @@ def run_profiles(
         }
         if kind == "items":
             record["contradictions"] = contradictions(ds, rows)
+        else:
+            record["contradictions"] = user_contradictions(split.train, rows)
         atomic_write_json(folder / f"{kind}_profiles.json", record)
         results[kind] = record
         log(f"{kind}: {record['ok']} ok, {record['missing']} missing, {record['lost']} lost, {record['duplicated']} "

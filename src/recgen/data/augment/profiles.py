@@ -93,6 +93,29 @@ def contradictions(ds: Dataset, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"checked": checked, "contradicting": bad, "contradiction_rate": bad / checked if checked else None}
 
 
+def user_contradictions(train: Dataset, rows: list[dict[str, Any]], *, limit: int = 12) -> dict[str, Any]:
+    """Share of user profiles whose ``likes`` name a catalogue genre / kind that none of the liked items shown in
+    the user's prompt has (a taste the evidence does not give; ``user_jobs``' items, same ``limit``). Only values
+    the catalogue knows can be checked, matched as whole words."""
+    import re
+
+    tags = item_text(train).tags
+    known = {t.split(":", 1)[1].lower() for s in tags for t in s if not t.startswith("attributes:")}
+    patterns = {g: re.compile(rf"(?<![\w-]){re.escape(g)}(?![\w-])") for g in known if g}
+    ok = {str(r["id"]): r["json"] for r in rows if r.get("status") == "ok" and isinstance(r.get("json"), dict)}
+    bad = checked = 0
+    for a in build_agents(train, [u for u in ok if train.users.index(u, default=0)]):
+        likes = str(ok[a.user].get("likes") or "").lower()
+        stated = {g for g, p in patterns.items() if p.search(likes)}
+        if not stated:
+            continue
+        shown = a.liked[-limit:] or list(map(int, a.history[-limit:]))
+        own = {t.split(":", 1)[1].lower() for i in shown for t in tags[int(i)]}
+        checked += 1
+        bad += bool(stated - own)
+    return {"checked": checked, "contradicting": bad, "contradiction_rate": bad / checked if checked else None}
+
+
 def write_side_table(rows: list[dict[str, Any]], path: Path, kind: str) -> Path:
     """The profiles as a Parquet table (id, status, fields, raw text), written atomically."""
     from recgen.io import atomic_write_file
