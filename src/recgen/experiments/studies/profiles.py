@@ -8,7 +8,7 @@ TITLE = "LLM-written item and user profiles (recgen augment profiles)"
 INTRO = (
     "counts over the whole side table (every run that wrote it, a killed one included); tokens/s = completion "
     "tokens over the summed generation seconds; contradicting = item profiles stating a catalogue genre the item "
-    "lacks, user profiles whose likes name a genre none of the user's training items has."
+    "lacks, user profiles whose likes name a genre that none of the liked items in their prompt has."
 )
 
 
