@@ -136,19 +136,30 @@ def write_side_table(rows: list[dict[str, Any]], path: Path, kind: str) -> Path:
     return path
 
 
+def _profile_rows(path: Path, kind: str) -> list[dict[str, Any]]:
+    """The rows of a ``<kind>_profiles.parquet`` side table (id, status and the schema's fields); a missing or
+    unreadable table is a DataError naming the job that makes it."""
+    from recgen.errors import DataError
+
+    name = kind.removesuffix("s")
+    if not Path(path).is_file():
+        raise DataError(
+            f"{path}: no {name} profiles there; make them with recgen augment profiles DATASET --kind {kind}"
+        )
+    fields = list((ITEM_SCHEMA if kind == "items" else USER_SCHEMA)["properties"])
+    try:
+        return pq.read_table(path, columns=["id", "status", *fields]).to_pylist()
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        article = "an" if name == "item" else "a"
+        msg = f"{path}: not {article} {name} profile table ({exc}); regenerate it with recgen augment profiles"
+        raise DataError(msg) from None
+
+
 def read_item_profiles(path: Path) -> dict[str, str]:
     """External item id -> its profile as one text ("description; genres: ...; audience: ...") for the items whose
     generation succeeded, from a side table ``write_side_table`` wrote. A missing or unreadable table is a
     DataError naming the job that makes it."""
-    from recgen.errors import DataError
-
-    if not Path(path).is_file():
-        raise DataError(f"{path}: no item profiles there; make them with recgen augment profiles DATASET --kind items")
-    try:
-        rows = pq.read_table(path, columns=["id", "status", "description", "genres", "audience"]).to_pylist()
-    except (pa.ArrowException, OSError, KeyError) as exc:
-        msg = f"{path}: not an item profile table ({exc}); regenerate it with recgen augment profiles"
-        raise DataError(msg) from None
+    rows = _profile_rows(path, "items")
     out = {}
     for r in rows:
         if r["status"] != "ok" or not r["description"]:
@@ -170,15 +181,7 @@ def read_user_profiles(path: Path) -> dict[str, str]:
     """External user id -> the user's profile as one text ("likes: ...; dislikes: ...; summary") for the users whose
     generation succeeded, from the side table of ``recgen augment profiles --kind users`` (written from the training
     part of the split only). A missing or unreadable table is a DataError naming the job that makes it."""
-    from recgen.errors import DataError
-
-    if not Path(path).is_file():
-        raise DataError(f"{path}: no user profiles there; make them with recgen augment profiles DATASET --kind users")
-    try:
-        rows = pq.read_table(path, columns=["id", "status", "likes", "dislikes", "summary"]).to_pylist()
-    except (pa.ArrowException, OSError, KeyError) as exc:
-        msg = f"{path}: not a user profile table ({exc}); regenerate it with recgen augment profiles"
-        raise DataError(msg) from None
+    rows = _profile_rows(path, "users")
     out = {}
     for r in rows:
         if r["status"] != "ok":
