@@ -75,10 +75,15 @@ def user_jobs(train: Dataset, users: Sequence[str] | None = None, *, limit: int 
     return out
 
 
+def _checkable_values(tags: list[set[str]]) -> set[str]:
+    """The catalogue's genre / kind values (lowercased) that a profile's words can be checked against."""
+    return {t.split(":", 1)[1].lower() for s in tags for t in s if not t.startswith("attributes:")}
+
+
 def contradictions(ds: Dataset, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Share of item profiles that state a catalogue genre / kind the item does not have."""
     tags = item_text(ds).tags
-    known = {t.split(":", 1)[1].lower() for s in tags for t in s if not t.startswith("attributes:")}
+    known = _checkable_values(tags)
     bad = checked = 0
     for r in rows:
         if r.get("status") != "ok" or not isinstance(r.get("json"), dict):
@@ -100,7 +105,7 @@ def user_contradictions(train: Dataset, rows: list[dict[str, Any]], *, limit: in
     import re
 
     tags = item_text(train).tags
-    known = {t.split(":", 1)[1].lower() for s in tags for t in s if not t.startswith("attributes:")}
+    known = _checkable_values(tags)
     patterns = {g: re.compile(rf"(?<![\w-]){re.escape(g)}(?![\w-])") for g in known if g}
     ok = {str(r["id"]): r["json"] for r in rows if r.get("status") == "ok" and isinstance(r.get("json"), dict)}
     bad = checked = 0
