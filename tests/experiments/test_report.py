@@ -19,17 +19,19 @@ def test_tallrec_table_puts_the_published_row_beside_each_size():
         "model_file": "/x/m.gguf",
         "model_sha256": "ab" * 32,
         "seed": 0,
+        "prompt_template": "tallrec-v1",
+        "n_test": 189,
         "zero_shot_auc": 0.5,
         "baselines": {"history_like_rate_auc": 0.6, "item_like_rate_auc": 0.61},
         "published": {"auc": {"16": 0.6724, "64": 0.6748}},
         "runs": [
-            {"n_train": 16, "test_auc": 0.55, "steps": 8, "train_seconds": 10.0},
+            {"n_train": 16, "test_auc": 0.55, "epochs": 4, "steps": 8, "train_seconds": 10.0},
             {"n_train": 32, "test_auc": 0.56, "steps": 16, "train_seconds": 20.0},
         ],
     }
     lines = tallrec_table([r]).splitlines()
-    assert "| 16 | 0.5500 | 0.5000 | 0.6000 | 0.6100 | 0.6724 | 8 | 10 |" in lines[2]
-    assert "| 32 | 0.5600 |" in lines[3] and "| nan |" in lines[3]
+    assert "| tallrec-v1 | 0 | 189 | 16 | 4 | 0.5500 | 0.5000 | 0.6000 | 0.6100 | 0.6724 | 8 | 10 |" in lines[2]
+    assert "| 32 | - | 0.5600 |" in lines[3] and "| nan |" in lines[3]
 
 
 def _run(dataset, model, seeds, valid, test, dropout=0.2, protocol=None):

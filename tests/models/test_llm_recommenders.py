@@ -10,6 +10,7 @@ import torch
 from recgen.cli.main import main
 from recgen.data.dataset import from_columns
 from recgen.data.split import leave_one_out
+from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
 from recgen.models.llm.llmrank import LABELS, build_prompt, parse_listwise
@@ -98,6 +99,35 @@ def test_tallrec_samples_split_users_and_label_by_rating(titled):
     prompt = tallrec_prompt(s)
     assert s.target in prompt and prompt.endswith("### Response:")
     assert s.label in (0, 1) and all(isinstance(ok, bool) for _, ok in s.history)
+
+
+def test_tallrec_more_targets_per_user_keep_the_first_draw_and_the_split(titled):
+    one = make_samples(titled.train, TALLRecConfig(n_test=1000, min_history=2))
+    three = make_samples(titled.train, TALLRecConfig(n_test=1000, min_history=2, targets_per_user=3))
+    for a, b in zip(one, three, strict=True):
+        assert {s.user for s in a} == {s.user for s in b}  # same users on each side of the split
+        firsts = {}
+        for s in b:
+            firsts.setdefault(s.user, s)  # each user's first sample is the one-target draw
+        assert [(s.user, s.target, s.label, s.history) for s in a] == [
+            (s.user, s.target, s.label, s.history) for s in (firsts[x.user] for x in a)
+        ]
+        per_user = {}
+        for s in b:
+            per_user.setdefault(s.user, []).append((len(s.history), s.target))
+        counts = np.bincount(titled.train.user_ids)
+        assert all(len(v) == min(3, counts[u] - 2) for u, v in per_user.items())  # every position, up to 3
+        assert all(len(set(v)) == len(v) for v in per_user.values())  # distinct target positions
+
+
+def test_tallrec_counts_prompt_states_the_history_like_count(titled):
+    _, test = make_samples(titled.train, TALLRecConfig(n_test=10, min_history=2))
+    s = test[0]
+    liked = sum(ok for _, ok in s.history)
+    assert f"The user liked {liked} of these {len(s.history)} items." in tallrec_prompt(s, "counts")
+    assert "The user liked" not in tallrec_prompt(s)
+    with pytest.raises(ConfigError, match="prompt must be one of"):
+        TALLRecConfig(prompt="long").validate()
 
 
 def test_bigrec_grounds_every_recommendation_in_the_catalogue(titled, embedded_gguf):

@@ -181,6 +181,13 @@ def with_defaults(model: str | None):
     return lambda cfg: {**defaults, **(cfg or {})}
 
 
+def settings_tag(sets: dict[str, Any] | None) -> str:
+    """``__<hash>`` naming a study run made with ``--set`` settings; "" without (its plain name stays)."""
+    if not sets:
+        return ""
+    return "__" + hashlib.sha1(json.dumps(sets, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def result_filename(result: dict[str, Any]) -> str:
     cfg_hash = hashlib.sha256(json.dumps(result["config"], sort_keys=True).encode()).hexdigest()[:8]
     p = result["protocol"]

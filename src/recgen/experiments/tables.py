@@ -295,9 +295,10 @@ def is_tallrec_result(r: dict[str, Any]) -> bool:
 
 def tallrec_table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| dataset | model (sha256) | seed | train samples | test AUC | zero-shot AUC | history like-rate AUC | "
-        "item like-rate AUC (all train users) | published (LLaMA-7B) | LoRA steps | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model (sha256) | prompt | seed | test samples | train samples | epochs | test AUC | "
+        "zero-shot AUC | history like-rate AUC | item like-rate AUC (all train users) | published (LLaMA-7B) | "
+        "LoRA steps | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         pub = {int(k): v for k, v in r.get("published", {}).get("auc", {}).items()}
@@ -305,10 +306,11 @@ def tallrec_table(results: list[dict[str, Any]]) -> str:
             n = run["n_train"]
             sha = (r.get("model_sha256") or "")[:12]
             lines.append(
-                f"| {r['dataset']} | {Path(r['model_file']).name} ({sha}) | {r['seed']} | "
-                f"{n} | {run['test_auc']:.4f} | {r['zero_shot_auc']:.4f} | "
-                f"{r['baselines']['history_like_rate_auc']:.4f} | {r['baselines']['item_like_rate_auc']:.4f} | "
-                f"{pub.get(n, float('nan')):.4f} | {run['steps']} | {run['train_seconds']:.0f} |"
+                f"| {r['dataset']} | {Path(r['model_file']).name} ({sha}) | {r.get('prompt_template', '-')} | "
+                f"{r['seed']} | {r.get('n_test', '-')} | {n} | {run.get('epochs', '-')} | {run['test_auc']:.4f} | "
+                f"{r['zero_shot_auc']:.4f} | {r['baselines']['history_like_rate_auc']:.4f} | "
+                f"{r['baselines']['item_like_rate_auc']:.4f} | {pub.get(n, float('nan')):.4f} | {run['steps']} | "
+                f"{run['train_seconds']:.0f} |"
             )
     return "\n".join(lines)
 

@@ -17,8 +17,6 @@ LLM filter; here the candidate users come from text similarity alone.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,7 +28,7 @@ from recgen.data.loaders import load_dataset
 from recgen.data.split import item_cold_start
 from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
-from recgen.experiments.results import git_commit, provenance, write_json
+from recgen.experiments.results import git_commit, provenance, settings_tag, write_json
 from recgen.models.registry import create_model
 
 FILTERS = ("none", "margin", "llm")
@@ -161,7 +159,7 @@ def run_cold_start_study(
         **provenance(commit, command),
     }
     # settings make a different run: their hash names it (runs without settings keep the plain name)
-    tag = "__" + hashlib.sha1(json.dumps(sets, sort_keys=True, default=str).encode()).hexdigest()[:8] if sets else ""
+    tag = settings_tag(sets)
     path = Path(out_dir) / f"{ds.name}__coldstart__{'-'.join(models)}__{'-'.join(filters)}{tag}.json"
     result["_path"] = str(write_json(result, path))
     return result

@@ -15,10 +15,10 @@ from recgen.data.dataset import Dataset, title_map
 from recgen.data.loaders import load_dataset
 from recgen.errors import DataError
 from recgen.eval.metrics import auc
-from recgen.experiments.results import git_commit, provenance, write_json
+from recgen.experiments.results import git_commit, provenance, settings_tag, write_json
 from recgen.io import path_sha256
 from recgen.llm.files import model_label
-from recgen.models.llm.tallrec import PROMPT_VERSION, Sample, TALLRec, TALLRecConfig, make_samples
+from recgen.models.llm.tallrec import Sample, TALLRec, TALLRecConfig, make_samples
 
 
 def baselines(train_pool: list[Sample], test: list[Sample], ds: Dataset, cfg: TALLRecConfig) -> dict[str, float]:
@@ -88,12 +88,13 @@ def run_tallrec(
         "protocol": {
             "name": "tallrec-user-split",
             "test_frac": cfg.test_frac,
-            "description": "one random target per user (>= min_history earlier items); users split train/test",
+            "description": f"{cfg.targets_per_user} random target(s) per user (>= min_history earlier items); "
+            "users split train/test",
         },
         "backend": "hf",
         "model_file": model_label(path),
         "model_sha256": path_sha256(path),
-        "prompt_template": PROMPT_VERSION,
+        "prompt_template": cfg.prompt_version,
         "temperature": 0.0,
         "seed": cfg.seed,
         "config": dataclasses.asdict(cfg),
@@ -105,7 +106,9 @@ def run_tallrec(
         "published": {"model": "TALLRec (LLaMA-7B), ML (MovieLens-100K)", "auc": {16: 0.6724, 64: 0.6748, 256: 0.7198}},
         **provenance(commit, command),
     }
-    path_out = Path(out_dir) / f"{ds.name}__tallrec__seed{cfg.seed}.json"
+    # settings make a different run: their hash names it (a run without settings keeps the plain name)
+    tag = settings_tag(sets)
+    path_out = Path(out_dir) / f"{ds.name}__tallrec__seed{cfg.seed}{tag}.json"
     write_json(result, path_out)
     result["_path"] = str(path_out)
     return result

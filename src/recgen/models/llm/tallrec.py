@@ -34,6 +34,7 @@ from recgen.errors import DataError
 from recgen.llm.safety import neutralize
 
 PROMPT_VERSION = "tallrec-v1"
+PROMPTS = {"v1": "tallrec-v1", "counts": "tallrec-v2-counts"}  # config ``prompt`` -> recorded prompt version
 INSTRUCTION = (
     "Given the user's preference and unpreference, identify whether the user will like the target item by "
     'answering "Yes." or "No.".'
@@ -54,6 +55,8 @@ class TALLRecConfig:
     batch_size: int = 8
     epochs: int = 0  # 0 = by sample count: 16 -> 4, 64 -> 2, 256 -> 1 (64 to 256 examples seen; 8 to 32 steps)
     max_length: int = 256  # prompt tokens kept (history titles are cut from the oldest end first)
+    prompt: str = "v1"  # v1: the paper's; counts: v1 plus "The user liked K of these N items." (the same facts)
+    targets_per_user: int = 1  # samples per user (distinct target positions); > 1 gives more samples to tune on
     seed: int = 0
 
     def validate(self) -> None:
@@ -63,6 +66,12 @@ class TALLRecConfig:
         check(self.lora_r >= 1 and self.lora_alpha >= 1, "lora_r and lora_alpha must be >= 1")
         check(self.lr > 0 and self.batch_size >= 1, "lr must be > 0 and batch_size >= 1")
         check(self.epochs >= 0, f"epochs must be >= 0 (0 = by sample count), got {self.epochs}")
+        check(self.prompt in PROMPTS, f"prompt must be one of {sorted(PROMPTS)}, got {self.prompt!r}")
+        check(self.targets_per_user >= 1, f"targets_per_user must be >= 1, got {self.targets_per_user}")
+
+    @property
+    def prompt_version(self) -> str:
+        return PROMPTS[self.prompt]
 
 
 @dataclass
@@ -73,23 +82,30 @@ class Sample:
     label: int
 
 
-def build_prompt(s: Sample) -> str:
+def build_prompt(s: Sample, prompt: str = "v1") -> str:
+    """The paper's prompt; ``counts`` adds one line stating how many of the shown items the user liked: the
+    history like-rate baseline's whole input, spelt out so a small model need not count the lists itself."""
     liked = ", ".join(f'"{t}"' for t, ok in s.history if ok) or "none"
     disliked = ", ".join(f'"{t}"' for t, ok in s.history if not ok) or "none"
+    n_liked = sum(ok for _, ok in s.history)
+    counts = f"The user liked {n_liked} of these {len(s.history)} items.\n" if prompt == "counts" else ""
     return (
         f"### Instruction:\n{INSTRUCTION}\n\n### Input:\nUser Preference: {liked}\nUser Unpreference: {disliked}\n"
-        f'Whether the user will like the target item "{s.target}"?\n\n### Response:'
+        f'{counts}Whether the user will like the target item "{s.target}"?\n\n### Response:'
     )
 
 
 def make_samples(ds: Dataset, cfg: TALLRecConfig) -> tuple[list[Sample], list[Sample]]:
-    """(train pool, test samples): one random target per user, users split by ``test_frac`` (seeded)."""
+    """(train pool, test samples): ``targets_per_user`` random targets per user (the first as with one; the others
+    from their own seeded stream, so ``targets_per_user=1`` draws what it always drew), users split by
+    ``test_frac`` (seeded)."""
     if ds.ratings is None:
         raise DataError(f"TALLRec needs ratings (like = rating >= {cfg.like_threshold}); {ds.name} has none")
     titles = {k: neutralize(v)[0] for k, v in title_map(ds.item_table).items()}  # data, not instructions
     if not titles:
         raise DataError(f"TALLRec needs item titles; {ds.name} has no item table with a 'title' column")
     rng = np.random.default_rng(cfg.seed)
+    extra_rng = np.random.default_rng([cfg.seed, 1])
     order = ds.chronological_order()
     users = ds.user_ids[order]
     bounds = np.r_[0, np.flatnonzero(np.diff(users)) + 1, len(order)]
@@ -102,15 +118,17 @@ def make_samples(ds: Dataset, cfg: TALLRecConfig) -> tuple[list[Sample], list[Sa
         a, b = bounds[u], bounds[u + 1]
         if b - a <= cfg.min_history:
             continue
-        t = int(rng.integers(a + cfg.min_history, b))
-        hist = [
-            (titles.get(str(item_ext[j]), str(item_ext[j])), bool(ratings[j] >= cfg.like_threshold))
-            for j in range(max(a, t - cfg.history_len), t)
-        ]
-        s = Sample(
-            int(users[a]), hist, titles.get(str(item_ext[t]), str(item_ext[t])), int(ratings[t] >= cfg.like_threshold)
-        )
-        (test if u in test_users else train).append(s)
+        first = int(rng.integers(a + cfg.min_history, b))
+        others = np.setdiff1d(np.arange(a + cfg.min_history, b), [first])
+        k = min(cfg.targets_per_user - 1, len(others))
+        for t in [first, *extra_rng.choice(others, size=k, replace=False).tolist()] if k else [first]:
+            hist = [
+                (titles.get(str(item_ext[j]), str(item_ext[j])), bool(ratings[j] >= cfg.like_threshold))
+                for j in range(max(a, t - cfg.history_len), t)
+            ]
+            label = int(ratings[t] >= cfg.like_threshold)
+            s = Sample(int(users[a]), hist, titles.get(str(item_ext[t]), str(item_ext[t])), label)
+            (test if u in test_users else train).append(s)
     return train, test[: cfg.n_test]
 
 
@@ -128,6 +146,7 @@ class TALLRec:
         self.yes_id = tokenizer(" Yes", add_special_tokens=False)["input_ids"][0]
         self.no_id = tokenizer(" No", add_special_tokens=False)["input_ids"][0]
         self.tokenizer.padding_side = "left"
+        self.tokenizer.truncation_side = "left"  # a long prompt loses its oldest titles, never the answer slot
 
     def _encode(self, prompts: list[str]):
         return self.tokenizer(
@@ -142,7 +161,7 @@ class TALLRec:
         out = []
         with torch.no_grad():
             for s in range(0, len(samples), batch_size):
-                enc = self._encode([build_prompt(x) for x in samples[s : s + batch_size]])
+                enc = self._encode([build_prompt(x, self.config.prompt) for x in samples[s : s + batch_size]])
                 logits = self.model(**enc).logits[:, -1].double()  # left padding: last position = answer slot
                 pair = torch.stack([logits[:, self.yes_id], logits[:, self.no_id]], -1)
                 out.append(torch.softmax(pair, -1)[:, 0].numpy())
@@ -155,7 +174,7 @@ class TALLRec:
         cfg = self.config
         sft = LoraSFTConfig.from_config(cfg, epochs=cfg.epochs or default_epochs(len(samples)))
         self.tokenizer.padding_side = "right"
-        prompts = [build_prompt(x) for x in samples]
+        prompts = [build_prompt(x, cfg.prompt) for x in samples]
         answers = [" Yes." if x.label else " No." for x in samples]
         self.model, info = lora_sft(self.model, self.tokenizer, prompts, answers, sft)
         self.tokenizer.padding_side = "left"
