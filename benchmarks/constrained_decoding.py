@@ -1,8 +1,9 @@
-"""Greedy JSON-schema generation on the embedded LLM: the likeliest token checked against the grammar first
-(recgen's path) against the grammar applied to the whole vocabulary at every step (the same loop, and
-llama-cpp-python's own sampler chain), on the item-profile prompts of ``recgen augment profiles``.
+"""Greedy JSON-schema generation on the embedded LLM: the 32 likeliest tokens checked against the grammar first
+(recgen's path), the likeliest one alone checked first (its earlier path), against the grammar applied to the whole
+vocabulary at every step (the same loop, and llama-cpp-python's own sampler chain), on the item-profile prompts of
+``recgen augment profiles``.
 
-The three modes run on each prompt in turn (rotating which goes first, so load on the machine falls on all alike);
+The four modes run on each prompt in turn (rotating which goes first, so load on the machine falls on all alike);
 the outputs are compared token for token and the seconds, tokens/s and the share of steps that needed the full
 check are recorded.
 
@@ -25,7 +26,8 @@ from recgen.data.loaders import load_dataset  # noqa: E402
 from recgen.llm import load_llm  # noqa: E402
 from recgen.llm.base import make_params  # noqa: E402
 
-MODES = ("check-first", "full-mask", "library")
+MODES = ("top-32-first", "check-first", "full-mask", "library")
+TOP = {"top-32-first": 32, "check-first": 1, "full-mask": 0}
 
 
 def main() -> None:
@@ -41,12 +43,13 @@ def main() -> None:
     secs = dict.fromkeys(MODES, 0.0)
     toks = dict.fromkeys(MODES, 0)
     same = 0
-    lazy_steps = [0, 0]  # check-first steps, and those of them whose likeliest token the grammar refused
+    steps = {m: [0, 0] for m in TOP}  # steps, and those that masked the whole vocabulary
     for n, job in enumerate(jobs):
         messages = [{"role": "user", "content": job["prompt"]}]
         prompt = llm._llm.tokenize(llm.chat_prompt(messages).encode(), add_bos=False, special=True)
         texts = {}
-        for mode in MODES[n % 3 :] + MODES[: n % 3]:
+        k = n % len(MODES)
+        for mode in MODES[k:] + MODES[:k]:
             llm._llm.reset()
             t0 = time.perf_counter()
             if mode == "library":
@@ -55,23 +58,22 @@ def main() -> None:
                 toks[mode] += out["usage"]["completion_tokens"]
             else:
                 before = list(llm.grammar_steps)
-                g = llm._greedy_constrained(prompt, params, check_first=mode == "check-first")
+                g = llm._greedy_constrained(prompt, params, top=TOP[mode])
                 texts[mode] = g.text
                 toks[mode] += g.completion_tokens
-                if mode == "check-first":
-                    lazy_steps[0] += llm.grammar_steps[0] - before[0]
-                    lazy_steps[1] += llm.grammar_steps[1] - before[1]
+                steps[mode][0] += llm.grammar_steps[0] - before[0]
+                steps[mode][1] += llm.grammar_steps[1] - before[1]
             secs[mode] += time.perf_counter() - t0
         same += len(set(texts.values())) == 1
         print(f"{n + 1}/{len(jobs)} " + " ".join(f"{m} {toks[m] / secs[m]:.1f} tok/s" for m in MODES), flush=True)
     rows = [{"mode": m, "seconds": secs[m], "completion_tokens": toks[m], "tokens_per_second": toks[m] / secs[m],
-             "speedup_vs_library": secs["library"] / secs[m]} for m in MODES]  # fmt: skip
+             "speedup_vs_library": secs["library"] / secs[m], "tokens_checked_first": TOP.get(m),
+             "full_check_share": steps[m][1] / max(steps[m][0], 1) if m in TOP else None}
+            for m in MODES]  # fmt: skip
     save(
         "constrained_decoding", args.out, schema="recgen-constrained-decoding/1", dataset=args.dataset,
         prompts=len(jobs), max_tokens=args.max_tokens, llm=llm.identity(), threads=llm.n_threads,
-        identical_outputs=same, check_first_steps=lazy_steps[0], check_first_full_checks=lazy_steps[1],
-        full_check_share=lazy_steps[1] / max(lazy_steps[0], 1),
-        rows=rows,
+        identical_outputs=same, rows=rows,
     )  # fmt: skip
 
 

@@ -146,9 +146,9 @@ def test_llm_cli_bad_input_is_one_line(capsys, argv, match):
     assert err.startswith("error:") and match in err and len(err.strip().splitlines()) == 1
 
 
-def test_greedy_constrained_generation_checks_the_likeliest_token_first(embedded_llm):
-    """The lazy grammar check gives the tokens of masking the whole vocabulary at every step, and the text
-    llama-cpp-python's own grammar-first sampler gives."""
+def test_greedy_constrained_generation_checks_the_likeliest_tokens_first(embedded_llm):
+    """The lazy grammar checks (the 32 likeliest tokens, or the likeliest alone) give the tokens of masking the
+    whole vocabulary at every step, and the text llama-cpp-python's own grammar-first sampler gives."""
     schema = {
         "type": "object",
         "properties": {"description": {"type": "string", "maxLength": 60}, "genres": {"type": "array",
@@ -159,9 +159,13 @@ def test_greedy_constrained_generation_checks_the_likeliest_token_first(embedded
     for title in ("Toy Story (1995; Animation, Children's, Comedy)", "Heat (1995; Action, Crime, Thriller)"):
         messages = [{"role": "user", "content": f"Describe this movie: {title}."}]
         toks = embedded_llm._llm.tokenize(embedded_llm.chat_prompt(messages).encode(), add_bos=False, special=True)
+        before = list(embedded_llm.grammar_steps)
         lazy = embedded_llm._greedy_constrained(toks, params)
-        full = embedded_llm._greedy_constrained(toks, params, check_first=False)
-        assert lazy == full and lazy.completion_tokens > 5 and lazy.prompt_tokens == len(toks)
+        full_checks = embedded_llm.grammar_steps[1] - before[1]
+        first = embedded_llm._greedy_constrained(toks, params, top=1)
+        full = embedded_llm._greedy_constrained(toks, params, top=0)
+        assert lazy == first == full and lazy.completion_tokens > 5 and lazy.prompt_tokens == len(toks)
+        assert embedded_llm.grammar_steps[1] - before[1] - full_checks >= lazy.completion_tokens  # top=0: every step
         embedded_llm._llm.reset()  # the library reuses a cached prefix otherwise (other batch cuts, other logits)
         ref = embedded_llm._llm.create_chat_completion(messages=messages, **embedded_llm._kwargs(params))
         assert lazy.text == ref["choices"][0]["message"]["content"]

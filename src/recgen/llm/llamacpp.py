@@ -10,11 +10,13 @@ one pass over the prompt, then one decode step per continuation token, the promp
 continuation (llama-cpp-python's ``eval`` drops the cache beyond ``n_tokens``).
 
 Greedy constrained generation (temperature 0 with a JSON schema or a grammar) runs its own decode loop that checks
-the likeliest token against the grammar first and applies the grammar to the whole vocabulary only when that token
-is refused (llama.cpp's own ``common_sampler`` does the same; llama-cpp-python puts the grammar before the greedy
-pick, so every step tests all 49k tokens). The result is the same token: the argmax of the grammar-masked logits is
-the unmasked argmax whenever the grammar allows it (tested against both). ``benchmarks/constrained_decoding.py``
-measures it on the item-profile prompts (``benchmarks/results/speed/constrained_decoding.json``).
+the 32 likeliest tokens against the grammar first and applies it to the whole vocabulary only when it allows none of
+them (llama.cpp's own ``common_sampler`` checks the likeliest one alone before a full pass; llama-cpp-python puts
+the grammar before the greedy pick, so every step tests all 49k tokens). The result is the same token: the argmax of
+the grammar-masked logits is the likeliest allowed token of any head of the sorted logits that holds an allowed one
+(a tie at the head's edge falls back to the full pass; tested against masking every step).
+``benchmarks/constrained_decoding.py`` measures it on the item-profile prompts
+(``benchmarks/results/speed/constrained_decoding.json``).
 """
 
 from __future__ import annotations
@@ -163,16 +165,19 @@ class LlamaCppLLM(LLM):
     def _lazy_grammar(self, params: GenParams) -> bool:
         return params.temperature == 0.0 and (params.json_schema is not None or params.grammar is not None)
 
-    def _greedy_constrained(self, toks: list[int], params: GenParams, *, check_first: bool = True) -> Generation:
-        """Greedy decoding under a grammar: the likeliest token is tested alone first (see the module docstring);
-        ``check_first=False`` masks the whole vocabulary at every step (the reference the tests compare with)."""
+    def _greedy_constrained(self, toks: list[int], params: GenParams, *, top: int = 32) -> Generation:
+        """Greedy decoding under a grammar: the ``top`` likeliest tokens are tested first and the likeliest one the
+        grammar allows is taken; the whole vocabulary is masked only when it allows none of them (see the module
+        docstring). ``top=1`` tests the argmax alone; ``top=0`` masks the whole vocabulary at every step (the
+        reference the tests compare with)."""
         lc = self._llama_cpp
         gbnf = self._gbnf(params)  # parsed and checked (a bad grammar raises before anything runs)
         vocab = lc.llama_model_get_vocab(self._llm._model.model)
         sampler = lc.llama_sampler_init_grammar(vocab, str(gbnf).encode("utf-8"), b"root")
         n_vocab = self._llm.n_vocab()
         full = np.zeros(n_vocab, dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True))
-        one = np.zeros(1, dtype=full.dtype)
+        top = min(top, n_vocab - 1)
+        head = np.zeros(max(top, 1), dtype=full.dtype)
         ptr = lc.llama_token_data_p
 
         def allowed(buf: np.ndarray, n: int) -> None:
@@ -186,12 +191,18 @@ class LlamaCppLLM(LLM):
         try:
             for _ in range(params.max_tokens):
                 logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(n_vocab,))
-                tok = int(np.argmax(logits))
-                one[0] = (tok, logits[tok], 0.0)
-                if check_first:
-                    allowed(one, 1)
+                tok = -1
+                if top:
+                    ids = np.argpartition(-logits, top)[:top] if top > 1 else np.array([int(np.argmax(logits))])
+                    ids = ids[np.lexsort((ids, -logits[ids]))]  # likeliest first, ties by id (as np.argmax)
+                    head["id"], head["logit"], head["p"] = ids, logits[ids], 0.0
+                    allowed(head, top)
+                    ok = np.flatnonzero(np.isfinite(head["logit"]))
+                    # the likeliest allowed one, unless a token outside the head could tie with it (then mask all)
+                    if len(ok) and (top == 1 or logits[ids[ok[0]]] > logits[ids[-1]]):
+                        tok = int(ids[ok[0]])
                 self.grammar_steps[0] += 1
-                if not check_first or not np.isfinite(one[0]["logit"]):
+                if tok < 0:
                     self.grammar_steps[1] += 1
                     full["id"], full["logit"], full["p"] = np.arange(n_vocab), logits, 0.0
                     allowed(full, n_vocab)
