@@ -171,3 +171,17 @@ def test_a_truncated_results_file_is_an_error_not_a_missing_row(tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not a valid results file" in err and "x__ease" in err
     assert not (tmp_path / "R.md").exists()
+
+
+def test_scaling_table_names_each_row_by_its_settings_and_seeds():
+    from recgen.experiments.tables import scaling_table
+
+    def run(cfg, seeds, r10, std):
+        seed = {"non_embedding_parameters": 100, "best_epoch": 5, "train_speed": {"train_flops": 1e9}}
+        return {"dataset": "beauty", "model": "dreamrec", "config": {"embedding_dim": 64, "n_layers": 1, **cfg},
+                "seeds": list(range(seeds)), "per_seed": [seed] * seeds, "test": {"recall@10": r10, "ndcg@10": r10 / 2},
+                "test_std": {"recall@10": std, "ndcg@10": std / 2}}  # fmt: skip
+
+    lines = scaling_table([run({"item_table": "sasrec"}, 3, 0.05, 0.01), run({}, 1, 0.001, 0.0)]).splitlines()
+    assert "| item_table=sasrec |" in lines[2] and "| 3 | 0.0500 ± 0.0100 | 0.0250 ± 0.0050 |" in lines[2]
+    assert "| 1 | 0.0010 | 0.0005 |" in lines[3]

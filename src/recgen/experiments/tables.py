@@ -270,20 +270,22 @@ def tokenizer_table(results: list[dict[str, Any]]) -> str:
 
 
 def scaling_table(results: list[dict[str, Any]]) -> str:
-    """Model size vs test metrics, compute and speed (for the scaling study's results)."""
+    """Model size vs test metrics, compute and speed (for the scaling study's results); the settings that differ
+    from the model's defaults and the seeds name each row (compute and speed: the first seed's)."""
     lines = [
-        "| dataset | model | embedding_dim | n_layers | non-embedding params | training FLOPs | best epoch | "
-        "R@10 | N@10 | train samples/s | MFU |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | settings | embedding_dim | n_layers | non-embedding params | training FLOPs | "
+        "best epoch | seeds | R@10 | N@10 | train samples/s | MFU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [r for r in results if r.get("per_seed") and "non_embedding_parameters" in r["per_seed"][0]]
     for r in sorted(rows, key=lambda r: (r["dataset"], r["model"], r["per_seed"][0]["non_embedding_parameters"])):
         e = r["per_seed"][0]
         speed = e.get("train_speed", {})
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['config'].get('embedding_dim')} | {r['config'].get('n_layers')} | "
+            f"| {r['dataset']} | {r['model']} | {_config_str(r['config'], r['model'])} | "
+            f"{r['config'].get('embedding_dim')} | {r['config'].get('n_layers')} | "
             f"{e['non_embedding_parameters']:,} | {speed.get('train_flops', 0):.3g} | {e.get('best_epoch')} | "
-            f"{r['test']['recall@10']:.4f} | {r['test']['ndcg@10']:.4f} | "
+            f"{_seeds_cell(r)} | {_fmt(r, 'recall@10')} | {_fmt(r, 'ndcg@10')} | "
             f"{speed.get('train_samples_per_second', 0):.0f} | {speed.get('mfu', 0):.3f} |"
         )
     return "\n".join(lines)
