@@ -108,3 +108,63 @@ def test_two_servers_one_killed_mid_job_nothing_lost_or_duplicated(embedded_gguf
         info = llm.info()
         assert info["served"][0] > info["served"][1] > 0 and info["failovers"] >= 1
         llm.close()
+
+
+class Slow(LLM):
+    """A replica that takes a while per job and records how many replicas are busy at once."""
+
+    backend = "test"
+    busy = 0
+    most = 0
+    guard = threading.Lock()
+
+    def __init__(self):
+        super().__init__()
+        self.served = 0
+
+    def identity(self):
+        return {"backend": "test"}
+
+    def _chat(self, messages, params):
+        with Slow.guard:
+            Slow.busy += 1
+            Slow.most = max(Slow.most, Slow.busy)
+        time.sleep(0.05)
+        with Slow.guard:
+            Slow.busy -= 1
+        self.served += 1
+        return Generation(text=messages[-1]["content"].upper())
+
+
+def test_replicas_run_side_by_side_one_job_each(tmp_path):
+    replicas = [Slow(), Slow(), Slow()]
+    s = run_batch(replicas, _jobs(12), tmp_path / "o.jsonl", workers=1)  # one worker per replica, whatever asked
+    rows = recover_jsonl(tmp_path / "o.jsonl")
+    assert (
+        s["workers"] == 3
+        and s["generated"] == 12
+        and sorted(r["id"] for r in rows) == sorted(j["id"] for j in _jobs(12))
+    )
+    assert Slow.most == 3 and all(r.served > 0 for r in replicas) and sum(r.served for r in replicas) == 12
+
+
+def test_llama_cpp_replicas_split_the_threads_and_write_what_one_model_writes(embedded_gguf, tmp_path, monkeypatch):
+    from recgen.llm import load_replicas
+    from recgen.llm.llamacpp import default_threads
+
+    monkeypatch.delenv("RECGEN_LLM_THREADS", raising=False)
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}}, "required": ["name"]}
+    one = load_replicas(f"llamacpp:{embedded_gguf}", 1)
+    two = load_replicas(f"llamacpp:{embedded_gguf}", 2)
+    assert len(one) == 1 and len(two) == 2 and two[0] is not two[1]
+    assert all(r.n_threads == max(1, default_threads() // 2) for r in two)
+    a = run_batch(one, _jobs(4), tmp_path / "a.jsonl", max_tokens=24, json_schema=schema)
+    b = run_batch(two, _jobs(4), tmp_path / "b.jsonl", max_tokens=24, json_schema=schema)
+    assert a["generated"] == b["generated"] == 4 and b["workers"] == 2
+    texts = [{r["id"]: r["text"] for r in recover_jsonl(tmp_path / f)} for f in ("a.jsonl", "b.jsonl")]
+    assert texts[0] == texts[1]  # greedy: the same profile whichever copy wrote it
+    monkeypatch.setenv("RECGEN_LLM_THREADS", "1")
+    ones = load_replicas(f"llamacpp:{embedded_gguf}", 2)
+    assert [r.n_threads for r in ones] == [1, 1]
+    for r in one + two + ones:
+        r.close()

@@ -20,7 +20,9 @@ def augment_group() -> None:
 @click.option("--llm", "llm", multiple=True, help="LLM spec (default: the embedded model); repeat openai:URL for "
               "several servers.")  # fmt: skip
 @click.option("--llm-cache", default=None, help="SQLite response cache (what was in flight at a kill is reused).")
-@click.option("--workers", default=1, show_default=True, help="Profiles in flight (openai servers; llama.cpp: 1).")
+@click.option(
+    "--workers", default=1, show_default=True, help="Profiles in flight (openai: requests; llama.cpp: model copies)."
+)
 @click.option("--limit", default=0, show_default=True, help="Only the first N of each kind (0: all).")
 @click.option("--max-tokens", default=160, show_default=True, help="Enough for the schema's longest output.")
 @click.option("--out", default="profiles", show_default=True, help="Folder: <out>/<dataset>/<kind>_profiles.*")

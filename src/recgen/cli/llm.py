@@ -222,20 +222,24 @@ def llm_injection(dataset, data_dir, users, spec, sets, out) -> None:
 @llm_option
 @cache_option
 @no_cache_option
-@click.option("--workers", default=1, show_default=True, help="Jobs in flight (openai backends; llama.cpp: 1).")
+@click.option(
+    "--workers", default=1, show_default=True, help="Jobs in flight (openai: requests; llama.cpp: model copies)."
+)
 @click.option("--max-tokens", default=128, show_default=True)
 @click.option("--json-schema", default=None, help="Constrain every output to this JSON schema (a file or inline).")
 @click.option("--retries", default=2, show_default=True, help="More tries for an empty or malformed generation.")
 def llm_batch(jobs, out, spec, cache, no_cache, workers, max_tokens, json_schema, retries) -> None:
     """Run a JSONL file of jobs ({"id", "prompt"} per line) through an LLM, one output line per job; a killed run
     resumes where it stopped (openai:URL1,URL2 spreads the jobs over several servers)."""
+    from recgen.llm import load_replicas
     from recgen.llm.batch import read_jobs, run_batch
 
-    llm = _open_llm(spec, cache, no_cache)
-    summary = run_batch(llm, read_jobs(jobs), out, max_tokens=max_tokens, json_schema=_read_json_arg(json_schema,
+    replicas = load_replicas(spec, workers, cache=False if no_cache else (cache or None))
+    summary = run_batch(replicas, read_jobs(jobs), out, max_tokens=max_tokens, json_schema=_read_json_arg(json_schema,
                         "--json-schema"), retries=retries, workers=workers, progress=True)  # fmt: skip
-    summary["llm"] = llm.info()
-    llm.close()
+    summary["llm"] = replicas[0].info()
+    for r in replicas:
+        r.close()
     click.echo(json.dumps(summary, indent=2))
 
 

@@ -67,7 +67,7 @@ def run_profiles(
     from recgen.data.split import leave_one_out
     from recgen.experiments.results import git_commit, machine_info
     from recgen.io import atomic_write_json
-    from recgen.llm import load_llm
+    from recgen.llm import load_replicas
     from recgen.llm.batch import recover_jsonl, run_batch
 
     bad = [k for k in kinds if k not in ("items", "users")]
@@ -76,7 +76,8 @@ def run_profiles(
     ds = load_dataset(dataset, **(data or {}))
     specs = [llm] if isinstance(llm, str) or llm is None else list(llm)
     spec = specs[0] if len(specs) == 1 else "openai:" + ",".join(s.removeprefix("openai:") for s in specs)
-    backend = load_llm(spec, cache=llm_cache)
+    replicas = load_replicas(spec, workers, cache=llm_cache)  # llama.cpp: one copy per worker
+    backend = replicas[0]
     folder = Path(out_dir) / ds.name
     results = {}
     for kind in kinds:
@@ -90,7 +91,7 @@ def run_profiles(
         work = folder / f"{kind}.jsonl"
         log(f"{ds.name}: {len(jobs)} {kind} profiles with {backend.info().get('model')} -> {work}")
         t0 = time.perf_counter()
-        summary = run_batch(backend, jobs, work, max_tokens=max_tokens, json_schema=schema, workers=workers,
+        summary = run_batch(replicas, jobs, work, max_tokens=max_tokens, json_schema=schema, workers=workers,
                             progress=True)  # fmt: skip
         rows = recover_jsonl(work)
         wanted = {str(j["id"]) for j in jobs}
@@ -131,5 +132,6 @@ def run_profiles(
         results[kind] = record
         log(f"{kind}: {record['ok']} ok, {record['missing']} missing, {record['lost']} lost, {record['duplicated']} "
             f"duplicated; {summary['completion_tokens_per_second'] or 0:.1f} tokens/s this run")  # fmt: skip
-    backend.close()
+    for r in replicas:
+        r.close()
     return {"_path": str(folder), **results}

@@ -1,8 +1,9 @@
 """LLM batch jobs that survive: many prompts, one output line each, resumable after a kill.
 
 ``run_batch(llm, jobs, out)`` sends every job (``{"id": ..., "prompt": ...}`` or ``"messages"``) whose id is not
-yet in ``out`` to the LLM, ``workers`` at a time (an in-process llama.cpp model takes one at a time; an ``openai``
-backend over several servers takes many), and appends one JSON line per job with an fsync once it is done:
+yet in ``out`` to the LLM, ``workers`` at a time (an ``openai`` backend over several servers takes many; an
+in-process model takes one at a time, so ``llm`` may be a list of replicas, ``recgen.llm.load_replicas``, one job on
+each), and appends one JSON line per job with an fsync once it is done:
 
 - ``status: "ok"`` with the text (and ``json`` when a schema was given), or ``status: "missing"`` with the error
   after ``retries`` more tries, never silently dropped. A retry differs from the try before it: one cut at
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -92,11 +94,18 @@ def run_batch(
     workers: int = 1,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Run every job not yet in ``out``; returns the summary (see the module docstring)."""
+    """Run every job not yet in ``out``; returns the summary (see the module docstring). ``llm``: one LLM, or a
+    list of replicas of one (each runs one job at a time)."""
     if workers < 1 or retries < 0:
         raise ConfigError(f"workers must be >= 1 and retries >= 0, got {workers} and {retries}")
-    if getattr(llm, "backend", "") != "openai" and workers > 1:
+    replicas = list(llm) if isinstance(llm, (list, tuple)) else [llm]
+    if len(replicas) > 1:
+        workers = len(replicas)  # one job in flight on each replica
+    elif getattr(replicas[0], "backend", "") != "openai":
         workers = 1  # an in-process model is not thread-safe: one job at a time
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    for r in replicas if len(replicas) > 1 else replicas * workers:  # a served backend is shared by every worker
+        free.put(r)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {str(r["id"]) for r in recover_jsonl(out)}
@@ -106,6 +115,13 @@ def run_batch(
     stats = {"ok": 0, "missing": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
     def one(job: dict[str, Any]) -> None:
+        model = free.get()
+        try:
+            run_one(model, job)
+        finally:
+            free.put(model)
+
+    def run_one(llm: Any, job: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         row: dict[str, Any] = {"id": job["id"]}
         error = ""
