@@ -37,18 +37,22 @@ def parse_spec(spec: str | None) -> tuple[str, str]:
     return backend, target
 
 
+def replica_threads(workers: int) -> int:
+    """Threads for each of ``workers`` llama.cpp copies side by side: ``RECGEN_LLM_THREADS`` where set, else the
+    default split ``workers`` ways (llama.cpp's threads busy-wait: more threads than cores slows every copy)."""
+    from recgen.llm.llamacpp import default_threads
+
+    return default_threads() if os.environ.get("RECGEN_LLM_THREADS") else max(1, default_threads() // max(workers, 1))
+
+
 def load_replicas(spec: str | None, workers: int, *, cache: str | Path | bool | None = None) -> list[LLM]:
     """LLMs for ``workers`` jobs in flight: an in-process llama.cpp model (not thread-safe, one job at a time) is
-    loaded ``workers`` times, each with its share of the threads (``RECGEN_LLM_THREADS`` each where set, else the
-    default split ``workers`` ways), so the jobs run side by side (llama.cpp releases the GIL while it computes); a
-    served backend takes the jobs concurrently as one client; an hf model stays one."""
+    loaded ``workers`` times with ``replica_threads`` each, so the jobs run side by side (llama.cpp releases the GIL
+    while it computes); a served backend takes the jobs concurrently as one client; an hf model stays one."""
     backend, _ = parse_spec(spec)
     if backend != "llamacpp" or workers <= 1:
         return [load_llm(spec, cache=cache)]
-    from recgen.llm.llamacpp import default_threads
-
-    threads = default_threads() if os.environ.get("RECGEN_LLM_THREADS") else max(1, default_threads() // workers)
-    return [load_llm(spec, cache=cache, n_threads=threads) for _ in range(workers)]
+    return [load_llm(spec, cache=cache, n_threads=replica_threads(workers)) for _ in range(workers)]
 
 
 def load_llm(spec: str | None = None, *, cache: str | Path | bool | None = None, **kwargs: Any) -> LLM:

@@ -35,10 +35,14 @@ def make_deciders(name: str, train: Any, *, llm_specs: Sequence[str], workers: i
     grounded = GroundedDecider(train)
     if not name.startswith("llm"):
         return [make_decider(name, train, grounded=grounded) for _ in range(workers)], []
-    from recgen.llm import load_llm
+    from recgen.llm import load_llm, parse_spec, replica_threads
 
     specs = list(llm_specs) or [None]
-    backends = [load_llm(specs[i % len(specs)], cache=llm_cache) for i in range(workers)]
+    local = {"n_threads": replica_threads(workers)} if workers > 1 else {}  # llama.cpp copies share the cores
+    backends = [
+        load_llm(s, cache=llm_cache, **(local if parse_spec(s)[0] == "llamacpp" else {}))
+        for s in (specs[i % len(specs)] for i in range(workers))
+    ]
     first = LLMDecider(train, backends[0])
     first.calibrate(grounded)
     out = []
