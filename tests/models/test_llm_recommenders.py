@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recgen.cli.main import main
-from recgen.data.dataset import from_columns
+from recgen.data.dataset import from_columns, title_map
 from recgen.data.split import leave_one_out
 from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
@@ -128,6 +128,27 @@ def test_tallrec_counts_prompt_states_the_history_like_count(titled):
     assert "The user liked" not in tallrec_prompt(s)
     with pytest.raises(ConfigError, match="prompt must be one of"):
         TALLRecConfig(prompt="long").validate()
+
+
+def test_tallrec_item_stats_count_the_train_pool_and_leave_the_own_rating_out(titled):
+    ds = titled.train
+    pool, test = make_samples(ds, TALLRecConfig(n_test=1000, min_history=2, targets_per_user=2))
+    title_of = {v: k for k, v in title_map(ds.item_table).items()}
+    pool_users = {s.user for s in pool}
+    ext_users = ds.users.external(ds.user_ids)
+    ext_items = ds.items.external(ds.item_ids)
+    for s in pool[:20] + test[:20]:
+        item = title_of[s.target]
+        rows = [
+            r >= 4.0
+            for u, i, r, uid in zip(ext_users, ext_items, ds.ratings, ds.user_ids, strict=True)
+            if str(i) == str(item) and int(uid) in pool_users and int(uid) != s.user  # by hand: others in the pool
+        ]
+        assert (s.item_liked, s.item_rated) == (sum(rows), len(rows))
+    s = test[0]
+    line = f"Other users liked the target item in {s.item_liked} of their {s.item_rated} ratings."
+    assert (line if s.item_rated else "No other user has rated the target item.") in tallrec_prompt(s, "stats")
+    assert "The user liked" in tallrec_prompt(s, "stats") and "Other users" not in tallrec_prompt(s, "counts")
 
 
 def test_bigrec_grounds_every_recommendation_in_the_catalogue(titled, embedded_gguf):

@@ -298,21 +298,23 @@ def is_tallrec_result(r: dict[str, Any]) -> bool:
 def tallrec_table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| dataset | model (sha256) | prompt | seed | test samples | train samples | epochs | test AUC | "
-        "zero-shot AUC | history like-rate AUC | item like-rate AUC (all train users) | published (LLaMA-7B) | "
-        "LoRA steps | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "zero-shot AUC | history like-rate AUC | item like-rate AUC (all train users) | both rates (logistic) | "
+        "published (LLaMA-7B) | LoRA steps | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         pub = {int(k): v for k, v in r.get("published", {}).get("auc", {}).items()}
         for run in r["runs"]:
             n = run["n_train"]
             sha = (r.get("model_sha256") or "")[:12]
+            both = r["baselines"].get("user_item_like_rate_auc")
+            both = "–" if both is None else f"{both:.4f}"
             lines.append(
                 f"| {r['dataset']} | {Path(r['model_file']).name} ({sha}) | {r.get('prompt_template', '-')} | "
                 f"{r['seed']} | {r.get('n_test', '-')} | {n} | {run.get('epochs', '-')} | {run['test_auc']:.4f} | "
                 f"{r['zero_shot_auc']:.4f} | {r['baselines']['history_like_rate_auc']:.4f} | "
-                f"{r['baselines']['item_like_rate_auc']:.4f} | {pub.get(n, float('nan')):.4f} | {run['steps']} | "
-                f"{run['train_seconds']:.0f} |"
+                f"{r['baselines']['item_like_rate_auc']:.4f} | {both} | {pub.get(n, float('nan')):.4f} | "
+                f"{run['steps']} | {run['train_seconds']:.0f} |"
             )
     return "\n".join(lines)
 

@@ -19,14 +19,15 @@ from recgen.experiments.results import git_commit, provenance, settings_tag, wri
 from recgen.io import path_sha256
 from recgen.llm.files import model_label
 from recgen.models.llm.tallrec import Sample, TALLRec, TALLRecConfig, make_samples
+from recgen.ops.logistic import fit_logistic
 
 
 def baselines(train_pool: list[Sample], test: list[Sample], ds: Dataset, cfg: TALLRecConfig) -> dict[str, float]:
     """Non-LLM AUCs on the same test samples: the like-rate of the history shown in the prompt (uses exactly
-    the prompt's information, no training), and the target item's like-rate among the train-pool users' ratings
-    (uses more data than any few-shot sample set; a strong reference, not a few-shot method)."""
+    the prompt's information, no training), the target item's like-rate among the train-pool users' ratings
+    (uses more data than any few-shot sample set; a strong reference, not a few-shot method), and both together
+    (a logistic regression on the two rates, fitted on the whole train pool: the ``stats`` prompt's information)."""
     y = np.array([s.label for s in test])
-    hist_rate = np.array([np.mean([ok for _, ok in s.history]) if s.history else 0.5 for s in test])
     titles = title_map(ds.item_table)
     train_users = {s.user for s in train_pool}
     mask = np.isin(ds.user_ids, list(train_users))
@@ -42,7 +43,18 @@ def baselines(train_pool: list[Sample], test: list[Sample], ds: Dataset, cfg: TA
     item_rate = np.array(
         [(stats.get(s.target, [0, 0])[0] + 5 * prior) / (stats.get(s.target, [0, 0])[1] + 5) for s in test]
     )
-    return {"history_like_rate_auc": float(auc(y, hist_rate)), "item_like_rate_auc": float(auc(y, item_rate))}
+
+    def rates(samples: list[Sample]) -> np.ndarray:  # (history like-rate, the target's like-rate, own rating out)
+        return np.array(
+            [[np.mean([ok for _, ok in s.history]) if s.history else 0.5,
+              (s.item_liked + 5 * prior) / (s.item_rated + 5)] for s in samples]
+        )  # fmt: skip
+
+    out = {"history_like_rate_auc": float(auc(y, rates(test)[:, 0])), "item_like_rate_auc": float(auc(y, item_rate))}
+    if train_pool and len({s.label for s in train_pool}) == 2:
+        w = fit_logistic(rates(train_pool), np.array([s.label for s in train_pool]), l2=1e-3)
+        out["user_item_like_rate_auc"] = float(auc(y, rates(test) @ w[:2]))
+    return out
 
 
 def run_tallrec(

@@ -34,7 +34,8 @@ from recgen.errors import DataError
 from recgen.llm.safety import neutralize
 
 PROMPT_VERSION = "tallrec-v1"
-PROMPTS = {"v1": "tallrec-v1", "counts": "tallrec-v2-counts"}  # config ``prompt`` -> recorded prompt version
+# config ``prompt`` -> recorded prompt version
+PROMPTS = {"v1": "tallrec-v1", "counts": "tallrec-v2-counts", "stats": "tallrec-v2-stats"}
 INSTRUCTION = (
     "Given the user's preference and unpreference, identify whether the user will like the target item by "
     'answering "Yes." or "No.".'
@@ -55,7 +56,7 @@ class TALLRecConfig:
     batch_size: int = 8
     epochs: int = 0  # 0 = by sample count: 16 -> 4, 64 -> 2, 256 -> 1 (64 to 256 examples seen; 8 to 32 steps)
     max_length: int = 256  # prompt tokens kept (history titles are cut from the oldest end first)
-    prompt: str = "v1"  # v1: the paper's; counts: v1 plus "The user liked K of these N items." (the same facts)
+    prompt: str = "v1"  # v1: the paper's; counts: + "The user liked K of these N items."; stats: + the item's likes
     targets_per_user: int = 1  # samples per user (distinct target positions); > 1 gives more samples to tune on
     seed: int = 0
 
@@ -80,15 +81,25 @@ class Sample:
     history: list[tuple[str, bool]]  # (title, liked), oldest first
     target: str
     label: int
+    item_liked: int = 0  # likes and ratings of the target by the train-pool users, this user's own left out
+    item_rated: int = 0
 
 
 def build_prompt(s: Sample, prompt: str = "v1") -> str:
-    """The paper's prompt; ``counts`` adds one line stating how many of the shown items the user liked: the
-    history like-rate baseline's whole input, spelt out so a small model need not count the lists itself."""
+    """The paper's prompt; ``counts`` adds one line stating how many of the shown items the user liked (the
+    history like-rate baseline's whole input, spelt out so a small model need not count the lists itself);
+    ``stats`` adds a second line with how the train-pool users rated the target (the item like-rate baseline's
+    input: collaborative statistics in text, CoLLM's signal without its embeddings)."""
     liked = ", ".join(f'"{t}"' for t, ok in s.history if ok) or "none"
     disliked = ", ".join(f'"{t}"' for t, ok in s.history if not ok) or "none"
     n_liked = sum(ok for _, ok in s.history)
-    counts = f"The user liked {n_liked} of these {len(s.history)} items.\n" if prompt == "counts" else ""
+    counts = f"The user liked {n_liked} of these {len(s.history)} items.\n" if prompt in ("counts", "stats") else ""
+    if prompt == "stats":
+        counts += (
+            f"Other users liked the target item in {s.item_liked} of their {s.item_rated} ratings.\n"
+            if s.item_rated
+            else "No other user has rated the target item.\n"
+        )
     return (
         f"### Instruction:\n{INSTRUCTION}\n\n### Input:\nUser Preference: {liked}\nUser Unpreference: {disliked}\n"
         f'{counts}Whether the user will like the target item "{s.target}"?\n\n### Response:'
@@ -98,7 +109,8 @@ def build_prompt(s: Sample, prompt: str = "v1") -> str:
 def make_samples(ds: Dataset, cfg: TALLRecConfig) -> tuple[list[Sample], list[Sample]]:
     """(train pool, test samples): ``targets_per_user`` random targets per user (the first as with one; the others
     from their own seeded stream, so ``targets_per_user=1`` draws what it always drew), users split by
-    ``test_frac`` (seeded)."""
+    ``test_frac`` (seeded). Each sample carries its target's likes and ratings among the train-pool users (the users
+    with a training sample), the sample's own user left out: no label reaches its own prompt."""
     if ds.ratings is None:
         raise DataError(f"TALLRec needs ratings (like = rating >= {cfg.like_threshold}); {ds.name} has none")
     titles = {k: neutralize(v)[0] for k, v in title_map(ds.item_table).items()}  # data, not instructions
@@ -113,7 +125,7 @@ def make_samples(ds: Dataset, cfg: TALLRecConfig) -> tuple[list[Sample], list[Sa
     ratings = ds.ratings[order]
     n_users = len(bounds) - 1
     test_users = set(rng.permutation(n_users)[: int(round(n_users * cfg.test_frac))].tolist())
-    train, test = [], []
+    train, test, targets = [], [], []
     for u in rng.permutation(n_users):
         a, b = bounds[u], bounds[u + 1]
         if b - a <= cfg.min_history:
@@ -129,6 +141,19 @@ def make_samples(ds: Dataset, cfg: TALLRecConfig) -> tuple[list[Sample], list[Sa
             label = int(ratings[t] >= cfg.like_threshold)
             s = Sample(int(users[a]), hist, titles.get(str(item_ext[t]), str(item_ext[t])), label)
             (test if u in test_users else train).append(s)
+            targets.append((s, str(item_ext[t]), float(ratings[t])))
+    pool_users = {s.user for s in train}
+    mask = np.isin(users, list(pool_users))
+    liked: dict[str, list[int]] = {}
+    for e, r in zip(item_ext[mask], ratings[mask], strict=True):
+        c = liked.setdefault(str(e), [0, 0])
+        c[0] += int(r >= cfg.like_threshold)
+        c[1] += 1
+    for s, e, r in targets:
+        own = s.user in pool_users  # the user's own rating of the target is in the counts: take it out
+        c = liked.get(e, [0, 0])
+        s.item_liked = c[0] - (own and r >= cfg.like_threshold)
+        s.item_rated = c[1] - own
     return train, test[: cfg.n_test]
 
 
