@@ -313,7 +313,7 @@ def tallrec_table(results: list[dict[str, Any]]) -> str:
                 f"| {r['dataset']} | {Path(r['model_file']).name} ({sha}) | {r.get('prompt_template', '-')} | "
                 f"{r['seed']} | {r.get('n_test', '-')} | {n} | {run.get('epochs', '-')} | {run['test_auc']:.4f} | "
                 f"{r['zero_shot_auc']:.4f} | {r['baselines']['history_like_rate_auc']:.4f} | "
-                f"{r['baselines']['item_like_rate_auc']:.4f} | {both} | {pub.get(n, float('nan')):.4f} | "
+                f"{r['baselines']['item_like_rate_auc']:.4f} | {both} | {f'{pub[n]:.4f}' if n in pub else '–'} | "
                 f"{run['steps']} | {run['train_seconds']:.0f} |"
             )
     return "\n".join(lines)
