@@ -119,7 +119,8 @@ def run_tallrec(
         **provenance(commit, command),
     }
     # settings make a different run: their hash names it (a run without settings keeps the plain name)
-    tag = settings_tag(sets)
+    sizes = {} if tuple(n_trains) == (16, 64, 256) else {"train_samples": list(n_trains)}  # other sizes: another run
+    tag = settings_tag({**(sets or {}), **sizes})
     path_out = Path(out_dir) / f"{ds.name}__tallrec__seed{cfg.seed}{tag}.json"
     write_json(result, path_out)
     result["_path"] = str(path_out)
