@@ -241,7 +241,10 @@ def test_sequence_model_bench_speed_and_scaling_plot(capsys, data_folder, tmp_pa
     code, _, err = run(capsys, "report", "--results", str(tmp_path), "--out", str(tmp_path / "R.md"), "--readme", "")
     assert code == 0, err
     text = (tmp_path / "R.md").read_text()
-    assert "## Study: `results`" in text and "| clusters | sasrec | 8 |" in text
+    assert "## Study: `results`" in text
+    rows = [r for r in text.splitlines() if r.startswith("| clusters | sasrec | ")]  # settings, then embedding_dim
+    assert len(rows) == 2 and "embedding_dim=8, max_seq_len=6 | 8 | 2 |" in rows[0]  # smallest first
+    assert "embedding_dim=16, max_seq_len=6 | 16 | 2 |" in rows[1]
 
 
 def test_bench_grid_chooses_on_validation(capsys, data_folder, tmp_path):
