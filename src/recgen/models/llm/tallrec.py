@@ -33,7 +33,6 @@ from recgen.data.dataset import Dataset, title_map
 from recgen.errors import DataError
 from recgen.llm.safety import neutralize
 
-PROMPT_VERSION = "tallrec-v1"
 # config ``prompt`` -> recorded prompt version
 PROMPTS = {"v1": "tallrec-v1", "counts": "tallrec-v2-counts", "stats": "tallrec-v2-stats"}
 INSTRUCTION = (
