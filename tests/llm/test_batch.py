@@ -168,3 +168,22 @@ def test_llama_cpp_replicas_split_the_threads_and_write_what_one_model_writes(em
     assert [r.n_threads for r in ones] == [1, 1]
     for r in one + two + ones:
         r.close()
+
+
+def test_batched_first_tries_write_what_one_at_a_time_writes(embedded_gguf, tmp_path):
+    """run_batch with batch=3 on the embedded model: the same rows as batch=1 (the first tries decoded together),
+    a cut try retried alone with twice the tokens; a bad batch size is refused."""
+    from recgen.errors import ConfigError
+    from recgen.llm import load_replicas
+
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 40}}, "required": ["name"]}
+    llm = load_replicas(f"llamacpp:{embedded_gguf}", 1)
+    a = run_batch(llm, _jobs(5), tmp_path / "a.jsonl", max_tokens=10, json_schema=schema)
+    b = run_batch(llm, _jobs(5), tmp_path / "b.jsonl", max_tokens=10, json_schema=schema, batch=3)
+    assert a["generated"] == b["generated"] == 5 and b["batch"] == 3
+    rows = [{r["id"]: (r["text"], r["attempts"], r["completion_tokens"]) for r in recover_jsonl(tmp_path / f)}
+            for f in ("a.jsonl", "b.jsonl")]  # fmt: skip
+    assert rows[0] == rows[1] and any(v[1] > 1 for v in rows[0].values())  # some cut at 10 tokens, retried
+    with pytest.raises(ConfigError, match="batch"):
+        run_batch(llm, _jobs(2), tmp_path / "c.jsonl", batch=0)
+    llm[0].close()

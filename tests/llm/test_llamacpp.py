@@ -174,3 +174,38 @@ def test_greedy_constrained_generation_checks_the_likeliest_tokens_first(embedde
     g = embedded_llm.complete("Is the sky blue? Answer:", grammar='root ::= " Yes, it is." | " No, it is not."',
                               max_tokens=8, stop=[","])  # fmt: skip
     assert g.text in (" Yes", " No, it is not.") and g.finish_reason == "stop"
+
+
+def test_batched_greedy_generation_gives_the_tokens_of_one_at_a_time(embedded_gguf, tmp_path):
+    """Several conversations decoded in one llama.cpp batch give the texts, finish reasons and token counts of one at
+    a time (under a schema with prompts of different lengths; cut at max_tokens; a stop string), in any grouping;
+    the cache answers what it holds and stores what the batch made."""
+    from recgen.llm.cache import ResponseCache
+    from recgen.llm.llamacpp import LlamaCppLLM
+
+    llm = LlamaCppLLM(embedded_gguf, n_threads=1, cache=ResponseCache(tmp_path / "c.sqlite"))
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 30},
+              "kinds": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 2}},
+              "required": ["name", "kinds"]}  # fmt: skip
+    convs = ["Describe Toy Story (1995) as JSON.", "Describe a red lipstick for a shop.", "Name a fruit.",
+             "Describe the film Heat (1995; Action, Crime, Thriller) for a recommender system."]  # fmt: skip
+    cases = [dict(max_tokens=40, json_schema=schema), dict(max_tokens=6, json_schema=schema),
+             dict(max_tokens=30, grammar='root ::= [a-z ]+ "."', stop=[" is"])]  # fmt: skip
+    finishes = set()
+    for kw in cases:
+        one = [llm.chat(c, **kw) for c in convs]  # stored in the cache; the batches below must not read it
+        llm.cache = None
+        many = llm.chat_many(convs, **kw)
+        tail = llm.chat_many(convs[2:], **kw)  # other neighbours, decoded first
+        regrouped = llm.chat_many(convs[:2], **kw) + tail
+        for a, b, c in zip(one, many, regrouped, strict=True):
+            assert (a.text, a.finish_reason, a.completion_tokens, a.prompt_tokens) == (
+                b.text, b.finish_reason, b.completion_tokens, b.prompt_tokens) == (
+                c.text, c.finish_reason, c.completion_tokens, c.prompt_tokens)  # fmt: skip
+            finishes.add(a.finish_reason)
+        llm.cache = ResponseCache(tmp_path / "c.sqlite")
+    assert finishes == {"stop", "length"} and len({g.prompt_tokens for g in one}) > 1
+    assert all(g.cached for g in llm.chat_many(convs, **cases[0]))  # what chat stored, chat_many reads
+    fresh = llm.chat_many(["Name a colour.", "Name a city."], **cases[0])
+    assert not any(g.cached for g in fresh) and all(g.cached for g in [llm.chat("Name a city.", **cases[0])])
+    llm.close()

@@ -225,10 +225,12 @@ def llm_injection(dataset, data_dir, users, spec, sets, out) -> None:
 @click.option(
     "--workers", default=1, show_default=True, help="Jobs in flight (openai: requests; llama.cpp: model copies)."
 )
+@click.option("--batch", default=1, show_default=True, help="llama.cpp: jobs decoded at once on each copy under a "
+              "schema (the same outputs, more tokens/s).")  # fmt: skip
 @click.option("--max-tokens", default=128, show_default=True)
 @click.option("--json-schema", default=None, help="Constrain every output to this JSON schema (a file or inline).")
 @click.option("--retries", default=2, show_default=True, help="More tries for an empty or malformed generation.")
-def llm_batch(jobs, out, spec, cache, no_cache, workers, max_tokens, json_schema, retries) -> None:
+def llm_batch(jobs, out, spec, cache, no_cache, workers, batch, max_tokens, json_schema, retries) -> None:
     """Run a JSONL file of jobs ({"id", "prompt"} per line) through an LLM, one output line per job; a killed run
     resumes where it stopped (openai:URL1,URL2 spreads the jobs over several servers)."""
     from recgen.llm import load_replicas
@@ -236,7 +238,7 @@ def llm_batch(jobs, out, spec, cache, no_cache, workers, max_tokens, json_schema
 
     replicas = load_replicas(spec, workers, cache=False if no_cache else (cache or None))
     summary = run_batch(replicas, read_jobs(jobs), out, max_tokens=max_tokens, json_schema=_read_json_arg(json_schema,
-                        "--json-schema"), retries=retries, workers=workers, progress=True)  # fmt: skip
+                        "--json-schema"), retries=retries, workers=workers, batch=batch, progress=True)  # fmt: skip
     summary["llm"] = replicas[0].info()
     for r in replicas:
         r.close()

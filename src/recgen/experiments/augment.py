@@ -52,6 +52,7 @@ def run_profiles(
     llm: Sequence[str] | str | None = None,
     llm_cache: str | None = None,
     workers: int = 1,
+    batch: int = 1,
     limit: int = 0,
     max_tokens: int = 160,
     data: dict[str, Any] | None = None,
@@ -92,7 +93,7 @@ def run_profiles(
         log(f"{ds.name}: {len(jobs)} {kind} profiles with {backend.info().get('model')} -> {work}")
         t0 = time.perf_counter()
         summary = run_batch(replicas, jobs, work, max_tokens=max_tokens, json_schema=schema, workers=workers,
-                            progress=True)  # fmt: skip
+                            batch=batch, progress=True)  # fmt: skip
         rows = recover_jsonl(work)
         wanted = {str(j["id"]) for j in jobs}
         rows = [r for r in rows if str(r["id"]) in wanted]

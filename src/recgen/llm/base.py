@@ -133,6 +133,10 @@ class LLM:
     def _chat(self, messages: list[Message], params: GenParams) -> Generation:
         raise NotImplementedError
 
+    def _chat_many(self, conversations: list[list[Message]], params: GenParams) -> list[Generation]:
+        """Several conversations (a backend that batches them overrides this; the same outputs as ``_chat``)."""
+        return [self._chat(m, params) for m in conversations]
+
     def _score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         raise NotImplementedError
 
@@ -174,6 +178,36 @@ class LLM:
             "chat", msgs, dataclasses.asdict(p), lambda: dataclasses.asdict(self._timed(self._chat, msgs, p))
         )
         return Generation(**{**value, "cached": hit})
+
+    def chat_many(
+        self, conversations: Sequence[Sequence[Message] | str], params: GenParams | None = None, **overrides: Any
+    ) -> list[Generation]:
+        """``chat`` on several conversations, in one batch where the backend can (llama.cpp's greedy generation
+        under a schema or grammar: the same outputs, more tokens per second). Cached answers are reused and the
+        others stored one by one, under the same keys as ``chat``; each generation's seconds are its share of the
+        batch's."""
+        msgs = [check_messages([{"role": "user", "content": m}] if isinstance(m, str) else m) for m in conversations]
+        p = make_params(params, **overrides)
+        keys = [
+            cache_key({"identity": self.identity(), "kind": "chat", "payload": m, "params": dataclasses.asdict(p)})
+            for m in msgs
+        ] if self.cache is not None else [None] * len(msgs)  # fmt: skip
+        out: list[Generation | None] = [None] * len(msgs)
+        for n, key in enumerate(keys):
+            hit = self.cache.get(key) if key is not None else None
+            if hit is not None:
+                out[n] = Generation(**{**hit, "cached": True})
+        todo = [n for n in range(len(msgs)) if out[n] is None]
+        if todo:
+            t0 = time.perf_counter()
+            made = self._chat_many([msgs[n] for n in todo], p)
+            share = (time.perf_counter() - t0) / len(todo)
+            for n, g in zip(todo, made, strict=True):
+                g.seconds = share
+                if keys[n] is not None:
+                    self.cache.put(keys[n], dataclasses.asdict(g), {"kind": "chat", "backend": self.backend})
+                out[n] = g
+        return [g for g in out if g is not None]
 
     def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
         """Summed log-probability of each continuation given the prompt (natural log)."""

@@ -3,7 +3,10 @@
 ``run_batch(llm, jobs, out)`` sends every job (``{"id": ..., "prompt": ...}`` or ``"messages"``) whose id is not
 yet in ``out`` to the LLM, ``workers`` at a time (an ``openai`` backend over several servers takes many; an
 in-process model takes one at a time, so ``llm`` may be a list of replicas, ``recgen.llm.load_replicas``, one job on
-each), and appends one JSON line per job with an fsync once it is done:
+each), and appends one JSON line per job with an fsync once it is done. With ``batch`` > 1 each replica takes the
+first tries of ``batch`` jobs at once (``LLM.chat_many``: the embedded llama.cpp model decodes them in one batch,
+the same outputs as one at a time, more tokens per second; ``benchmarks/batched_decoding.py``); retries run alone.
+A served backend batches on its server: leave ``batch`` at 1 there and raise ``workers``.
 
 - ``status: "ok"`` with the text (and ``json`` when a schema was given), or ``status: "missing"`` with the error
   after ``retries`` more tries, never silently dropped. A retry differs from the try before it: one cut at
@@ -92,12 +95,13 @@ def run_batch(
     json_schema: dict[str, Any] | None = None,
     retries: int = 2,
     workers: int = 1,
+    batch: int = 1,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Run every job not yet in ``out``; returns the summary (see the module docstring). ``llm``: one LLM, or a
-    list of replicas of one (each runs one job at a time)."""
-    if workers < 1 or retries < 0:
-        raise ConfigError(f"workers must be >= 1 and retries >= 0, got {workers} and {retries}")
+    list of replicas of one (each runs one job at a time, or ``batch`` jobs' first tries at once)."""
+    if workers < 1 or retries < 0 or batch < 1:
+        raise ConfigError(f"workers and batch must be >= 1 and retries >= 0, got {workers}, {batch} and {retries}")
     replicas = list(llm) if isinstance(llm, (list, tuple)) else [llm]
     if len(replicas) > 1:
         workers = len(replicas)  # one job in flight on each replica
@@ -114,22 +118,34 @@ def run_batch(
     lock = threading.Lock()
     stats = {"ok": 0, "missing": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
-    def one(job: dict[str, Any]) -> None:
+    def one(group: list[dict[str, Any]]) -> None:
         model = free.get()
         try:
-            run_one(model, job)
+            firsts: list[Any] = [None] * len(group)
+            if len(group) > 1:  # the first tries of the group at once; a failure leaves each to try alone
+                try:
+                    firsts = model.chat_many([conversation(j) for j in group], max_tokens=max_tokens,
+                                             temperature=temperature, seed=0, json_schema=json_schema)  # fmt: skip
+                except (DataError, ConfigError):
+                    pass
+            for job, first in zip(group, firsts, strict=True):
+                run_one(model, job, first)
         finally:
             free.put(model)
 
-    def run_one(llm: Any, job: dict[str, Any]) -> None:
-        t0 = time.perf_counter()
+    def conversation(job: dict[str, Any]) -> Any:
+        return job["messages"] if "messages" in job else job["prompt"]
+
+    def run_one(llm: Any, job: dict[str, Any], first: Any = None) -> None:
+        t0 = time.perf_counter() - (first.seconds if first is not None else 0.0)
         row: dict[str, Any] = {"id": job["id"]}
         error = ""
         budget, temp = max_tokens, temperature
         for attempt in range(retries + 1):
             try:
-                g = llm.chat(job["messages"] if "messages" in job else job["prompt"], max_tokens=budget,
-                             temperature=temp, seed=attempt, json_schema=json_schema)  # fmt: skip
+                g = first if attempt == 0 and first is not None else llm.chat(
+                    conversation(job), max_tokens=budget, temperature=temp, seed=attempt, json_schema=json_schema
+                )  # fmt: skip
             except (DataError, ConfigError) as exc:
                 error = str(exc)
                 temp = max(temperature, RETRY_TEMPERATURE)
@@ -167,12 +183,13 @@ def run_batch(
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(one, j) for j in todo]
+        futures = [pool.submit(one, todo[at : at + batch]) for at in range(0, len(todo), batch)]
         it = as_completed(futures)
         if progress:
             from recgen.progress import track
 
-            it = track(it, description="generating", total=len(futures))
+            it = track(it, description="generating" if batch == 1 else f"generating ({batch} a batch)",
+                       total=len(futures))  # fmt: skip
         for f in it:
             f.result()
     seconds = time.perf_counter() - t0
@@ -187,4 +204,5 @@ def run_batch(
         "completion_tokens_per_second": stats["completion_tokens"] / seconds if seconds > 0 else None,
         "jobs_per_second": len(todo) / seconds if seconds > 0 else None,
         "workers": workers,
+        "batch": batch,
     }

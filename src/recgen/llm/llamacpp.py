@@ -91,6 +91,7 @@ class LlamaCppLLM(LLM):
         self.n_ctx = n_ctx
         self._held: list[int] = []  # the prompt whose chunks the KV cache holds (see _eval)
         self.grammar_steps = [0, 0]  # constrained greedy steps, and those that masked the whole vocabulary
+        self._batched: tuple[int, int, Any, Any] | None = None  # (width, n_ctx per sequence, context, batch)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -175,15 +176,6 @@ class LlamaCppLLM(LLM):
         vocab = lc.llama_model_get_vocab(self._llm._model.model)
         sampler = lc.llama_sampler_init_grammar(vocab, str(gbnf).encode("utf-8"), b"root")
         n_vocab = self._llm.n_vocab()
-        full = np.zeros(n_vocab, dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True))
-        top = min(top, n_vocab - 1)
-        head = np.zeros(max(top, 1), dtype=full.dtype)
-        ptr = lc.llama_token_data_p
-
-        def allowed(buf: np.ndarray, n: int) -> None:
-            arr = lc.llama_token_data_array(data=buf.ctypes.data_as(ptr), size=n, selected=-1, sorted=False)
-            lc.llama_sampler_apply(sampler, ctypes.byref(arr))
-
         self._llm.reset()
         self._llm.eval(toks)
         out: list[int] = []
@@ -191,36 +183,162 @@ class LlamaCppLLM(LLM):
         try:
             for _ in range(params.max_tokens):
                 logits = np.ctypeslib.as_array(self._llm._ctx.get_logits(), shape=(n_vocab,))
-                tok = -1
-                if top:
-                    ids = np.argpartition(-logits, top)[:top] if top > 1 else np.array([int(np.argmax(logits))])
-                    ids = ids[np.lexsort((ids, -logits[ids]))]  # likeliest first, ties by id (as np.argmax)
-                    head["id"], head["logit"], head["p"] = ids, logits[ids], 0.0
-                    allowed(head, top)
-                    ok = np.flatnonzero(np.isfinite(head["logit"]))
-                    # the likeliest allowed one, unless a token outside the head could tie with it (then mask all)
-                    if len(ok) and (top == 1 or logits[ids[ok[0]]] > logits[ids[-1]]):
-                        tok = int(ids[ok[0]])
-                self.grammar_steps[0] += 1
-                if tok < 0:
-                    self.grammar_steps[1] += 1
-                    full["id"], full["logit"], full["p"] = np.arange(n_vocab), logits, 0.0
-                    allowed(full, n_vocab)
-                    tok = int(full["id"][np.argmax(full["logit"])])
+                tok = self._pick(sampler, logits, top)
                 if lc.llama_vocab_is_eog(vocab, tok):
                     finish = "stop"
                     break
                 lc.llama_sampler_accept(sampler, tok)
                 out.append(tok)
-                text = self._llm.detokenize(out).decode("utf-8", errors="ignore")
-                cut = min((text.find(s) for s in params.stop if s in text), default=-1)
-                if cut >= 0:
-                    text, finish = text[:cut], "stop"
+                text, stopped = self._stopped(out, params)
+                if stopped:
+                    finish = "stop"
                     break
                 self._llm.eval([tok])
         finally:
             lc.llama_sampler_free(sampler)
         return Generation(text=text, finish_reason=finish, prompt_tokens=len(toks), completion_tokens=len(out))
+
+    def _chat_many(self, conversations: list[list[Message]], params: GenParams) -> list[Generation]:
+        """Greedy generation under a schema or grammar for several conversations in one llama.cpp batch (see
+        ``_greedy_batched``); anything else runs one at a time."""
+        if not self._lazy_grammar(params) or len(conversations) < 2:
+            return [self._chat(m, params) for m in conversations]
+        prompts = []
+        for messages in conversations:
+            prompt = self.chat_prompt(messages)
+            toks = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            if len(toks) + params.max_tokens > self.n_ctx:
+                self._check_length(prompt, params.max_tokens)  # raises the one-line error
+            prompts.append(toks)
+        return self._greedy_batched(prompts, params)
+
+    def _batch_context(self, width: int, n_ctx_seq: int) -> tuple[Any, Any]:
+        """A second llama.cpp context on the same weights for ``width`` sequences of ``n_ctx_seq`` tokens each (its
+        own KV cache per sequence), with the main context's settings otherwise (flash attention off, the same batch
+        sizes): with llama.cpp's default settings the outputs differ from one-at-a-time decoding. Kept for reuse."""
+        lc = self._llama_cpp
+        if self._batched is not None and self._batched[0] >= width and self._batched[1] >= n_ctx_seq:
+            return self._batched[2], self._batched[3]  # room enough (the outputs do not depend on the sizes)
+        self._free_batch_context()
+        cp = lc.llama_context_params()
+        ctypes.pointer(cp)[0] = self._llm.context_params
+        cp.n_seq_max, cp.kv_unified, cp.n_ctx = width, False, width * n_ctx_seq
+        ctx = lc.llama_init_from_model(self._llm._model.model, cp)
+        if not ctx:
+            raise DataError(f"llama.cpp could not make a context for {width} sequences of {n_ctx_seq} tokens")
+        batch = lc.llama_batch_init(max(int(cp.n_batch), width), 0, 1)
+        self._batched = (width, n_ctx_seq, ctx, batch)
+        return ctx, batch
+
+    def _free_batch_context(self) -> None:
+        if self._batched is not None:
+            self._llama_cpp.llama_batch_free(self._batched[3])
+            self._llama_cpp.llama_free(self._batched[2])
+            self._batched = None
+
+    def _greedy_batched(self, prompts: list[list[int]], params: GenParams) -> list[Generation]:
+        """``_greedy_constrained`` for several prompts at once: each prompt is evaluated alone (in chunks of the
+        main context's batch size, as ``eval`` does), then every step decodes the next token of every unfinished
+        sequence in one call, each with its own grammar. The tokens are those of one-at-a-time decoding (tested;
+        ``benchmarks/batched_decoding.py``): llama.cpp computes each row of a batch on its own, and each sequence
+        attends to its own KV cache only."""
+        lc = self._llama_cpp
+        gbnf = str(self._gbnf(params)).encode("utf-8")
+        vocab = lc.llama_model_get_vocab(self._llm._model.model)
+        n_vocab = self._llm.n_vocab()
+        longest = max(len(t) for t in prompts) + params.max_tokens
+        ctx, batch = self._batch_context(len(prompts), -(-longest // 256) * 256)
+        lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
+
+        def decode(rows: list[tuple[int, int, int, bool]]) -> None:
+            batch.n_tokens = len(rows)
+            for i, (tok, pos, seq, logits) in enumerate(rows):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = tok, pos, 1, int(logits)
+                batch.seq_id[i][0] = seq
+            if lc.llama_decode(ctx, batch) != 0:
+                raise DataError("llama.cpp could not decode a batch (out of KV cache?); use a smaller batch")
+
+        def logits(i: int) -> np.ndarray:
+            return np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, i), shape=(n_vocab,)).copy()
+
+        step = int(self._llm.n_batch)
+        last = []
+        for s, toks in enumerate(prompts):
+            for at in range(0, len(toks), step):
+                chunk = toks[at : at + step]
+                decode([(t, at + p, s, at + p == len(toks) - 1) for p, t in enumerate(chunk)])
+            last.append(logits(len(toks) - 1 - (len(toks) - 1) // step * step))
+        samplers = [lc.llama_sampler_init_grammar(vocab, gbnf, b"root") for _ in prompts]
+        outs: list[list[int]] = [[] for _ in prompts]
+        texts, finish = [""] * len(prompts), ["length"] * len(prompts)
+        active = list(range(len(prompts)))
+        try:
+            for _ in range(params.max_tokens):
+                rows = []
+                for s in active:
+                    tok = self._pick(samplers[s], last[s])
+                    if lc.llama_vocab_is_eog(vocab, tok):
+                        finish[s] = "stop"
+                        continue
+                    lc.llama_sampler_accept(samplers[s], tok)
+                    outs[s].append(tok)
+                    texts[s], stopped = self._stopped(outs[s], params)
+                    if stopped:
+                        finish[s] = "stop"
+                    elif len(outs[s]) < params.max_tokens:
+                        rows.append((tok, len(prompts[s]) + len(outs[s]) - 1, s, True))
+                active = [r[2] for r in rows]
+                if not rows:
+                    break
+                decode(rows)
+                for i, s in enumerate(active):
+                    last[s] = logits(i)
+        finally:
+            for sampler in samplers:
+                lc.llama_sampler_free(sampler)
+        return [
+            Generation(text=texts[s], finish_reason=finish[s], prompt_tokens=len(prompts[s]),
+                       completion_tokens=len(outs[s]))
+            for s in range(len(prompts))
+        ]  # fmt: skip
+
+    def _stopped(self, out: list[int], params: GenParams) -> tuple[str, bool]:
+        """The text of the tokens so far, cut at the first stop string; and whether one was found."""
+        text = self._llm.detokenize(out).decode("utf-8", errors="ignore")
+        cut = min((text.find(s) for s in params.stop if s in text), default=-1)
+        return (text[:cut], True) if cut >= 0 else (text, False)
+
+    def _pick(self, sampler: Any, logits: np.ndarray, top: int = 32) -> int:
+        """The greedy token: the likeliest one the grammar ``sampler`` allows (the likeliest of all without one),
+        the ``top`` likeliest checked before the whole vocabulary (see ``_greedy_constrained``)."""
+        if sampler is None:
+            return int(np.argmax(logits))
+        lc = self._llama_cpp
+        n_vocab = len(logits)
+        dtype = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+
+        def allowed(buf: np.ndarray) -> None:
+            ptr = buf.ctypes.data_as(lc.llama_token_data_p)
+            arr = lc.llama_token_data_array(data=ptr, size=len(buf), selected=-1, sorted=False)
+            lc.llama_sampler_apply(sampler, ctypes.byref(arr))
+
+        top = min(top, n_vocab - 1)
+        self.grammar_steps[0] += 1
+        if top:
+            ids = np.argpartition(-logits, top)[:top] if top > 1 else np.array([int(np.argmax(logits))])
+            ids = ids[np.lexsort((ids, -logits[ids]))]  # likeliest first, ties by id (as np.argmax)
+            head = np.zeros(top, dtype=dtype)
+            head["id"], head["logit"] = ids, logits[ids]
+            allowed(head)
+            ok = np.flatnonzero(np.isfinite(head["logit"]))
+            # the likeliest allowed one, unless a token outside the head could tie with it (then mask all)
+            if len(ok) and (top == 1 or logits[ids[ok[0]]] > logits[ids[-1]]):
+                return int(ids[ok[0]])
+        self.grammar_steps[1] += 1
+        full = np.zeros(n_vocab, dtype=dtype)
+        full["id"], full["logit"] = np.arange(n_vocab), logits
+        allowed(full)
+        return int(full["id"][np.argmax(full["logit"])])
 
     def chat_prompt(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
         """The model's chat template applied to messages (for scoring answers in chat form)."""
@@ -302,5 +420,6 @@ class LlamaCppLLM(LLM):
         return out
 
     def close(self) -> None:
+        self._free_batch_context()
         self._llm.close() if hasattr(self._llm, "close") else None
         super().close()
