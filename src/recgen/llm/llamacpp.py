@@ -16,7 +16,8 @@ the grammar before the greedy pick, so every step tests all 49k tokens). The res
 the grammar-masked logits is the likeliest allowed token of any head of the sorted logits that holds an allowed one
 (a tie at the head's edge falls back to the full pass; tested against masking every step).
 ``benchmarks/constrained_decoding.py`` measures it on the item-profile prompts
-(``benchmarks/results/speed/constrained_decoding.json``).
+(``benchmarks/results/speed/constrained_decoding.json``). ``chat_many`` runs the same loop for several conversations
+in one batch (``_greedy_batched``), with the same tokens (``benchmarks/batched_decoding.py``).
 """
 
 from __future__ import annotations
