@@ -144,10 +144,13 @@ class LLM:
         raise NotImplementedError
 
     # cached public API ----------------------------------------------------------------------------
+    def _cache_key(self, kind: str, payload: Any, params: dict[str, Any]) -> str:
+        return cache_key({"identity": self.identity(), "kind": kind, "payload": payload, "params": params})
+
     def _cached(self, kind: str, payload: Any, params: dict[str, Any], compute):
         if self.cache is None:
             return compute(), False
-        key = cache_key({"identity": self.identity(), "kind": kind, "payload": payload, "params": params})
+        key = self._cache_key(kind, payload, params)
         hit = self.cache.get(key)
         if hit is not None:
             return hit, True
@@ -188,10 +191,7 @@ class LLM:
         batch's."""
         msgs = [check_messages([{"role": "user", "content": m}] if isinstance(m, str) else m) for m in conversations]
         p = make_params(params, **overrides)
-        keys = [
-            cache_key({"identity": self.identity(), "kind": "chat", "payload": m, "params": dataclasses.asdict(p)})
-            for m in msgs
-        ] if self.cache is not None else [None] * len(msgs)  # fmt: skip
+        keys = [self._cache_key("chat", m, dataclasses.asdict(p)) if self.cache is not None else None for m in msgs]
         out: list[Generation | None] = [None] * len(msgs)
         for n, key in enumerate(keys):
             hit = self.cache.get(key) if key is not None else None
