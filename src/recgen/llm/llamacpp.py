@@ -36,6 +36,8 @@ from recgen.llm.base import LLM, Generation, GenParams, Message
 from recgen.llm.cache import ResponseCache
 from recgen.llm.files import EMBEDDED, embedded_model_path, model_label
 
+TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)  # llama_token_data
+
 
 def default_threads() -> int:
     env = os.environ.get("RECGEN_LLM_THREADS")
@@ -155,14 +157,18 @@ class LlamaCppLLM(LLM):
     def _chat(self, messages: list[Message], params: GenParams) -> Generation:
         self._held = []
         if self._lazy_grammar(params):
-            prompt = self.chat_prompt(messages)
-            toks = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)  # the template adds them
-            if len(toks) + params.max_tokens > self.n_ctx:
-                self._check_length(prompt, params.max_tokens)  # raises the one-line error
-            return self._greedy_constrained(toks, params)
+            return self._greedy_constrained(self._chat_tokens(messages, params), params)
         out = self._llm.create_chat_completion(messages=messages, **self._kwargs(params))
         choice = out["choices"][0]
         return Generation.from_completion(choice["message"].get("content") or "", choice, out)
+
+    def _chat_tokens(self, messages: list[Message], params: GenParams) -> list[int]:
+        """The chat prompt's tokens (the template adds BOS), checked to leave room for ``max_tokens``."""
+        prompt = self.chat_prompt(messages)
+        toks = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        if len(toks) + params.max_tokens > self.n_ctx:
+            self._check_length(prompt, params.max_tokens)  # raises the one-line error
+        return toks
 
     def _lazy_grammar(self, params: GenParams) -> bool:
         return params.temperature == 0.0 and (params.json_schema is not None or params.grammar is not None)
@@ -204,14 +210,7 @@ class LlamaCppLLM(LLM):
         ``_greedy_batched``); anything else runs one at a time."""
         if not self._lazy_grammar(params) or len(conversations) < 2:
             return [self._chat(m, params) for m in conversations]
-        prompts = []
-        for messages in conversations:
-            prompt = self.chat_prompt(messages)
-            toks = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-            if len(toks) + params.max_tokens > self.n_ctx:
-                self._check_length(prompt, params.max_tokens)  # raises the one-line error
-            prompts.append(toks)
-        return self._greedy_batched(prompts, params)
+        return self._greedy_batched([self._chat_tokens(m, params) for m in conversations], params)
 
     def _batch_context(self, width: int, n_ctx_seq: int) -> tuple[Any, Any]:
         """A second llama.cpp context on the same weights for ``width`` sequences of ``n_ctx_seq`` tokens each (its
@@ -310,13 +309,10 @@ class LlamaCppLLM(LLM):
         return (text[:cut], True) if cut >= 0 else (text, False)
 
     def _pick(self, sampler: Any, logits: np.ndarray, top: int = 32) -> int:
-        """The greedy token: the likeliest one the grammar ``sampler`` allows (the likeliest of all without one),
-        the ``top`` likeliest checked before the whole vocabulary (see ``_greedy_constrained``)."""
-        if sampler is None:
-            return int(np.argmax(logits))
+        """The greedy token the grammar ``sampler`` allows, the ``top`` likeliest checked before the whole
+        vocabulary (see ``_greedy_constrained``)."""
         lc = self._llama_cpp
         n_vocab = len(logits)
-        dtype = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
 
         def allowed(buf: np.ndarray) -> None:
             ptr = buf.ctypes.data_as(lc.llama_token_data_p)
@@ -328,7 +324,7 @@ class LlamaCppLLM(LLM):
         if top:
             ids = np.argpartition(-logits, top)[:top] if top > 1 else np.array([int(np.argmax(logits))])
             ids = ids[np.lexsort((ids, -logits[ids]))]  # likeliest first, ties by id (as np.argmax)
-            head = np.zeros(top, dtype=dtype)
+            head = np.zeros(top, dtype=TOKEN_DATA)
             head["id"], head["logit"] = ids, logits[ids]
             allowed(head)
             ok = np.flatnonzero(np.isfinite(head["logit"]))
@@ -336,7 +332,7 @@ class LlamaCppLLM(LLM):
             if len(ok) and (top == 1 or logits[ids[ok[0]]] > logits[ids[-1]]):
                 return int(ids[ok[0]])
         self.grammar_steps[1] += 1
-        full = np.zeros(n_vocab, dtype=dtype)
+        full = np.zeros(n_vocab, dtype=TOKEN_DATA)
         full["id"], full["logit"] = np.arange(n_vocab), logits
         allowed(full)
         return int(full["id"][np.argmax(full["logit"])])
