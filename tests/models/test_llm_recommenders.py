@@ -278,3 +278,40 @@ def test_reranker_prompt_opens_with_the_users_profile_where_one_was_written(titl
     assert list(loaded.recommend(ext[0], 5).item_ids) == list(model.recommend(ext[0], 5).item_ids)
     with pytest.raises(DataError, match="no user profiles there"):
         create_model("llmrank", user_profiles=str(tmp_path / "none"), **cfg).fit(titled.train)
+
+
+def test_tallrec_item_like_rate_baseline_counts_per_item_when_titles_repeat():
+    from recgen.eval.metrics import auc
+    from recgen.experiments.studies.tallrec import baselines
+
+    base = titled_dataset()
+    ext = base.items.external(base.item_ids)
+    items = sorted(set(map(str, ext)))
+    titles = {i: FRUITS[int(i.split("_")[1])] for i in items}  # a fruit and a tool share each title
+    table = pa.table({"item_id": items, "title": [titles[i] for i in items]})
+    ds = from_columns(base.users.external(base.user_ids), ext, base.timestamps, ratings=base.ratings, item_table=table)
+    # the whole history is shown, so each target sits at len(history) in its user's chronological rows
+    cfg = TALLRecConfig(n_test=1000, min_history=2, history_len=1000, targets_per_user=4, test_frac=0.5)
+    pool, test = make_samples(ds, cfg)
+    in_pool = np.isin(ds.user_ids, [s.user for s in pool])
+    liked = ds.ratings >= cfg.like_threshold
+    prior = liked[in_pool].mean()
+    by_item, by_title = {}, {}
+    for i, ok in zip(ds.items.external(ds.item_ids[in_pool]), liked[in_pool], strict=True):
+        for key, counts in ((str(i), by_item), (titles[str(i)], by_title)):
+            c = counts.setdefault(key, [0, 0])
+            c[0], c[1] = c[0] + ok, c[1] + 1
+    order = ds.chronological_order()
+    targets = []
+    for s in test:  # by hand: the user's interaction right after the history shown
+        rows = order[ds.user_ids[order] == s.user]
+        targets.append(str(ds.items.external(ds.item_ids[[rows[len(s.history)]]])[0]))
+    assert [titles[t] for t in targets] == [s.target for s in test]
+
+    def rate(counts, keys):
+        return np.array([(counts.get(k, [0, 0])[0] + 5 * prior) / (counts.get(k, [0, 0])[1] + 5) for k in keys])
+
+    y = np.array([s.label for s in test])
+    per_item, per_title = auc(y, rate(by_item, targets)), auc(y, rate(by_title, [titles[t] for t in targets]))
+    assert per_item != pytest.approx(per_title)  # the data tells the two counts apart
+    assert baselines(pool, test, ds, cfg)["item_like_rate_auc"] == pytest.approx(per_item)
