@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -36,9 +37,24 @@ def test_item_prompts_hold_the_catalogue_facts(real_data_dir):
     jobs = {j["id"]: j["prompt"] for j in item_jobs(ds)}
     assert len(jobs) == ds.n_items and "Star Wars (1977; Action, Adventure, Romance, Sci-Fi, War)" in jobs["50"]
     rows = [{"id": "50", "status": "ok", "json": {"genres": ["Sci-Fi", "Horror"]}},
-            {"id": "1", "status": "ok", "json": {"genres": ["Animation", "Comedy", "family"]}}]  # fmt: skip
+            {"id": "1", "status": "ok", "json": {"genres": ["Animation", "Comedy", "family"]}},
+            {"id": "2", "status": "ok", "json": {"genres": ["Action", "spy thriller"]}}]  # fmt: skip
     c = contradictions(ds, rows)  # Star Wars is no horror film; "family" is no catalogue genre: not checkable
-    assert c == {"checked": 2, "contradicting": 1, "contradiction_rate": 0.5}
+    assert c == {"checked": 3, "contradicting": 1, "contradiction_rate": 1 / 3,
+                 # horror, family: no word of the item's own line; GoldenEye's line has action and thriller
+                 "stating_a_kind": 3, "unsupported": 2, "unsupported_rate": 2 / 3}  # fmt: skip
+
+
+def test_a_catalogue_of_attribute_ids_checks_no_profile_and_says_why():
+    from recgen.data.dataset import from_columns
+
+    table = pa.table({"item_id": ["a", "b"], "title": ["red nail polish", "hair dryer"], "attributes": [[3, 7], [9]]})
+    ds = from_columns(["u", "u", "v"], ["a", "b", "a"], [1, 2, 3], item_table=table, name="ids")
+    rows = [{"id": "a", "status": "ok", "json": {"genres": ["nail polish", "skincare"]}},
+            {"id": "b", "status": "ok", "json": {"genres": ["hair tools"]}}]  # fmt: skip
+    c = contradictions(ds, rows)
+    assert (c["checked"], c["contradiction_rate"]) == (0, None) and "names no genre or kind" in c["reason"]
+    assert (c["stating_a_kind"], c["unsupported"]) == (2, 1)  # "skincare" is in no word of "red nail polish"
 
 
 def test_profiles_job_resumes_after_a_cut_and_writes_the_side_table(capsys, embedded_gguf, real_data_dir, tmp_path):

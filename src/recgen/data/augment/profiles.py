@@ -19,6 +19,7 @@ genre the catalogue says the item does not have (``contradiction_rate``), and ho
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,27 +76,49 @@ def user_jobs(train: Dataset, users: Sequence[str] | None = None, *, limit: int 
     return out
 
 
+def _named(tags: set[str]) -> set[str]:
+    """An item's genre / kind names, lowercased (attribute ids name nothing a profile could state)."""
+    return {t.split(":", 1)[1].lower() for t in tags if not t.startswith("attributes:")}
+
+
 def _checkable_values(tags: list[set[str]]) -> set[str]:
     """The catalogue's genre / kind values (lowercased) that a profile's words can be checked against."""
-    return {t.split(":", 1)[1].lower() for s in tags for t in s if not t.startswith("attributes:")}
+    return set().union(*map(_named, tags)) if tags else set()
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]{3,}", text.lower())) - {"and", "the", "for", "with"}
 
 
 def contradictions(ds: Dataset, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Share of item profiles that state a catalogue genre / kind the item does not have."""
-    tags = item_text(ds).tags
-    known = _checkable_values(tags)
-    bad = checked = 0
+    """Share of item profiles that state a catalogue genre / kind the item does not have (``contradiction_rate``,
+    over the profiles that state a named catalogue value or whose item has one). A catalogue that names no genre
+    or kind (the Amazon sets here carry category and brand ids) cannot contradict a profile: checked 0, rate None,
+    and the reason. ``unsupported_rate``: the share of profiles stating a kind none of whose words (3+ letters) is
+    in the item's own title, year or tags: new to the catalogue, world knowledge or invention, not told apart."""
+    text = item_text(ds)
+    named = [_named(t) for t in text.tags]
+    known = set().union(*named)
+    bad = checked = stated_any = new = 0
     for r in rows:
         if r.get("status") != "ok" or not isinstance(r.get("json"), dict):
             continue
         d = int(ds.items.index(str(r["id"]), default=0))
-        own = {t.split(":", 1)[1].lower() for t in tags[d]}
-        stated = {str(g).strip().lower() for g in r["json"].get("genres", []) if isinstance(g, str)}
-        stated &= known  # only values the catalogue knows can be checked
-        if stated or own:
+        genres = [str(g).strip().lower() for g in r["json"].get("genres", []) if isinstance(g, str) and g.strip()]
+        own_words = _words(text.lines[d])
+        stated_any += bool(genres)
+        new += any(not _words(g) & own_words for g in genres)
+        stated = set(genres) & known  # only values the catalogue knows can be checked
+        if stated or named[d]:
             checked += 1
-            bad += bool(stated - own)
-    return {"checked": checked, "contradicting": bad, "contradiction_rate": bad / checked if checked else None}
+            bad += bool(stated - named[d])
+    out: dict[str, Any] = {"checked": checked, "contradicting": bad,
+                           "contradiction_rate": bad / checked if checked else None,
+                           "stating_a_kind": stated_any, "unsupported": new,
+                           "unsupported_rate": new / stated_any if stated_any else None}  # fmt: skip
+    if not known:
+        out["reason"] = f"{ds.name}'s item table names no genre or kind (ids only): nothing for a profile to contradict"
+    return out
 
 
 def user_contradictions(train: Dataset, rows: list[dict[str, Any]], *, limit: int = 12) -> dict[str, Any]:
