@@ -13,7 +13,8 @@ with its provenance (model file SHA-256, prompt version, seed, counts, tokens/s)
 written atomically.
 
 A small model's profiles are short and sometimes wrong: the item job measures the share of profiles that state a
-genre the catalogue says the item does not have (``contradiction_rate``), and how many are missing.
+genre the catalogue says the item does not have (``contradiction_rate``), the share that state a kind with no word
+in the item's own text (``unsupported_rate``), and how many are missing.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _named(tags: set[str]) -> set[str]:
 
 def _checkable_values(tags: list[set[str]]) -> set[str]:
     """The catalogue's genre / kind values (lowercased) that a profile's words can be checked against."""
-    return set().union(*map(_named, tags)) if tags else set()
+    return set().union(*map(_named, tags))
 
 
 def _words(text: str) -> set[str]:
