@@ -56,18 +56,20 @@ def test_text_only_items_learn_and_score_an_item_absent_from_training(name):
     split = leave_one_out(ds)
     x, i3 = ds.items.index("x"), ds.items.index("i3")
     assert x not in set(split.train.item_ids.tolist())
-    model = fit(name, split, epochs=25, text_mode="only")
+    model = fit(name, split, epochs=40, text_mode="only")  # 25 epochs left SASRec-CE at 0.885 on an AMD EPYC
     assert model.scores_unseen_items and model.net_.item_emb is None
     # the cycle is learnt from the items' text alone
     assert evaluate(model, split.test, ks=(1,)).metrics["recall@1"] >= 0.9, model.train_log_
-    # an item no one trained on has the vector its text gives: the same score as the item with its title
+    # an item no one trained on has the vector its text gives: the vector of the item with its title, so the same
+    # score (to the last bits, which a matrix product may round by the row's position in the table)
+    table = model.net_.item_embeddings()
+    assert torch.equal(table[x], table[i3])
     z = ds.users.index("z")
     hist = np.array([ds.items.index(f"i{k}") for k in range(3)])  # z's history before x
     scores = model.score(np.array([z]), [hist], None)[0]
-    assert scores[x] == scores[i3]
-    assert int((scores[1:] > scores[x]).sum()) == 0  # and it ranks first after i0 i1 i2, with i3
+    assert float(scores[x]) == pytest.approx(float(scores[i3]), rel=1e-12, abs=1e-12)
+    assert set((torch.topk(scores[1:], 2).indices + 1).tolist()) == {x, i3}  # it ranks first after i0 i1 i2, with i3
     # the training softmax runs over the trained items only: x is no negative to push its text's region down
-    table = model.net_.item_embeddings()
     rows, idx = model._softmax_catalogue(table, torch.tensor([i3]))
     assert model._seen_items.tolist() == sorted(set(split.train.item_ids.tolist())) and x not in model._seen_items
     assert len(rows) == ds.n_items - 1 and torch.equal(rows[idx], table[[i3]])
