@@ -27,8 +27,8 @@ def profiles_table(rs: list[dict[str, Any]]) -> str:
     for r in sorted(rs, key=lambda r: (r["dataset"], r["kind"])):
         tot = r.get("totals") or {}
         tps = tot.get("completion_tokens_per_second")
-        con = (r.get("contradictions") or {}).get("contradiction_rate")
-        new = (r.get("contradictions") or {}).get("unsupported_rate")
+        checks = r.get("contradictions") or {}
+        con, new = checks.get("contradiction_rate"), checks.get("unsupported_rate")
         last = next((x for x in reversed(r.get("runs") or []) if x.get("generated")), None)
         last_tps = (
             f"{last['completion_tokens_per_second']:.1f} ({last.get('workers', 1)} x {last.get('batch', 1)})"
