@@ -163,11 +163,9 @@ def _positions(ds: Dataset, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pos, lengths[users]
 
 
-def leave_one_out(ds: Dataset, *, min_len: int = 3) -> Split:
-    """Per user: last item = test, second last = validation, the rest = training.
-
-    Users with fewer than ``min_len`` interactions keep all of them in training (not evaluated).
-    """
+def _last_two_roles(ds: Dataset, min_len: int) -> np.ndarray:
+    """Roles of leave-one-out: per user with at least ``min_len`` rows, the last one tests, the one before
+    validates; every other row trains."""
     if min_len < 3:
         raise ConfigError(f"min_len must be >= 3 (one train, one valid, one test item), got {min_len}")
     order = ds.chronological_order()
@@ -176,6 +174,15 @@ def leave_one_out(ds: Dataset, *, min_len: int = 3) -> Split:
     evaluated = length >= min_len
     roles[order[evaluated & (pos == length - 1)]] = TEST
     roles[order[evaluated & (pos == length - 2)]] = VALID
+    return roles
+
+
+def leave_one_out(ds: Dataset, *, min_len: int = 3) -> Split:
+    """Per user: last item = test, second last = validation, the rest = training.
+
+    Users with fewer than ``min_len`` interactions keep all of them in training (not evaluated).
+    """
+    roles = _last_two_roles(ds, min_len)
     return _from_roles(
         ds,
         roles,
@@ -256,12 +263,7 @@ def item_cold_start(ds: Dataset, *, cold_frac: float = 0.15, seed: int = 0, min_
     n_cold = max(1, int(round(ds.n_items * cold_frac)))
     cold = np.zeros(ds.items.size, dtype=bool)
     cold[rng.choice(np.arange(1, ds.items.size), n_cold, replace=False)] = True
-    order = ds.chronological_order()
-    pos, length = _positions(ds, order)
-    roles = np.full(ds.n_interactions, TRAIN, dtype=np.int8)
-    evaluated = length >= min_len
-    roles[order[evaluated & (pos == length - 1)]] = TEST
-    roles[order[evaluated & (pos == length - 2)]] = VALID
+    roles = _last_two_roles(ds, min_len)
     dropped = (roles == TRAIN) & cold[ds.item_ids]
     roles[dropped] = DROPPED
     split = _from_roles(ds, roles, {

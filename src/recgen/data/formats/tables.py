@@ -35,24 +35,13 @@ def read_csv(path: Path, sep: str, string_columns: tuple[str, ...] = (), encodin
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty (0 bytes)")
     read = pacsv.ReadOptions(encoding=encoding) if encoding.lower().replace("-", "") != "utf8" else None
-    try:
+    with _csv_errors(path, sep):
         table = pacsv.read_csv(
             path,
             read_options=read,
             parse_options=pacsv.ParseOptions(delimiter=sep),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in string_columns}),
         )
-    except pa.ArrowInvalid as exc:
-        msg = str(exc)
-        if "UTF8" in msg or "utf8" in msg.lower():
-            raise DataError(
-                f"{path.name}: bytes are not valid UTF-8; pass the file's encoding (e.g. --encoding latin-1)"
-            ) from None
-        if "Empty CSV file" in msg:
-            raise DataError(f"{path} is empty: no header and no rows") from None
-        raise DataError(
-            f"{path.name}: cannot parse as {sep!r}-separated values ({msg.splitlines()[0]}); check --sep"
-        ) from None
     if table.num_rows == 0:
         raise DataError(f"{path} has a header but no rows")
     binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
