@@ -307,13 +307,16 @@ def tallrec_table(results: list[dict[str, Any]]) -> str:
         for run in r["runs"]:
             n = run["n_train"]
             sha = (r.get("model_sha256") or "")[:12]
+            # files written before the per-item count hold a per-title rate (items whose titles repeat merged)
+            per_title = "" if r["baselines"].get("item_like_rate_counted") == "per item" else " (per title)"
             both = r["baselines"].get("user_item_like_rate_auc")
             both = "–" if both is None else f"{both:.4f}"
             lines.append(
                 f"| {r['dataset']} | {Path(r['model_file']).name} ({sha}) | {r.get('prompt_template', '-')} | "
                 f"{r['seed']} | {r.get('n_test', '-')} | {n} | {run.get('epochs', '-')} | {run['test_auc']:.4f} | "
                 f"{r['zero_shot_auc']:.4f} | {r['baselines']['history_like_rate_auc']:.4f} | "
-                f"{r['baselines']['item_like_rate_auc']:.4f} | {both} | {f'{pub[n]:.4f}' if n in pub else '–'} | "
+                f"{r['baselines']['item_like_rate_auc']:.4f}{per_title} | {both} | "
+                f"{f'{pub[n]:.4f}' if n in pub else '–'} | "
                 f"{run['steps']} | {run['train_seconds']:.0f} |"
             )
     return "\n".join(lines)
