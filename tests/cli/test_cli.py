@@ -142,6 +142,9 @@ BAD = [
     (["bench", "-d", "{tiny}", "-m", "ease", "--set", "l2"], "key=value"),
     (["bench", "-d", "{tiny}", "-m", "ease", "--protocol", "weird"], "unknown split protocol"),
     (["bench", "-d", "{tiny}"], "Missing option"),
+    (["bench", "-d", "{tiny}", "-m", "pop", "--cold-frac", "0.1"], "--cold-frac applies to --protocol item-cold"),
+    (["bench", "-d", "{tiny}", "-m", "pop", "--protocol", "item-cold-start", "--max-train", "3"], "--max-train"),
+    (["bench", "-d", "{tiny}", "-m", "pop", "--protocol", "item-cold-start", "--cold-frac", "1"], "cold_frac must"),
     (["recommend", "--model-dir", "{tiny}", "-u", "1"], "not a recgen model folder"),
     (["recommend", "--model-dir", "no/such/dir", "-u", "1"], "model folder not found"),
     (["recommend", "--model-dir", "{tiny}", "-u", "1", "-k", "0"], "k must be an integer >= 1"),
@@ -174,6 +177,28 @@ def test_bad_input_one_line_error(capsys, data_folder, tmp_path, argv, match):
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert match in lines[0]
     assert "Traceback" not in err + out
+
+
+def test_cold_start_shares_reach_the_split_and_name_the_results_file(capsys, data_folder, tmp_path):
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "pop", "--out", str(tmp_path / "r")]
+    runs = {
+        "item-cold-start": ["--protocol", "item-cold-start"],
+        "item-cold-start-c30": ["--protocol", "item-cold-start", "--cold-frac", "0.3"],
+        "user-cold-start-c50-n2": ["--protocol", "user-cold-start", "--cold-frac", "0.5", "--max-train", "2"],
+    }
+    for proto, args in runs.items():
+        code, out, err = run(capsys, *base, *args)
+        assert code == 0, err
+        (path,) = (tmp_path / "r").glob(f"*__pop__{proto}__*.json")
+        p = json.loads(path.read_text())["protocol"]
+        assert p["cold_frac"] == (float(args[3]) if "--cold-frac" in args else 0.15)
+        assert p.get("max_train") == (2 if proto.startswith("user") else None)
+    # 30% of the 32 items is 10 cold items (round(9.6)); the default 15% is 5
+    cold = {
+        f.name.split("__")[2]: json.loads(f.read_text())["protocol"]["cold_items"]
+        for f in (tmp_path / "r").glob("*item*")
+    }
+    assert cold == {"item-cold-start": 5, "item-cold-start-c30": 10}
 
 
 def test_latin1_with_encoding_option(capsys, tmp_path):

@@ -52,6 +52,19 @@ protocol_option = click.option(
     "seen only through their first 5 interactions: test reported on cold and warm users), given (a folder of "
     "train/valid/test files, used as they are).",
 )
+cold_frac_option = click.option(
+    "--cold-frac",
+    type=float,
+    default=None,
+    help="Cold-start protocols: the seeded share of the items (item-cold-start, default 0.15) or of the evaluated "
+    "users (user-cold-start, default 0.2) that is new.",
+)
+max_train_option = click.option(
+    "--max-train",
+    type=int,
+    default=None,
+    help="user-cold-start: how many first interactions of a new user train (default 5).",
+)
 valid_frac_option = click.option(
     "--valid-frac", type=float, default=None, help="Validation fraction for ratio/temporal splits."
 )
@@ -148,8 +161,22 @@ def cli() -> None:
     """recgen: generative recommendation with honest, full-ranking evaluation."""
 
 
-def split_args(protocol: str, valid_frac: float | None, test_frac: float | None) -> dict:
+def split_args(
+    protocol: str,
+    valid_frac: float | None,
+    test_frac: float | None,
+    cold_frac: float | None = None,
+    max_train: int | None = None,
+) -> dict:
     args = {k: v for k, v in (("valid_frac", valid_frac), ("test_frac", test_frac)) if v is not None}
     if args and protocol in ("leave-one-out", "loo", "item-cold-start", "user-cold-start"):
         raise ConfigError(f"--valid-frac/--test-frac apply to ratio, temporal and user-temporal splits, not {protocol}")
+    if cold_frac is not None:
+        if protocol not in ("item-cold-start", "user-cold-start"):
+            raise ConfigError(f"--cold-frac applies to --protocol item-cold-start or user-cold-start, not {protocol}")
+        args["cold_frac"] = cold_frac
+    if max_train is not None:
+        if protocol != "user-cold-start":
+            raise ConfigError(f"--max-train applies to --protocol user-cold-start, not {protocol}")
+        args["max_train"] = max_train
     return args

@@ -10,10 +10,12 @@ import click
 
 from recgen.cli.app import (
     cli,
+    cold_frac_option,
     command_line,
     data_dir_option,
     dataset_options,
     log,
+    max_train_option,
     out_folder_option,
     protocol_option,
     results_dir_option,
@@ -34,6 +36,8 @@ from recgen.errors import ConfigError
 @protocol_option
 @valid_frac_option
 @test_frac_option
+@cold_frac_option
+@max_train_option
 @out_folder_option("benchmarks/results", "Folder for the results JSON.")
 @click.option("--include-seen", is_flag=True, help="Do not exclude history items from the rankings.")
 @click.option("--sampled", default=0, help="Also compute labelled sampled metrics with N negatives.")
@@ -104,6 +108,8 @@ def bench(
     protocol,
     valid_frac,
     test_frac,
+    cold_frac,
+    max_train,
     out,
     include_seen,
     sampled,
@@ -138,7 +144,7 @@ def bench(
         sets=parse_sets(sets),
         seeds=seeds,
         protocol=protocol,
-        split_args=split_args(protocol, valid_frac, test_frac),
+        split_args=split_args(protocol, valid_frac, test_frac, cold_frac, max_train),
         out_dir=out,
         exclude_seen=not include_seen,
         sampled_negatives=sampled,

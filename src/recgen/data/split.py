@@ -20,6 +20,10 @@ from recgen.errors import ConfigError, DataError
 TRAIN, VALID, TEST = 0, 1, 2
 DROPPED = 3  # in no part (the item cold-start protocol's interactions with cold items)
 ORDER_RULE = "stable sort by timestamp; equal timestamps keep the source file's order"
+# the cold-start protocols' defaults (a results file names a split that differs from them: see result_filename)
+ITEM_COLD_FRAC = 0.15
+USER_COLD_FRAC = 0.2
+USER_COLD_MAX_TRAIN = 5
 
 
 @dataclass
@@ -97,7 +101,7 @@ class Split:
         """One line naming the protocol (printed beside every result)."""
         p = self.protocol
         parts = [p.get("name", "?")]
-        for key in ("valid_frac", "test_frac", "seed", "eval_users"):
+        for key in ("valid_frac", "test_frac", "cold_frac", "max_train", "seed", "eval_users"):
             if key in p:
                 parts.append(f"{key}={p[key]}")
         parts.append(f"order: {p.get('order', ORDER_RULE)}")
@@ -250,7 +254,7 @@ def user_temporal_split(ds: Dataset, *, valid_frac: float = 0.1, test_frac: floa
     return _from_roles(ds, roles, {"name": "user-temporal", "valid_frac": valid_frac, "test_frac": test_frac})
 
 
-def item_cold_start(ds: Dataset, *, cold_frac: float = 0.15, seed: int = 0, min_len: int = 3) -> Split:
+def item_cold_start(ds: Dataset, *, cold_frac: float = ITEM_COLD_FRAC, seed: int = 0, min_len: int = 3) -> Split:
     """Item cold start: a seeded ``cold_frac`` of the items is new. Every interaction with a cold item is removed
     from training and from every history; per user, the last interaction is test and the one before validation
     (as leave-one-out, over the rows that remain plus the targets). Test is reported whole and in two parts:
@@ -280,7 +284,12 @@ def item_cold_start(ds: Dataset, *, cold_frac: float = 0.15, seed: int = 0, min_
 
 
 def user_cold_start(
-    ds: Dataset, *, cold_frac: float = 0.2, max_train: int = 5, seed: int = 0, min_len: int = 3
+    ds: Dataset,
+    *,
+    cold_frac: float = USER_COLD_FRAC,
+    max_train: int = USER_COLD_MAX_TRAIN,
+    seed: int = 0,
+    min_len: int = 3,
 ) -> Split:
     """User cold start: a seeded ``cold_frac`` of the evaluated users is new, seen only at the start of their
     history: their first ``max_train`` interactions train (fewer if the user has fewer than ``max_train + 2``), the

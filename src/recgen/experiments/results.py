@@ -24,6 +24,7 @@ import numpy as np
 
 from recgen import __version__
 from recgen.config import to_dict
+from recgen.data.split import ITEM_COLD_FRAC, USER_COLD_FRAC, USER_COLD_MAX_TRAIN
 from recgen.errors import ConfigError, DataError
 from recgen.io import atomic_write_json, check_json_seal, seal_json
 from recgen.models.registry import get_model_class
@@ -194,6 +195,11 @@ def result_filename(result: dict[str, Any]) -> str:
     proto = p.get("name", "protocol")
     if "valid_frac" in p:  # e.g. temporal-v10-t20: the split's fractions are part of what was run
         proto += f"-v{round(100 * p['valid_frac'])}-t{round(100 * p['test_frac'])}"
+    if proto in ("item-cold-start", "user-cold-start"):  # e.g. item-cold-start-c10: a share other than the default
+        item = proto == "item-cold-start"
+        frac, n = p.get("cold_frac"), p.get("max_train", USER_COLD_MAX_TRAIN)
+        if frac is not None and (frac != (ITEM_COLD_FRAC if item else USER_COLD_FRAC) or n != USER_COLD_MAX_TRAIN):
+            proto += f"-c{round(100 * frac)}" + ("" if item else f"-n{n}")
     if p.get("eval_users"):  # a user subsample is a different measurement
         proto += f"-u{p['eval_users']}"
     return f"{result['dataset']}__{result['model']}__{proto}__{cfg_hash}.json"
