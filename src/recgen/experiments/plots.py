@@ -9,6 +9,7 @@ from typing import Any
 
 from recgen.errors import ConfigError
 from recgen.experiments.results import DEFAULT_RESULTS_DIR, load_results
+from recgen.io import atomic_write_file
 
 SIZE_FIELDS = ("embedding_dim", "n_layers")  # what a size study varies; every other config field is the recipe
 
@@ -71,9 +72,16 @@ def scaling_plot(
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.suptitle(f"{dataset}: test {metric} vs model size (full ranking, leave-one-out)")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
+
+
+def save_figure(fig: Any, out: str | Path) -> Path:
+    """Lay out, write atomically (a temp file renamed onto ``out``, in the format its suffix names) and close."""
+    import matplotlib.pyplot as plt
+
+    fmt = Path(out).suffix.lstrip(".") or "png"
+    try:
+        fig.tight_layout()
+        return atomic_write_file(out, lambda tmp: fig.savefig(tmp, dpi=120, format=fmt))
+    finally:
+        plt.close(fig)

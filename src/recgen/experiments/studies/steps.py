@@ -125,6 +125,8 @@ def steps_plot(results: list[dict[str, Any]], out: str | Path, metric: str = "nd
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from recgen.experiments.plots import save_figure
+
     if not results:
         raise ConfigError("no steps results to plot; run `recgen diffusion-steps` first")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -141,12 +143,7 @@ def steps_plot(results: list[dict[str, Any]], out: str | Path, metric: str = "nd
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Diffusion recommenders: inference steps vs accuracy and cost")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def is_dreamrec_scoring(r: dict[str, Any]) -> bool:
