@@ -269,3 +269,28 @@ def test_ldiffrec_joint_decoder_saves_and_loads(tmp_path):
     assert torch.equal(loaded.score(users, hists), m.score(users, hists))
     with pytest.raises(ConfigError, match="decoder"):
         create_model("ldiffrec", decoder="shared")
+
+
+def test_ldiffrec_denoiser_lr_puts_the_denoiser_in_its_own_group_and_only_it_moves_at_lr_zero_elsewhere():
+    """``denoiser_lr`` (the reference's second optimiser): the denoiser's parameters train at their own rate, the
+    autoencoder's at ``lr``; without it every fit keeps its two groups (decay, no decay) at ``lr``."""
+    from recgen.models.training.trainer import param_groups
+
+    split = leave_one_out(make_cluster_dataset(n_clusters=3, users_per_cluster=10, items_per_cluster=6, seed=2))
+    kw = {"epochs": 1, "batch_size": 16, "latent_dim": 12, "hidden_dims": "16", "n_clusters": 3}
+    plain = create_model("ldiffrec", **kw).fit(split.train)
+    assert [g["lr"] for g in param_groups(plain.net_, plain.config)] == [1e-3, 1e-3]
+    # lr 1e-9: the autoencoder stays where it started; the denoiser, at 1e-2, moves
+    m = create_model("ldiffrec", lr=1e-9, denoiser_lr=1e-2, seed=3, **kw)
+    m.fit(split.train)
+    start = create_model("ldiffrec", lr=1e-9, denoiser_lr=1e-9, seed=3, **kw)  # the same start, nothing moves
+    start.fit(split.train)
+    groups = param_groups(m.net_, m.config)
+    den = {id(p) for p in m.net_.denoiser.parameters()}
+    assert {g["lr"] for g in groups if den & {id(p) for p in g["params"]}} == {1e-2}
+    assert all(not den & {id(p) for p in g["params"]} for g in groups if g["lr"] == 1e-9)
+    before, after = start.net_.state_dict(), m.net_.state_dict()
+    moved = {k for k in after if after[k].is_floating_point() and not torch.allclose(before[k], after[k], atol=1e-6)}
+    assert moved and all(k.startswith("denoiser.") for k in moved), moved
+    with pytest.raises(ConfigError, match="denoiser_lr"):
+        create_model("ldiffrec", denoiser_lr=-1.0)

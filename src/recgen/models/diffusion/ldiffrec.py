@@ -15,8 +15,9 @@ Where recgen differs:
 - Item clusters come from k-means on the items' rows of a truncated SVD of the training matrix (the reference
   clusters pre-trained LightGCN item embeddings); the SVD needs no extra training run and captures the same
   co-interaction structure.
-- One AdamW optimiser over encoder, decoders and denoiser (the reference uses two Adam optimisers with their
-  own learning rates); epoch chosen on validation NDCG@10.
+- One AdamW optimiser over encoder, decoders and denoiser; the reference uses two Adam optimisers with their
+  own learning rates, which ``denoiser_lr`` gives (``lr`` is then the autoencoder's); epoch chosen on validation
+  NDCG@10.
 - Per-cluster encoders are single linear layers with tanh-free outputs, the reference's default ``in_dims``
   [300] with no hidden layers.
 - The diffusion loss regresses onto the encoder's latent with that target detached (otherwise the diffusion
@@ -66,12 +67,14 @@ class LDiffRecConfig(UserVectorConfig, VectorDiffusionConfig):
     decoder: str = "per-cluster"
     anneal_cap: float = 0.005  # largest KL weight
     anneal_steps: int = 500  # updates over which the KL weight grows to anneal_cap
-    lr: float = 1e-3
+    lr: float = 1e-3  # encoders and decoders (the reference's lr1), and the denoiser unless denoiser_lr is set
+    denoiser_lr: float = 0.0  # the denoiser's own learning rate (the reference's lr2); 0 = lr
     batch_size: int = 400
 
     def validate(self) -> None:
         super().validate()
         self.validate_diffusion()
+        check(self.denoiser_lr >= 0, f"denoiser_lr must be >= 0 (0 = lr), got {self.denoiser_lr}")
         check(self.n_clusters >= 1, f"n_clusters must be >= 1, got {self.n_clusters}")
         check(self.svd_dim >= 1, f"svd_dim must be >= 1, got {self.svd_dim}")
         check(
@@ -118,6 +121,11 @@ class LDiffRecNet(nn.Module):
         self.denoiser = Denoiser(width, parse_dims(cfg.hidden_dims), cfg.time_emb_dim, 0.0, False)
         self.diffusion = GaussianDiffusion(diffrec_betas(cfg))
         self.n_cols = n_items + 1
+        self.denoiser_lr = cfg.denoiser_lr
+
+    def param_lrs(self) -> dict[str, float]:
+        """The denoiser's own learning rate, where one is set (``recgen.models.training.trainer.param_groups``)."""
+        return {"denoiser": self.denoiser_lr} if self.denoiser_lr else {}
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.drop(torch.nn.functional.normalize(x, dim=-1))

@@ -123,6 +123,22 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
     gen.set_state(state["data"])
 
 
+def param_groups(module: torch.nn.Module, config: TrainerConfig) -> list[dict[str, Any]]:
+    """AdamW's groups: weights decay, norms and biases do not; a network may give some of its top-level
+    submodules their own learning rate (``param_lrs()``: name -> lr, e.g. L-DiffRec's denoiser, which its
+    reference trains with a second optimiser). Without one, the two groups (decay, then no decay) of every fit."""
+    lrs = module.param_lrs() if hasattr(module, "param_lrs") else {}
+    groups: dict[tuple[bool, float], list[torch.nn.Parameter]] = {(False, config.lr): [], (True, config.lr): []}
+    for name, p in module.named_parameters():
+        no_decay = p.ndim < 2 or "norm" in name.lower() or "bias" in name
+        groups.setdefault((no_decay, lrs.get(name.split(".")[0], config.lr)), []).append(p)
+    return [
+        {"params": ps, "weight_decay": 0.0 if no_decay else config.weight_decay, "lr": lr}
+        for (no_decay, lr), ps in groups.items()
+        if ps or lr == config.lr
+    ]
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save, sealed with its SHA-256, through a temp file in the same folder, then renamed: never a
     half-written checkpoint, and a changed byte is caught when it is read back (``load_checkpoint``)."""
@@ -190,13 +206,7 @@ class Trainer:
         self.state = TrainState()
         self.best_state_dict: dict[str, torch.Tensor] | None = None
         self.generator = torch.Generator().manual_seed(config.seed)
-        decay, no_decay = [], []
-        for name, p in module.named_parameters():
-            (no_decay if p.ndim < 2 or "norm" in name.lower() or "bias" in name else decay).append(p)
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=config.lr,
-        )
+        self.optimizer = torch.optim.AdamW(param_groups(module, config), lr=config.lr)
         total = max((steps_per_epoch or 1) * config.epochs, 1)
         self._started = time.perf_counter()  # reset when fit starts; the time budget's clock
 
