@@ -135,6 +135,18 @@ def test_kmeans_finds_separated_blobs():
                 "decoder": "joint",
             },
         ),  # fmt: skip
+        (
+            "ldiffrec",
+            {
+                "epochs": 300,
+                "lr": 1e-2,
+                "batch_size": 32,
+                "latent_dim": 16,
+                "hidden_dims": "32",
+                "n_clusters": 3,
+                "ae_hidden": 48,
+            },
+        ),  # fmt: skip
     ],
 )
 def test_user_vector_models_learn_cluster_structure(name, config):
@@ -260,13 +272,16 @@ def test_ldiffrec_joint_decoder_saves_and_loads(tmp_path):
     from recgen.models.base import Recommender
 
     split = leave_one_out(make_cluster_dataset(n_clusters=3, users_per_cluster=10, items_per_cluster=6, seed=2))
-    m = create_model("ldiffrec", epochs=2, batch_size=16, latent_dim=12, hidden_dims="16", n_clusters=3,
-                     decoder="joint").fit(split.train)  # fmt: skip
     users, hists = split.test.user_ids, split.test.histories(np.arange(len(split.test)))
-    m.save(tmp_path / "m")
-    loaded = Recommender.load(tmp_path / "m")
-    assert loaded.config.decoder == "joint"
-    assert torch.equal(loaded.score(users, hists), m.score(users, hists))
+    for hidden in (0, 24):  # and with a hidden layer in every encoder and decoder
+        m = create_model("ldiffrec", epochs=2, batch_size=16, latent_dim=12, hidden_dims="16", n_clusters=3,
+                         decoder="joint", ae_hidden=hidden).fit(split.train)  # fmt: skip
+        m.save(tmp_path / f"m{hidden}")
+        loaded = Recommender.load(tmp_path / f"m{hidden}")
+        assert loaded.config.decoder == "joint" and loaded.config.ae_hidden == hidden
+        assert torch.equal(loaded.score(users, hists), m.score(users, hists))
+    enc = m.net_.encoders[0]  # the hidden width split by the cluster's share of the 18 items
+    assert isinstance(enc, torch.nn.Sequential) and enc[0].out_features == int(24 * enc[0].in_features / 18)
     with pytest.raises(ConfigError, match="decoder"):
         create_model("ldiffrec", decoder="shared")
 

@@ -19,7 +19,8 @@ Where recgen differs:
   own learning rates, which ``denoiser_lr`` gives (``lr`` is then the autoencoder's); epoch chosen on validation
   NDCG@10.
 - Per-cluster encoders are single linear layers with tanh-free outputs, the reference's default ``in_dims``
-  [300] with no hidden layers.
+  [300] with no hidden layers; ``ae_hidden`` adds one tanh hidden layer to every encoder and decoder (the
+  reference's ``in_dims`` / ``out_dims`` with a hidden entry, MultVAE's shape).
 - The diffusion loss regresses onto the encoder's latent with that target detached (otherwise the diffusion
   term can be lowered by shrinking every latent to one point), and its SNR reweighting is off by default: at
   DiffRec's small noise scales SNR(t-1) - SNR(t) is ~1e3-1e4 on a latent, the weighted diffusion term swamps
@@ -65,6 +66,9 @@ class LDiffRecConfig(UserVectorConfig, VectorDiffusionConfig):
     # "per-cluster": each cluster's latent slice decodes its own items; "joint": one linear layer from the whole
     # latent to every item (the reference's default, out_dims=[]); see the docstring
     decoder: str = "per-cluster"
+    # a tanh hidden layer in every encoder and decoder, split across clusters by item count as the latent is (the
+    # reference's in_dims / out_dims with more than one entry); 0 = none, the reference's default
+    ae_hidden: int = 0
     anneal_cap: float = 0.005  # largest KL weight
     anneal_steps: int = 500  # updates over which the KL weight grows to anneal_cap
     lr: float = 1e-3  # encoders and decoders (the reference's lr1), and the denoiser unless denoiser_lr is set
@@ -83,6 +87,7 @@ class LDiffRecConfig(UserVectorConfig, VectorDiffusionConfig):
         )
         check(self.diffusion_weight >= 0, f"diffusion_weight must be >= 0, got {self.diffusion_weight}")
         check(self.decoder in ("per-cluster", "joint"), f"decoder must be per-cluster or joint, got {self.decoder!r}")
+        check(self.ae_hidden >= 0, f"ae_hidden must be >= 0 (0 = no hidden layer), got {self.ae_hidden}")
 
 
 def cluster_items(x, n_clusters: int, dim: int, seed: int) -> np.ndarray:
@@ -106,16 +111,22 @@ class LDiffRecNet(nn.Module):
         sizes = [len(g) for g in self.groups]
         dims = [max(1, int(cfg.latent_dim * s / n_items)) for s in sizes]
         self.latent_dims = dims
-        self.encoders = nn.ModuleList(nn.Linear(s, 2 * d) for s, d in zip(sizes, dims, strict=True))
+        hidden = [max(1, int(cfg.ae_hidden * s / n_items)) for s in sizes]
+
+        def mlp(i: int, o: int, h: int) -> nn.Module:  # one layer, or two through a tanh hidden layer
+            return nn.Sequential(nn.Linear(i, h), nn.Tanh(), nn.Linear(h, o)) if cfg.ae_hidden else nn.Linear(i, o)
+
+        self.encoders = nn.ModuleList(mlp(s, 2 * d, h) for s, d, h in zip(sizes, dims, hidden, strict=True))
         self.joint = cfg.decoder == "joint"
-        if self.joint:  # one layer from the whole latent to every item, in cluster order
-            self.decoders = nn.ModuleList([nn.Linear(sum(dims), n_items)])
+        if self.joint:  # one layer (or MLP) from the whole latent to every item, in cluster order
+            self.decoders = nn.ModuleList([mlp(sum(dims), n_items, cfg.ae_hidden)])
             self.register_buffer("order", torch.from_numpy(np.concatenate(self.groups)))
         else:
-            self.decoders = nn.ModuleList(nn.Linear(d, s) for s, d in zip(sizes, dims, strict=True))
-        for layer in [*self.encoders, *self.decoders]:
-            nn.init.xavier_normal_(layer.weight)
-            nn.init.normal_(layer.bias, std=0.001)
+            self.decoders = nn.ModuleList(mlp(d, s, h) for s, d, h in zip(sizes, dims, hidden, strict=True))
+        for layer in [m for block in [*self.encoders, *self.decoders] for m in block.modules()]:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_normal_(layer.weight)
+                nn.init.normal_(layer.bias, std=0.001)
         self.drop = nn.Dropout(cfg.dropout)
         width = sum(dims)
         self.denoiser = Denoiser(width, parse_dims(cfg.hidden_dims), cfg.time_emb_dim, 0.0, False)
