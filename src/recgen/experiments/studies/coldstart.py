@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from recgen.data.loaders import load_dataset
-from recgen.data.split import item_cold_start
+from recgen.data.split import ITEM_COLD_FRAC, item_cold_start
 from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
 from recgen.experiments.results import git_commit, provenance, settings_tag, write_json
@@ -111,7 +111,7 @@ def run_cold_start_study(
     models: Sequence[str] = ("ease",),
     filters: Sequence[str] = ("none", "margin"),
     per_item: int = 20,
-    cold_frac: float = 0.15,
+    cold_frac: float = ITEM_COLD_FRAC,
     llm: str | None = None,
     sets: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
