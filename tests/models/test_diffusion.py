@@ -115,6 +115,9 @@ def test_kmeans_finds_separated_blobs():
         kmeans(x, 500)
 
 
+LDIFFREC = {"epochs": 300, "lr": 1e-2, "batch_size": 32, "latent_dim": 16, "hidden_dims": "32"}
+
+
 @pytest.mark.parametrize(
     "name,config",
     [
@@ -122,31 +125,9 @@ def test_kmeans_finds_separated_blobs():
         ("diffrec", {"epochs": 150, "lr": 3e-3, "batch_size": 32, "hidden_dims": "64", "dropout": 0.2}),
         # lr 1e-2: at 3e-3 seed 0 reached recall@3 0.69 on an AMD EPYC host (1.0 on the Intel hosts before; seeds
         # 0-3 give 0.69-1.0 there), at 1e-2 seeds 0-3 reach 1.0 on the AMD host
-        ("ldiffrec", {"epochs": 300, "lr": 1e-2, "batch_size": 32, "latent_dim": 16, "hidden_dims": "32"}),
-        (
-            "ldiffrec",
-            {
-                "epochs": 300,
-                "lr": 1e-2,
-                "batch_size": 32,
-                "latent_dim": 16,
-                "hidden_dims": "32",
-                "n_clusters": 3,
-                "decoder": "joint",
-            },
-        ),  # fmt: skip
-        (
-            "ldiffrec",
-            {
-                "epochs": 300,
-                "lr": 1e-2,
-                "batch_size": 32,
-                "latent_dim": 16,
-                "hidden_dims": "32",
-                "n_clusters": 3,
-                "ae_hidden": 48,
-            },
-        ),  # fmt: skip
+        ("ldiffrec", LDIFFREC),
+        ("ldiffrec", {**LDIFFREC, "n_clusters": 3, "decoder": "joint"}),
+        ("ldiffrec", {**LDIFFREC, "n_clusters": 3, "ae_hidden": 48}),
     ],
 )
 def test_user_vector_models_learn_cluster_structure(name, config):
