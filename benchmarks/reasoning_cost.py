@@ -49,7 +49,12 @@ def main() -> None:
     sets = parse_sets(args.set)
     rows = []
     for name in args.models.split(","):
-        models = {k: create_model(name, epochs=1, eval_every=1, reason_steps=k, **sets).fit(split.train) for k in ks}
+        # K = 0 is the plain model: the reasoning fields of --set (e.g. reason_scheme=prl) do not apply to it
+        plain = {key: v for key, v in sets.items() if not key.startswith("reason_")}
+        models = {
+            k: create_model(name, epochs=1, eval_every=1, reason_steps=k, **(sets if k else plain)).fit(split.train)
+            for k in ks
+        }
         per_k: dict[int, list[float]] = {k: [] for k in ks}
         for _ in range(args.repeats):
             for k in ks:

@@ -164,6 +164,7 @@ def test_save_load_and_no_extra_parameters_without_reasoning(tmp_path):
         ("sasrec", {"reason_steps": 2, "reason_scheme": "cot"}, "reason_scheme must be one of"),
         ("hstu", {"reason_steps": 2, "loss": "bce"}, "needs loss='ce'"),
         ("sasrec", {"reason_temp_decay": 0}, "reason_temp_decay must be > 0"),
+        ("hstu", {"reason_scheme": "prl"}, "needs reasoning steps; set reason_steps"),
         ("dreamrec", {"reason_steps": 1}, "applies to sasrec and hstu"),
     ],
 )

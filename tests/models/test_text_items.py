@@ -176,6 +176,8 @@ def test_text_sources_and_profiles(tmp_path):
         ("sasrec", {"item_text": "summary"}, "item_text must be one of"),
         ("hstu", {"item_text": "title", "text_mode": "mixed"}, "text_mode must be one of"),
         ("dreamrec", {"item_text": "title"}, "not to DreamRec"),
+        ("sasrec", {"text_mode": "only"}, "needs item text; set item_text"),
+        ("hstu", {"text_mode": "init"}, "needs item text; set item_text"),
     ],
 )
 def test_bad_text_configs_are_refused_in_one_line(name, cfg, msg):

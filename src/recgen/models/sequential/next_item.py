@@ -84,7 +84,16 @@ class SequentialConfig(TrainerConfig):
         check_device_spec(self.device)
         check(self.item_text in TEXT_ITEMS, f"item_text must be one of {list(TEXT_ITEMS)}, got {self.item_text!r}")
         check(self.text_mode in TEXT_MODES, f"text_mode must be one of {list(TEXT_MODES)}, got {self.text_mode!r}")
+        # a mode without text would train plain IDs in silence (fuse, the default, cannot be told from unset)
+        check(
+            self.text_mode == "fuse" or self.item_text != "none",
+            f"text_mode={self.text_mode!r} needs item text; set item_text to title, meta or profile",
+        )
         check(self.reason_steps >= 0, f"reason_steps must be >= 0, got {self.reason_steps}")
+        check(
+            self.reason_scheme == "erl" or self.reason_steps > 0,
+            f"reason_scheme={self.reason_scheme!r} needs reasoning steps; set reason_steps >= 1",
+        )
         check(
             self.reason_scheme in SCHEMES, f"reason_scheme must be one of {list(SCHEMES)}, got {self.reason_scheme!r}"
         )
