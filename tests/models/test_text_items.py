@@ -213,6 +213,11 @@ def test_text_items_table_reads_each_variant_against_the_model_without_text():
     assert [r.split(" | ")[2:4] for r in rows] == [["none", "–"], ["title", "fuse"], ["meta", "only"]]
     assert "+0.0100 (+12.5%)" in rows[1] and "| 1 |" in rows[1] and "0.0900 |" in rows[1]  # one seed: no ± part
     assert "-0.0200 (-25.0%)" in rows[2] and "0.0600 ± 0.0010" in rows[2]
+    # seeds merged from several devices hold a fit time per device (no overall mean): shown apart, not a KeyError
+    mixed = res("sasrec", "none", "fuse", 0.05)
+    del mixed["timings"]["fit_seconds_mean"]
+    mixed["throughput_by_device"] = {"cuda": {"fit_seconds_mean": 248.2}, "cpu": {"fit_seconds_mean": 3067.4}}
+    assert text_items_table([mixed]).splitlines()[2].endswith("| cuda 248 / cpu 3067 |")
 
 
 def test_cold_start_table_reads_cold_and_warm_users_and_what_scores_unseen_items():

@@ -170,6 +170,14 @@ def speeds(per_seed: list[dict[str, Any]], throughput: dict[str, Any]) -> dict[s
     }
 
 
+def fit_seconds_cell(r: dict[str, Any], digits: int = 1) -> str:
+    """A results file's mean fit seconds for a table cell; a merge of seeds run on several devices holds one mean per
+    device (``throughput_by_device``), shown apart ("cuda 120.0 / cpu 980.0"), never averaged across devices."""
+    if by_device := r.get("throughput_by_device"):
+        return " / ".join(f"{d} {v['fit_seconds_mean']:.{digits}f}" for d, v in by_device.items())
+    return f"{r['timings']['fit_seconds_mean']:.{digits}f}"
+
+
 def with_defaults(model: str | None):
     """config (as a results file holds it, JSON) -> the same config with every field the model's Config has gained
     since filled in at its default: a file written before a field existed ran with the behaviour that default keeps

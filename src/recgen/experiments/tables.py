@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from recgen.experiments.published import PUBLISHED
+from recgen.experiments.results import fit_seconds_cell
 
 DATASET_ORDER = ["ml-100k", "beauty", "sports", "toys", "yelp", "lastfm"]
 
@@ -113,13 +114,10 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
             if by_device := r.get("throughput_by_device"):  # seeds on several devices: their speeds apart
                 cells += [
                     " / ".join(f"{d} {_speed(v['eval_users_per_second'])}" for d, v in by_device.items()),
-                    " / ".join(f"{d} {v['fit_seconds_mean']:.1f}" for d, v in by_device.items()),
+                    fit_seconds_cell(r),
                 ]
             else:
-                cells += [
-                    _speed(r["throughput"]["eval_users_per_second"]),
-                    f"{r['timings']['fit_seconds_mean']:.1f}",
-                ]
+                cells += [_speed(r["throughput"]["eval_users_per_second"]), fit_seconds_cell(r)]
             lines.append("| " + " | ".join(cells) + " |")
         if with_published and not proto:
             for p in PUBLISHED:

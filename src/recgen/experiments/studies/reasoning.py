@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recgen.experiments.results import is_bench_result
+from recgen.experiments.results import fit_seconds_cell, is_bench_result
 
 TITLE = "latent reasoning (ReaRec) on SASRec-CE and HSTU, K chosen on validation"
 INTRO = (
@@ -75,7 +75,7 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
             f"| {r['dataset']} | {r['model']} | {scheme.upper() if k else 'none'} | {k} | {mark} | {n} | "
             f"{r['valid']['ndcg@10']:.4f} | {mean_std(r['test']['recall@10'], std.get('recall@10'), n)} | "
             f"{mean_std(r['test']['ndcg@10'], std.get('ndcg@10'), n)} | {delta} | "
-            f"{r['timings']['fit_seconds_mean']:.0f} | {ups:.0f} ({ratio}) |"
+            f"{fit_seconds_cell(r, 0)} | {ups:.0f} ({ratio}) |"
         )
         if b is not None and k and b["config"].get("max_seq_len") != r["config"].get("max_seq_len"):
             notes.append(f"{r['dataset']} {r['model']} K={k}: another max_seq_len than the row without reasoning")

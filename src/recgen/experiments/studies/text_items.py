@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from recgen.experiments.results import is_bench_result
+from recgen.experiments.results import fit_seconds_cell, is_bench_result
 from recgen.experiments.studies.reasoning import mean_std
 
 TITLE = "text-augmented items on SASRec-CE and HSTU (MiniLM item text as features)"
@@ -69,7 +69,7 @@ def text_items_table(rs: list[dict[str, Any]]) -> str:
             f"| {r['dataset']} | {r['model']} | {text} | {mode} | {n} | {r['valid']['ndcg@10']:.4f} | "
             f"{mean_std(r['test']['recall@10'], std.get('recall@10'), n)} | "
             f"{mean_std(r['test']['ndcg@10'], std.get('ndcg@10'), n)} | {delta} | "
-            f"{r['timings']['fit_seconds_mean']:.0f} |"
+            f"{fit_seconds_cell(r, 0)} |"
         )
     return "\n".join(lines)
 
