@@ -178,6 +178,25 @@ def test_a_truncated_results_file_is_an_error_not_a_missing_row(tmp_path, capsys
     assert not (tmp_path / "R.md").exists()
 
 
+def test_a_results_file_a_study_table_cannot_read_is_named_in_one_line(tmp_path, capsys):
+    import json
+
+    from recgen.cli.main import main
+
+    study = tmp_path / "results" / "text-items"
+    study.mkdir(parents=True)
+    good = json.loads((ROOT / "benchmarks/results/text-items/yelp__hstu__leave-one-out__729be592.json").read_text())
+    (study / "yelp__hstu__leave-one-out__729be592.json").write_text(json.dumps(good))
+    main(["report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "R.md"), "--readme", ""])
+    assert "| yelp | hstu | meta | fuse | 3 |" in (tmp_path / "R.md").read_text()  # the file as written reads
+    del good["valid"]  # valid JSON, recgen's schema, a field its table reads gone (an edited or foreign file)
+    (study / "yelp__sasrec__leave-one-out__00000000.json").write_text(json.dumps(good))
+    code = main(["report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "R2.md"), "--readme", ""])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "yelp__sasrec__leave-one-out__00000000.json" in err
+    assert "Traceback" not in err and not (tmp_path / "R2.md").exists()
+
+
 def test_scaling_table_names_each_row_by_its_settings_and_seeds():
     from recgen.experiments.tables import scaling_table
 

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from recgen.errors import DataError
 from recgen.experiments.catalog import models_table
 from recgen.experiments.results import (
     DEFAULT_RESULTS_DIR,
@@ -163,6 +164,26 @@ def fill_blocks(text: str, blocks: dict[str, str]) -> str:
     return text
 
 
+_UNREADABLE = (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError)
+
+
+def _tabulate(make_table, rs: list[dict[str, Any]]) -> str:
+    """A study's table; a results file the table cannot read (a field missing or of another type, as an edited or
+    foreign file has) is named in a one-line error, not a traceback."""
+    try:
+        return make_table(rs)
+    except _UNREADABLE as exc:
+        for r in rs:
+            try:
+                make_table([r])
+            except _UNREADABLE as own:
+                raise DataError(
+                    f"{r.get('_path', 'a results file')}: its table cannot read it ({type(own).__name__}: {own}); "
+                    "rerun the command stored in it, or move it out of the folder"
+                ) from None
+        raise DataError(f"the results of one table do not fit together ({type(exc).__name__}: {exc})") from None
+
+
 def write_report(
     results_dir: str | Path = DEFAULT_RESULTS_DIR,
     out: str | Path = "benchmarks/RESULTS.md",
@@ -277,7 +298,7 @@ def write_report(
                     heading,
                     "",
                     *([f"From `{sub}`; {intro}", ""] if intro else []),
-                    make_table(rs),
+                    _tabulate(make_table, rs),
                     "",
                     *[f"- `{c}`" for c in _commands(sorted(rs, key=order) if order else rs)],
                     "",
