@@ -112,12 +112,10 @@ def results_table(results: list[dict[str, Any]], *, with_published: bool = True)
             cells = [label, f"**{r['model']}** (recgen{below_pop_note(r, results)})", conf, _seeds_cell(r)]
             cells += [_fmt(r, c) for c in COLS]
             if by_device := r.get("throughput_by_device"):  # seeds on several devices: their speeds apart
-                cells += [
-                    " / ".join(f"{d} {_speed(v['eval_users_per_second'])}" for d, v in by_device.items()),
-                    fit_seconds_cell(r),
-                ]
+                speed = " / ".join(f"{d} {_speed(v['eval_users_per_second'])}" for d, v in by_device.items())
             else:
-                cells += [_speed(r["throughput"]["eval_users_per_second"]), fit_seconds_cell(r)]
+                speed = _speed(r["throughput"]["eval_users_per_second"])
+            cells += [speed, fit_seconds_cell(r)]
             lines.append("| " + " | ".join(cells) + " |")
         if with_published and not proto:
             for p in PUBLISHED:

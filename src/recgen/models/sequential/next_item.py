@@ -91,11 +91,11 @@ class SequentialConfig(TrainerConfig):
         )
         check(self.reason_steps >= 0, f"reason_steps must be >= 0, got {self.reason_steps}")
         check(
-            self.reason_scheme == "erl" or self.reason_steps > 0,
-            f"reason_scheme={self.reason_scheme!r} needs reasoning steps; set reason_steps >= 1",
+            self.reason_scheme in SCHEMES, f"reason_scheme must be one of {list(SCHEMES)}, got {self.reason_scheme!r}"
         )
         check(
-            self.reason_scheme in SCHEMES, f"reason_scheme must be one of {list(SCHEMES)}, got {self.reason_scheme!r}"
+            self.reason_scheme == "erl" or self.reason_steps > 0,
+            f"reason_scheme={self.reason_scheme!r} needs reasoning steps; set reason_steps >= 1",
         )
         check(self.reason_kl >= 0, f"reason_kl must be >= 0, got {self.reason_kl}")
         check(self.reason_temp_decay > 0, f"reason_temp_decay must be > 0, got {self.reason_temp_decay}")
