@@ -47,10 +47,10 @@ def main() -> None:
     times = test.history_times(slice(None))
     ks = [int(k) for k in args.ks.split(",")]
     sets = parse_sets(args.set)
+    # K = 0 is the plain model: the reasoning fields of --set (e.g. reason_scheme=prl) do not apply to it
+    plain = {key: v for key, v in sets.items() if not key.startswith("reason_")}
     rows = []
     for name in args.models.split(","):
-        # K = 0 is the plain model: the reasoning fields of --set (e.g. reason_scheme=prl) do not apply to it
-        plain = {key: v for key, v in sets.items() if not key.startswith("reason_")}
         models = {
             k: create_model(name, epochs=1, eval_every=1, reason_steps=k, **(sets if k else plain)).fit(split.train)
             for k in ks
