@@ -46,23 +46,38 @@ def test_steps_see_the_items_and_earlier_steps_only(name):
     tsb = ts_wide if model.uses_timestamps else None
     with torch.no_grad():
         x, keep = net.embed(seq)
-        h = net.transform(x, keep, tsa)
-        states = reasoning_states(net, x, keep, tsa, h[:, -1], 3)
+        cache = {}
+        h = net.transform(x, keep, tsa, cache)
+        states = reasoning_states(net, cache, h[:, -1], 3)
+        torch.testing.assert_close(reasoning_states(net, cache, h[:, -1], 3), states)  # the cache was left as it was
         xw, kw = net.embed(wide)
-        hw = net.transform(xw, kw, tsb)
-        states_wide = reasoning_states(net, xw, kw, tsb, hw[:, -1], 3)
+        cache_wide = {}
+        hw = net.transform(xw, kw, tsb, cache_wide)
+        states_wide = reasoning_states(net, cache_wide, hw[:, -1], 3)
         # padding is invisible to every step (left padding is masked for the reasoning queries too)
         torch.testing.assert_close(states, states_wide, rtol=1e-4, atol=1e-5)
+        # the cached steps are the states of re-encoding the whole extended sequence at each step
+        torch.testing.assert_close(states, reencoded(net, x, keep, tsa, 3), rtol=1e-5, atol=1e-6)
         # causal: appending a reasoning position leaves the items' states as they were
         z = net.reasoner.norm(states[:, 0] + net.reasoner.pos.weight[0])
         ext = net.transform(torch.cat([x, z[:, None]], 1), torch.cat([keep, keep[:, :1]], 1), _ext(tsa))
         torch.testing.assert_close(ext[:, :-1], h, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(ext[:, -1], states[:, 1], rtol=1e-5, atol=1e-6)
         assert not torch.allclose(states[:, 1], states[:, 2])  # each step is a new state
 
 
 def _ext(ts):
     return None if ts is None else torch.cat([ts, ts[:, -1:]], 1)
+
+
+def reencoded(net, x, keep, ts, steps):
+    """ReaRec's states without a key / value cache: each step re-encodes the items and the earlier steps."""
+    r, one = net.reasoner, torch.ones_like(keep[:, :1])
+    states = [net.transform(x, keep, ts)[:, -1]]
+    for k in range(steps):
+        z = r.norm(states[-1] + r.pos.weight[k])
+        x, keep, ts = torch.cat([x, z[:, None]], 1), torch.cat([keep, one], 1), _ext(ts)
+        states.append(net.transform(x, keep, ts)[:, -1])
+    return torch.stack(states, 1)
 
 
 @pytest.mark.parametrize("name,scheme", [("sasrec", "erl"), ("sasrec", "prl"), ("hstu", "erl"), ("hstu", "prl")])
@@ -80,7 +95,7 @@ def test_scores_use_the_schemes_state(name, scheme):
     with torch.no_grad():
         x, keep = net.embed(seq)
         tsa = ts if model.uses_timestamps else None
-        st = reasoning_states(net, x, keep, tsa, net.transform(x, keep, tsa)[:, -1], 2)
+        st = reencoded(net, x, keep, tsa, 2)
         emb = net.item_embeddings()
         if net.l2_norm:  # HSTU compares on the sphere
             st, emb = F.normalize(st, dim=-1), F.normalize(emb, dim=-1)
@@ -211,9 +226,7 @@ def test_each_row_reasons_after_a_drawn_prefix_encoded_as_at_inference(name):
     draws = torch.rand(inputs.shape, generator=torch.Generator().manual_seed(3))
     ts_in = ts[:, :-1] if model.uses_timestamps else None
     with torch.no_grad():
-        x, keep = net.embed(inputs)
-        h = net.transform(x, keep, ts_in)
-        states, target, _ = model._reasoning_sample(inputs, targets, ts_in, x, keep, h, draws)
+        states, target, _ = model._reasoning_sample(inputs, targets, ts_in, None, draws)
         for b in range(len(seq)):
             real = ((inputs[b] > 0) & (targets[b] > 0)).nonzero()[:, 0]
             end = int(real[draws[b, real].argmax()])  # the drawn position: the largest draw among real ones
@@ -226,7 +239,7 @@ def test_each_row_reasons_after_a_drawn_prefix_encoded_as_at_inference(name):
     pmodel, _ = fitted(name, reason_steps=1, train_prefixes=True)
     pnet = pmodel.net_.eval()
     with torch.no_grad():
-        x, keep = pnet.embed(inputs)
-        h = pnet.transform(x, keep, ts_in)
-        states, target, _ = pmodel._reasoning_sample(inputs, targets, ts_in, x, keep, h, draws)
+        cache = {}
+        h = pnet.transform(*pnet.embed(inputs), ts_in, cache)
+        states, target, _ = pmodel._reasoning_sample(inputs, targets, ts_in, h, draws, cache)
     assert torch.equal(target, targets[:, -1]) and torch.equal(states[:, 0], h[:, -1])

@@ -61,10 +61,17 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Self-attention over (B, T, D) with one fused projection; ``mask`` (B or 1, 1, T, T), True = attend."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cache: dict | None = None) -> torch.Tensor:
+        """Self-attention over (B, T, D) with one fused projection; ``mask`` (B or 1, 1, T, S), True = attend.
+
+        ``cache``: a dict that keeps the keys and values of the positions seen so far (S = those and these T):
+        the first call fills it, later calls attend over it and extend it (ReaRec's reasoning steps)."""
         b, t, _ = x.shape
         q, k, v = (self.split(z) for z in self.qkv(x).split(self.inner, dim=-1))  # (B, H, T, Dh)
+        if cache is not None:
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=-2), torch.cat([cache["v"], v], dim=-2)
+            cache["k"], cache["v"] = k, v
         y = self._sdpa(q, k, v, mask)
         return self.out(y.transpose(1, 2).reshape(b, t, self.inner))
 
@@ -99,9 +106,11 @@ class TransformerBlock(nn.Module):
         mask: torch.Tensor | None,
         memory: torch.Tensor | None = None,
         memory_mask: torch.Tensor | None = None,
+        cache: dict | None = None,
     ) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D); ``memory`` (B, S, D) for a block with cross-attention."""
-        x = x + self.drop(self.attn(self.norm1(x), mask))
+        """(B, T, D) -> (B, T, D); ``memory`` (B, S, D) for a block with cross-attention; ``cache`` the
+        self-attention's keys and values of earlier positions (``MultiHeadAttention.forward``)."""
+        x = x + self.drop(self.attn(self.norm1(x), mask, cache))
         if self.cross is not None:
             k, v = self.cross.keys_values(memory)
             x = x + self.drop(self.cross.attend(self.cross_norm(x), k, v, memory_mask))

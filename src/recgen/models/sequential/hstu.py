@@ -69,11 +69,13 @@ class RelativeBias(nn.Module):
         self.pos_w = nn.Parameter(torch.empty(2 * max_len - 1).normal_(0, 0.02))
         self.ts_w = nn.Parameter(torch.empty(n_buckets + 1).normal_(0, 0.02))
 
-    def forward(self, t: int, ts: torch.Tensor | None) -> torch.Tensor:
-        idx = torch.arange(t, device=self.pos_w.device)
-        bias = self.pos_w[self.max_len - 1 + idx[:, None] - idx[None, :]][None]  # (1, L, L)
+    def forward(self, t: int, ts: torch.Tensor | None, s: int = 0) -> torch.Tensor:
+        """The bias of the last t of s positions (s = t unless given) over all s: (1 or B, t, s)."""
+        s = s or t
+        idx = torch.arange(s, device=self.pos_w.device)
+        bias = self.pos_w[self.max_len - 1 + idx[s - t :, None] - idx[None, :]][None]  # (1, t, s)
         if ts is not None:
-            dt = (ts[:, :, None] - ts[:, None, :]).abs().clamp(min=1.0)  # (B, L, L)
+            dt = (ts[:, s - t :, None] - ts[:, None, :]).abs().clamp(min=1.0)  # (B, t, s)
             buckets = (torch.log(dt) / 0.301).long().clamp(0, self.n_buckets)
             bias = bias + self.ts_w[buckets]
         return bias
@@ -91,7 +93,11 @@ class STU(nn.Module):
         nn.init.xavier_uniform_(self.out.weight)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor, allowed: torch.Tensor, cache: dict | None = None
+    ) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); ``bias`` and ``allowed`` (B, T, S); ``cache`` the keys and values of the S - T
+        earlier positions, extended by these (``SequenceEncoder.attended``)."""
         c = self.cfg
         b, t, d = x.shape
         h = c.n_heads
@@ -100,6 +106,10 @@ class STU(nn.Module):
         q = q.view(b, t, h, c.dqk).transpose(1, 2)  # (B, H, L, dqk)
         k = k.view(b, t, h, c.dqk).transpose(1, 2)
         v = v.view(b, t, h, c.dv).transpose(1, 2)  # (B, H, L, dv)
+        if cache is not None:
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
         # pointwise aggregated attention, no softmax; divided by the fixed max length as in the reference
         attn = F.silu(q @ k.transpose(-1, -2) + bias[:, None]) / c.max_seq_len  # (B, H, L, L)
         attn = attn * allowed[:, None]
@@ -126,14 +136,17 @@ class HSTUNet(SequenceEncoder):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def transform(self, x: torch.Tensor, keep: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
-        """Inputs (B, T, D), non-padding mask (B, T) and timestamps (B, T) -> (B, T, D) hidden states."""
+    def transform(
+        self, x: torch.Tensor, keep: torch.Tensor, ts: torch.Tensor | None = None, cache: dict | None = None
+    ) -> torch.Tensor:
+        """Inputs (B, T, D), non-padding mask (B, T) and timestamps (B, T) -> (B, T, D) hidden states; ``cache``:
+        the keys, values and timestamps of earlier positions (``attended``), which these T positions follow."""
         t = x.shape[1]
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-        allowed = (causal[None] & keep[:, None, :]).to(x.dtype)  # (B, T, T)
-        bias = self.rab(t, ts.to(x.dtype) if ts is not None else None)
-        for layer in self.layers:
-            x = layer(x, bias, allowed)
+        keep, ts, causal, layers = self.attended(t, keep, ts, cache)
+        allowed = (causal[None] & keep[:, None, :]).to(x.dtype)  # (B, T, S)
+        bias = self.rab(t, ts.to(x.dtype) if ts is not None else None, keep.shape[1])
+        for layer, kv in zip(self.layers, layers, strict=True):
+            x = layer(x, bias, allowed, kv)
         return x
 
 

@@ -170,6 +170,21 @@ class SequenceEncoder(torch.nn.Module):
         x = items * math.sqrt(self.cfg.embedding_dim) + self.pos_emb.weight[-seq.shape[1] :]
         return self.drop(x) * keep.unsqueeze(-1), keep
 
+    def attended(self, t: int, keep: torch.Tensor, ts: torch.Tensor | None, cache: dict | None):
+        """What ``transform``'s T new positions attend over: without ``cache`` they are all; with it (a dict the first
+        call fills, ``reasoning.reasoning_states``) the cached positions come first and these are added to them.
+        Returns the non-padding mask (B, S) and timestamps (B, S) or None of all S positions, the causal rows of the
+        new ones (T, S), and each layer's key / value cache (None without ``cache``)."""
+        layers = [None] * self.cfg.n_layers
+        if cache is not None:
+            if "keep" in cache:
+                keep = torch.cat([cache["keep"], keep], dim=1)
+                ts = torch.cat([cache["ts"], ts], dim=1) if ts is not None else None
+            cache["keep"], cache["ts"] = keep, ts
+            layers = cache.setdefault("layers", [{} for _ in range(self.cfg.n_layers)])
+        s = keep.shape[1]
+        return keep, ts, torch.ones(s, s, dtype=torch.bool, device=keep.device).tril()[s - t :], layers
+
     def encode(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) left-padded item ids (+ timestamps, for models that use them) -> (B, L, D) hidden states."""
         return self.transform(*self.embed(seq), ts)
@@ -211,12 +226,11 @@ class SequentialRecommender(NetRecommender):
         seq = batch[0]
         b, width = seq.shape[0], seq.shape[1] - 1
         positions = b if self.config.train_prefixes else int((seq[:, 1:] > 0).sum())
-        # ReaRec: the chosen prefix re-encoded (unless every sample is a prefix), then step j re-runs the encoder
-        # over width + j positions, and each step's loss
+        # ReaRec: the chosen prefix re-encoded (unless every sample is a prefix), then the K steps' positions with
+        # the items' keys and values cached (what width + K positions cost beyond width), and each step's loss
         k, cfg = self.config.reason_steps, self.config
-        reasoning = sum(self._encoder_flops(width + j) for j in range(1, k + 1)) + k * 2 * self._output_width() * (
-            cfg.embedding_dim
-        )
+        reasoning = self._encoder_flops(width + k) - self._encoder_flops(width)
+        reasoning += k * 2 * self._output_width() * cfg.embedding_dim
         if k and not cfg.train_prefixes:
             reasoning += self._encoder_flops(width)
         text = getattr(self.net_, "text_items", None)  # (DreamRec's network has no text side)
@@ -237,11 +251,11 @@ class SequentialRecommender(NetRecommender):
         seq, ts = batch[0], batch[1]  # (ReaRec adds the draws that choose each row's prefix, see batches())
         inputs, targets = seq[:, :-1], seq[:, 1:]
         ts_in = ts[:, :-1] if self.uses_timestamps else None
-        x, keep = self.net_.embed(inputs)
-        h = self.net_.transform(x, keep, ts_in)  # (B, L, D)
         steps = self.config.reason_steps
+        cache = {} if steps and self.config.train_prefixes else None  # the reasoning follows this pass's rows
+        h = self.net_.transform(*self.net_.embed(inputs), ts_in, cache)  # (B, L, D)
         draws = batch[2] if len(batch) > 2 else None
-        states = self._reasoning_sample(inputs, targets, ts_in, x, keep, h, draws) if steps else None
+        states = self._reasoning_sample(inputs, targets, ts_in, h, draws, cache) if steps else None
         if self.config.train_prefixes:  # a prefix is one sample: its loss is at its last position (RecBole's)
             h, pos = h[:, -1], targets[:, -1]  # (B, D), (B,): left-padded, so the last column is every target
         else:
@@ -275,10 +289,10 @@ class SequentialRecommender(NetRecommender):
             ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
         if states is not None:  # ReaRec: the reasoning steps' loss on one prefix of each sequence
             cfg = self.config
-            states, target, (xr, kr, tr, last) = states
+            states, target, prefix_cache = states
             noisy = None
             if cfg.reason_scheme == "prl" and cfg.reason_noise > 0 and getattr(self, "_epoch", 0) > cfg.reason_warmup:
-                noisy = reasoning_states(self.net_, xr, kr, tr, last, steps, noise=cfg.reason_noise)
+                noisy = reasoning_states(self.net_, prefix_cache, states[:, 0], steps, noise=cfg.reason_noise)
             emb, target = self._softmax_catalogue(self.net_.item_embeddings(), target)
             r_loss = reasoning_loss(states, emb, target, cfg, tau, self.net_.l2_norm, noisy, full_softmax_ce)
             # a reasoning sample weighs what one position's sample weighs in the base loss (a mean over P
@@ -298,18 +312,18 @@ class SequentialRecommender(NetRecommender):
             return emb[1:], targets - 1
         return emb[seen], self._seen_index[targets]
 
-    def _reasoning_sample(self, inputs, targets, ts, x, keep, h, draws=None):
-        """ReaRec's training sample of each row: the reasoning states (B, K + 1, D) after one prefix, its target
-        (B,), and the prefix's encoder inputs. With ``train_prefixes`` a row is one prefix (the reference's
-        samples): its last position. Otherwise the prefix ends at a position drawn uniformly among the row's
-        real positions (``draws``: uniforms the batcher drew from the trainer's generator, the same in every
-        data-parallel process and restored on resume), re-encoded right-aligned as it would be at inference:
-        reasoning only at each sequence's last position saw one fixed (history, item) pair per user and epoch and
-        learnt those pairs by heart (on ML-100K its validation NDCG@10 stayed at a fraction of the plain model's)."""
+    def _reasoning_sample(self, inputs, targets, ts, h, draws=None, cache=None):
+        """ReaRec's training sample of each row: the reasoning states (B, K + 1, D) after one prefix, its target (B,),
+        and the prefix's key / value cache. With ``train_prefixes`` a row is one prefix (the reference's
+        samples): its last position, ``h`` and ``cache`` from the pass over the rows. Otherwise the prefix
+        ends at a position drawn uniformly among the row's real positions (``draws``: uniforms the batcher
+        drew from the trainer's generator, the same in every data-parallel process and restored on resume),
+        re-encoded right-aligned as it would be at inference: reasoning only at each sequence's last position
+        saw one fixed (history, item) pair per user and epoch and learnt those pairs by heart (on ML-100K its
+        validation NDCG@10 stayed at a fraction of the plain model's)."""
         steps = self.config.reason_steps
         if self.config.train_prefixes:
-            last = h[:, -1]
-            return reasoning_states(self.net_, x, keep, ts, last, steps), targets[:, -1], (x, keep, ts, last)
+            return reasoning_states(self.net_, cache, h[:, -1], steps), targets[:, -1], cache
         w = inputs.shape[1]
         real = (inputs > 0) & (targets > 0)  # a prefix ending here has an item and a next item
         u = draws[:, -w:] if draws is not None else torch.rand(real.shape, device=real.device)
@@ -318,10 +332,10 @@ class SequentialRecommender(NetRecommender):
         ok = src >= 0
         seq = torch.where(ok, inputs.gather(1, src.clamp(min=0)), 0)
         tsr = torch.where(ok, ts.gather(1, src.clamp(min=0)), 0) if ts is not None else None
-        xr, kr = self.net_.embed(seq)
-        last = self.net_.transform(xr, kr, tsr)[:, -1]
+        cache = {}
+        last = self.net_.transform(*self.net_.embed(seq), tsr, cache)[:, -1]
         target = targets.gather(1, end[:, None])[:, 0]
-        return reasoning_states(self.net_, xr, kr, tsr, last, steps), target, (xr, kr, tsr, last)
+        return reasoning_states(self.net_, cache, last, steps), target, cache
 
     def _fit(self, dataset: Dataset, valid: Any) -> None:
         cfg = self.config
@@ -374,10 +388,10 @@ class SequentialRecommender(NetRecommender):
         ts = None
         if self.uses_timestamps and timestamps is not None:
             ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)).to(dev)
-        x, keep = net.embed(seq)
-        h = net.transform(x, keep, ts)[:, -1]
+        cache = {} if self.config.reason_steps else None
+        h = net.transform(*net.embed(seq), ts, cache)[:, -1]
         if self.config.reason_steps:  # ReaRec: K more steps through the encoder, then the scheme's state
-            states = reasoning_states(net, x, keep, ts, h, self.config.reason_steps)
+            states = reasoning_states(net, cache, h, self.config.reason_steps)
             return user_state(states, self.config.reason_scheme, net.l2_norm)
         return F.normalize(h, dim=-1) if net.l2_norm else h
 

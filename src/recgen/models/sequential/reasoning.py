@@ -28,9 +28,11 @@ Where recgen differs from the reference code, and why:
 - Step 0 is trained by that base loss at the model's tau; the reference's PRL gives step 0 the softest
   temperature and its ERL supervises only the mean of the states (the paper writes a sum over steps, which ERL here
   follows).
-- No key/value cache: each reasoning step re-runs the encoder over the items and the earlier steps (exact, K + 1
-  encoder passes; the reference caches keys and values). Inference cost per user against K is measured in the
-  results files (``eval_seconds``).
+- Keys and values are cached, as in the reference: each reasoning step runs the encoder over its one new position,
+  attending to the cached items and earlier steps (at inference the same states as re-encoding the whole extended
+  sequence, to float rounding; ``tests/models/test_reasoning.py``). While training, the items' dropout masks are
+  therefore drawn once per sequence, not once per step. Inference cost per user against K:
+  ``benchmarks/reasoning_cost.py``.
 - HSTU gets the last item's timestamp at every reasoning position (the time-gap bias sees "now"), and its
   relative-position bias is widened by K so that the new positions have their own offsets.
 """
@@ -55,30 +57,22 @@ class Reasoner(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
 
-def reasoning_states(
-    net: nn.Module,
-    x: torch.Tensor,
-    keep: torch.Tensor,
-    ts: torch.Tensor | None,
-    last: torch.Tensor,
-    steps: int,
-    noise: float = 0.0,
-) -> torch.Tensor:
+def reasoning_states(net: nn.Module, cache: dict, last: torch.Tensor, steps: int, noise: float = 0.0) -> torch.Tensor:
     """(B, K + 1, D): ``last`` (the encoder's state at the last position, h_0) and the K reasoning states.
 
-    ``x``, ``keep``: the encoder's inputs and non-padding mask (``net.embed``); ``ts``: timestamps or None."""
+    ``cache``: the dict ``net.transform(x, keep, ts, cache)`` filled while encoding the items (their keys and values
+    in each layer); each step runs the encoder over its one new position only, attending to the items and the
+    earlier steps. The given cache is left as it was (PRL's noisy pass starts from it again)."""
     r = net.reasoner
+    cache = {**cache, "layers": [dict(kv) for kv in cache["layers"]]}
     states = [last]
-    ones = torch.ones_like(keep[:, :1])
+    one = torch.ones_like(cache["keep"][:, :1])
     for k in range(steps):
         z = states[-1] + r.pos.weight[k]
         if noise > 0:
             z = z + noise * torch.randn_like(z)
-        x = torch.cat([x, r.drop(r.norm(z))[:, None]], dim=1)
-        keep = torch.cat([keep, ones], dim=1)
-        if ts is not None:
-            ts = torch.cat([ts, ts[:, -1:]], dim=1)
-        states.append(net.transform(x, keep, ts)[:, -1])
+        ts = cache["ts"][:, -1:] if cache["ts"] is not None else None  # "now" is the last item's time
+        states.append(net.transform(r.drop(r.norm(z))[:, None], one, ts, cache)[:, 0])
     return torch.stack(states, dim=1)
 
 

@@ -64,14 +64,18 @@ class SASRecNet(SequenceEncoder):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def transform(self, x: torch.Tensor, keep: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
-        """Inputs (B, T, D) with their non-padding mask (B, T) -> (B, T, D) hidden states (causal)."""
+    def transform(
+        self, x: torch.Tensor, keep: torch.Tensor, ts: torch.Tensor | None = None, cache: dict | None = None
+    ) -> torch.Tensor:
+        """Inputs (B, T, D) with their non-padding mask (B, T) -> (B, T, D) hidden states (causal); ``cache``: the
+        keys and values of earlier positions (``attended``), which these T positions follow."""
         t = x.shape[1]
-        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        keep, _, causal, layers = self.attended(t, keep, None, cache)
+        s = keep.shape[1]
         # attend to earlier non-padding positions; a padding query attends to itself (keeps softmax finite)
-        allowed = causal[None] & keep[:, None, :] | torch.eye(t, dtype=torch.bool, device=x.device)[None]
-        for block in self.blocks:
-            x = block(x, allowed[:, None])  # (B, 1, T, T) broadcast over heads
+        allowed = causal[None] & keep[:, None, :] | torch.eye(s, dtype=torch.bool, device=x.device)[s - t :][None]
+        for block, kv in zip(self.blocks, layers, strict=True):
+            x = block(x, allowed[:, None], cache=kv)  # (B, 1, T, S) broadcast over heads
         return self.norm(x)
 
 
