@@ -18,6 +18,17 @@ from torch import nn
 from recgen.ops.dropout import Dropout, attention
 
 
+def extend_cache(cache: dict | None, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values (..., T, Dh) of new positions -> those of the positions in ``cache`` followed by these
+    (..., S, Dh), which the cache then holds; without a cache, ``k`` and ``v`` as they are."""
+    if cache is None:
+        return k, v
+    if "k" in cache:
+        k, v = torch.cat([cache["k"], k], dim=-2), torch.cat([cache["v"], v], dim=-2)
+    cache["k"], cache["v"] = k, v
+    return k, v
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with one fused q/k/v projection (``qkv``) and an output projection (``out``).
 
@@ -68,10 +79,7 @@ class MultiHeadAttention(nn.Module):
         the first call fills it, later calls attend over it and extend it (ReaRec's reasoning steps)."""
         b, t, _ = x.shape
         q, k, v = (self.split(z) for z in self.qkv(x).split(self.inner, dim=-1))  # (B, H, T, Dh)
-        if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=-2), torch.cat([cache["v"], v], dim=-2)
-            cache["k"], cache["v"] = k, v
+        k, v = extend_cache(cache, k, v)
         y = self._sdpa(q, k, v, mask)
         return self.out(y.transpose(1, 2).reshape(b, t, self.inner))
 

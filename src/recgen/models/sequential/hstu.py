@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recgen.config import check
+from recgen.models.nn import extend_cache
 from recgen.models.sequential.next_item import SequenceEncoder, SequentialConfig, SequentialRecommender
 from recgen.models.sequential.reasoning import Reasoner
 
@@ -106,10 +107,7 @@ class STU(nn.Module):
         q = q.view(b, t, h, c.dqk).transpose(1, 2)  # (B, H, L, dqk)
         k = k.view(b, t, h, c.dqk).transpose(1, 2)
         v = v.view(b, t, h, c.dv).transpose(1, 2)  # (B, H, L, dv)
-        if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
+        k, v = extend_cache(cache, k, v)
         # pointwise aggregated attention, no softmax; divided by the fixed max length as in the reference
         attn = F.silu(q @ k.transpose(-1, -2) + bias[:, None]) / c.max_seq_len  # (B, H, L, L)
         attn = attn * allowed[:, None]
