@@ -1,6 +1,8 @@
 """ReaRec latent reasoning on SASRec and HSTU: learnability, the steps' masks, the schemes' losses and user states
 against hand computation, save / load, bad configs."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from recgen.errors import ConfigError
 from recgen.eval.evaluator import evaluate
 from recgen.models import create_model
 from recgen.models.base import Recommender
-from recgen.models.sequential.reasoning import reasoning_loss, reasoning_states, user_state
+from recgen.models.sequential.reasoning import reasoning_loss, reasoning_states, state_variants, user_state
 from recgen.testing import make_cycle_dataset as cycle_dataset
 
 SMALL = {"embedding_dim": 32, "max_seq_len": 10, "batch_size": 16, "lr": 3e-3, "dropout": 0.1}
@@ -103,6 +105,41 @@ def test_scores_use_the_schemes_state(name, scheme):
     # HSTU normalises the mean state: equal up to each row's positive scale, which does not change a ranking
     torch.testing.assert_close(F.normalize(scores, dim=1), F.normalize(want, dim=1), rtol=1e-6, atol=1e-9)
     assert torch.allclose(user_state(st, scheme, False), st.mean(1) if scheme == "erl" else st[:, -1])
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_state_variants_score_one_state_or_a_mean(name):
+    """benchmarks/reasoning_states.py sets these on a trained ERL model: mean{K} is the model as trained, h0 the
+    encoder's state without reasoning, hk step k alone."""
+    assert state_variants(2) == {"h0": (0, "erl"), "h1": (1, "prl"), "mean1": (1, "erl"), "h2": (2, "prl"),
+                                 "mean2": (2, "erl")}  # fmt: skip
+    model, _ = fitted(name, reason_steps=2)
+    users = np.arange(1, 6)
+    hists = [model.train_history(u) for u in users]
+    times = [np.arange(len(h)) * 1000.0 for h in hists]
+    trained = model.score(users, hists, times).double()
+    net = model._inference_net()
+    L = model.config.max_seq_len
+    seq = torch.as_tensor(np.stack([np.concatenate([np.zeros(L - len(h[-L:]), int), h[-L:]]) for h in hists]))
+    ts = torch.as_tensor(
+        np.stack([np.concatenate([np.zeros(L - min(len(h), L)), t[-L:]]) for h, t in zip(hists, times, strict=True)])
+    )
+    with torch.no_grad():
+        x, keep = net.embed(seq)
+        st = reencoded(net, x, keep, ts if model.uses_timestamps else None, 2)
+        emb = net.item_embeddings()
+        if net.l2_norm:
+            st, emb = F.normalize(st, dim=-1), F.normalize(emb, dim=-1)
+    base = model.config
+    for state, (k, scheme) in state_variants(2).items():
+        model.config = dataclasses.replace(base, reason_steps=k, reason_scheme=scheme)
+        model._infer_net_ = None
+        got = F.normalize(model.score(users, hists, times).double(), dim=1)
+        h = st[:, : k + 1].mean(1) if state.startswith("mean") or k == 0 else st[:, k]
+        torch.testing.assert_close(got, F.normalize(h @ emb.T, dim=1), rtol=1e-6, atol=1e-9)
+        if state == "mean2":
+            torch.testing.assert_close(got, F.normalize(trained, dim=1))
+    model.config = base
 
 
 def test_erl_and_prl_losses_by_hand():
@@ -243,3 +280,23 @@ def test_each_row_reasons_after_a_drawn_prefix_encoded_as_at_inference(name):
         h = pnet.transform(*pnet.embed(inputs), ts_in, cache)
         states, target, _ = pmodel._reasoning_sample(inputs, targets, ts_in, h, draws, cache)
     assert torch.equal(target, targets[:, -1]) and torch.equal(states[:, 0], h[:, -1])
+
+
+def test_states_table_reads_each_state_against_h0():
+    from recgen.experiments.studies.reasoning import reasoning_states_table
+
+    def row(state, test):
+        return {"state": state, "valid": {"ndcg@10": test + 0.01}, "test": {"ndcg@10": test, "recall@10": 2 * test}}
+
+    r = {
+        "schema": "recgen-reasoning-states/1",
+        "dataset": "beauty",
+        "model": "sasrec",
+        "config": {"reason_steps": 1, "seed": 0},
+        "best_epoch": 30,
+        "rows": [row("h0", 0.05), row("h1", 0.04), row("mean1", 0.045)],
+    }
+    table = reasoning_states_table([r]).splitlines()
+    assert len(table) == 5
+    assert table[2].split(" | ")[5:] == ["h0", "0.0600", "0.1000", "0.0500", "– |"]
+    assert table[3].endswith("| 0.0400 | -0.0100 (-20.0%) |") and table[4].endswith("-0.0050 (-10.0%) |")

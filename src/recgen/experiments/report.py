@@ -45,9 +45,13 @@ from recgen.experiments.studies.profiles import is_profiles_record, profiles_tab
 from recgen.experiments.studies.reasoning import (
     COST_INTRO,
     COST_TITLE,
+    STATES_INTRO,
+    STATES_TITLE,
     is_reasoning_cost,
     is_reasoning_result,
+    is_reasoning_states,
     reasoning_cost_table,
+    reasoning_states_table,
     reasoning_table,
 )
 from recgen.experiments.studies.reasoning import INTRO as REASONING_INTRO
@@ -277,6 +281,7 @@ def write_report(
         "reasoning": [
             (is_reasoning_result, REASONING_TITLE, REASONING_INTRO, reasoning_table, _sort_key),
             (is_reasoning_cost, COST_TITLE, COST_INTRO, reasoning_cost_table, None),
+            (is_reasoning_states, STATES_TITLE, STATES_INTRO, reasoning_states_table, None),
         ],
         "text-items": [
             (is_text_items_result, TEXT_ITEMS_TITLE, TEXT_ITEMS_INTRO, text_items_table, _sort_key),

@@ -100,3 +100,33 @@ def reasoning_cost_table(rs: list[dict[str, Any]]) -> str:
                 f"x{row['ratio_to_k0']:.2f} | {r['users']} | {r['config'].get('max_seq_len', '50 (default)')} |"
             )
     return "\n".join(lines)
+
+
+STATES_TITLE = "which state of a trained ERL run carries the ranking"
+STATES_INTRO = (
+    "one run's best weights scored with each state alone (h0 = the encoder without reasoning, hk = step k) and with "
+    "the mean of h0..hk (ERL's own state at k = K); every validation and test user."
+)
+
+
+def is_reasoning_states(r: dict[str, Any]) -> bool:
+    return r.get("schema") == "recgen-reasoning-states/1"
+
+
+def reasoning_states_table(rs: list[dict[str, Any]]) -> str:
+    """``benchmarks/reasoning_states.py`` files: NDCG@10 / Recall@10 per state, against h0 of the same weights."""
+    lines = [
+        "| dataset | model | K | seed | best epoch | state | valid N@10 | test R@10 | test N@10 | test N@10 vs h0 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rs:
+        h0 = next(row for row in r["rows"] if row["state"] == "h0")["test"]["ndcg@10"]
+        for row in r["rows"]:
+            d = row["test"]["ndcg@10"] - h0
+            lines.append(
+                f"| {r['dataset']} | {r['model']} | {r['config']['reason_steps']} | {r['config']['seed']} | "
+                f"{r['best_epoch']} | {row['state']} | {row['valid']['ndcg@10']:.4f} | "
+                f"{row['test']['recall@10']:.4f} | {row['test']['ndcg@10']:.4f} | "
+                f"{'–' if row['state'] == 'h0' else f'{d:+.4f} ({d / h0:+.1%})'} |"
+            )
+    return "\n".join(lines)

@@ -76,6 +76,16 @@ def reasoning_states(net: nn.Module, cache: dict, last: torch.Tensor, steps: int
     return torch.stack(states, dim=1)
 
 
+def state_variants(steps: int) -> dict[str, tuple[int, str]]:
+    """Ways to score a trained ERL model by one state or a mean, as (reason_steps, reason_scheme) to set on it:
+    ``h0`` the encoder's own state (no reasoning), ``hk`` step k alone (PRL's state is the last step's),
+    ``meank`` the mean of h_0..h_k (ERL's; ``mean{steps}`` is the model as trained)."""
+    out = {"h0": (0, "erl")}
+    for k in range(1, steps + 1):
+        out[f"h{k}"], out[f"mean{k}"] = (k, "prl"), (k, "erl")
+    return out
+
+
 def user_state(states: torch.Tensor, scheme: str, l2_norm: bool) -> torch.Tensor:
     """(B, K + 1, D) states -> (B, D) the state items are scored against: ERL the mean, PRL the last step."""
     if l2_norm:
