@@ -82,12 +82,9 @@ def reencoded(net, x, keep, ts, steps):
     return torch.stack(states, 1)
 
 
-@pytest.mark.parametrize("name,scheme", [("sasrec", "erl"), ("sasrec", "prl"), ("hstu", "erl"), ("hstu", "prl")])
-def test_scores_use_the_schemes_state(name, scheme):
-    model, _ = fitted(name, reason_steps=2, reason_scheme=scheme)
-    users = np.arange(1, 6)
-    hists = [model.train_history(u) for u in users]
-    scores = model.score(users, hists, [np.arange(len(h)) * 1000.0 for h in hists]).double()
+def reference_states(model, hists, steps):
+    """(B, K + 1, D) states of each history (timestamps 0, 1000, ...) re-encoded without the cache, and the item
+    table; both on the sphere where the model compares there (HSTU)."""
     net = model._inference_net()
     L = model.config.max_seq_len
     seq = torch.as_tensor(np.stack([np.concatenate([np.zeros(L - len(h[-L:]), int), h[-L:]]) for h in hists]))
@@ -96,11 +93,21 @@ def test_scores_use_the_schemes_state(name, scheme):
     )
     with torch.no_grad():
         x, keep = net.embed(seq)
-        tsa = ts if model.uses_timestamps else None
-        st = reencoded(net, x, keep, tsa, 2)
+        st = reencoded(net, x, keep, ts if model.uses_timestamps else None, steps)
         emb = net.item_embeddings()
-        if net.l2_norm:  # HSTU compares on the sphere
-            st, emb = F.normalize(st, dim=-1), F.normalize(emb, dim=-1)
+    if net.l2_norm:
+        st, emb = F.normalize(st, dim=-1), F.normalize(emb, dim=-1)
+    return st, emb
+
+
+@pytest.mark.parametrize("name,scheme", [("sasrec", "erl"), ("sasrec", "prl"), ("hstu", "erl"), ("hstu", "prl")])
+def test_scores_use_the_schemes_state(name, scheme):
+    model, _ = fitted(name, reason_steps=2, reason_scheme=scheme)
+    users = np.arange(1, 6)
+    hists = [model.train_history(u) for u in users]
+    scores = model.score(users, hists, [np.arange(len(h)) * 1000.0 for h in hists]).double()
+    st, emb = reference_states(model, hists, 2)
+    with torch.no_grad():
         want = (st.mean(1) if scheme == "erl" else st[:, -1]) @ emb.T
     # HSTU normalises the mean state: equal up to each row's positive scale, which does not change a ranking
     torch.testing.assert_close(F.normalize(scores, dim=1), F.normalize(want, dim=1), rtol=1e-6, atol=1e-9)
@@ -118,18 +125,7 @@ def test_state_variants_score_one_state_or_a_mean(name):
     hists = [model.train_history(u) for u in users]
     times = [np.arange(len(h)) * 1000.0 for h in hists]
     trained = model.score(users, hists, times).double()
-    net = model._inference_net()
-    L = model.config.max_seq_len
-    seq = torch.as_tensor(np.stack([np.concatenate([np.zeros(L - len(h[-L:]), int), h[-L:]]) for h in hists]))
-    ts = torch.as_tensor(
-        np.stack([np.concatenate([np.zeros(L - min(len(h), L)), t[-L:]]) for h, t in zip(hists, times, strict=True)])
-    )
-    with torch.no_grad():
-        x, keep = net.embed(seq)
-        st = reencoded(net, x, keep, ts if model.uses_timestamps else None, 2)
-        emb = net.item_embeddings()
-        if net.l2_norm:
-            st, emb = F.normalize(st, dim=-1), F.normalize(emb, dim=-1)
+    st, emb = reference_states(model, hists, 2)
     base = model.config
     for state, (k, scheme) in state_variants(2).items():
         model.config = dataclasses.replace(base, reason_steps=k, reason_scheme=scheme)
