@@ -20,7 +20,6 @@ below ``h0``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -72,22 +71,17 @@ def main() -> None:
         m.fit(split.train, valid=split.valid)  # a finished run trains no further: its best weights are loaded
     except ConfigError as e:
         fail(str(e))
-    variants = state_variants(cfg["reason_steps"])
-    base = m.config
     rows = []
-    for name, (k, scheme) in variants.items():
-        m.config = dataclasses.replace(base, reason_steps=k, reason_scheme=scheme)
-        m._infer_net_ = None
+    for name, (k, scheme) in state_variants(cfg["reason_steps"]).items():
         row = {"state": name, "reason_steps": k, "scheme": scheme}
         for part, es in (("valid", split.valid), ("test", split.test)):
-            res = evaluate(m, es, ks=(10,)).metrics
+            res = evaluate(m, es, ks=(10,), decode={"reason_score": name}).metrics
             row[part] = {"ndcg@10": res["ndcg@10"], "recall@10": res["recall@10"]}
         print(
             f"{name}: valid N@10 {row['valid']['ndcg@10']:.4f}, test N@10 {row['test']['ndcg@10']:.4f}, "
             f"R@10 {row['test']['recall@10']:.4f}"
         )
         rows.append(row)
-    m.config = base
     save(
         "reasoning-states",
         args.out,

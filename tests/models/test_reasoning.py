@@ -1,8 +1,6 @@
 """ReaRec latent reasoning on SASRec and HSTU: learnability, the steps' masks, the schemes' losses and user states
 against hand computation, save / load, bad configs."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -116,8 +114,8 @@ def test_scores_use_the_schemes_state(name, scheme):
 
 @pytest.mark.parametrize("name", ["sasrec", "hstu"])
 def test_state_variants_score_one_state_or_a_mean(name):
-    """benchmarks/reasoning_states.py sets these on a trained ERL model: mean{K} is the model as trained, h0 the
-    encoder's state without reasoning, hk step k alone."""
+    """``reason_score`` names the state a trained ERL model scores with: mean{K} is the model as trained, h0 the
+    encoder's state without reasoning, hk step k alone (benchmarks/reasoning_states.py scores with each)."""
     assert state_variants(2) == {"h0": (0, "erl"), "h1": (1, "prl"), "mean1": (1, "erl"), "h2": (2, "prl"),
                                  "mean2": (2, "erl")}  # fmt: skip
     model, _ = fitted(name, reason_steps=2)
@@ -126,16 +124,56 @@ def test_state_variants_score_one_state_or_a_mean(name):
     times = [np.arange(len(h)) * 1000.0 for h in hists]
     trained = model.score(users, hists, times).double()
     st, emb = reference_states(model, hists, 2)
-    base = model.config
-    for state, (k, scheme) in state_variants(2).items():
-        model.config = dataclasses.replace(base, reason_steps=k, reason_scheme=scheme)
-        model._infer_net_ = None
-        got = F.normalize(model.score(users, hists, times).double(), dim=1)
+    for state, (k, _) in state_variants(2).items():
+        got = F.normalize(model.score(users, hists, times, decode={"reason_score": state}).double(), dim=1)
+        assert model.run_info() == {"reason_state": state}
         h = st[:, : k + 1].mean(1) if state.startswith("mean") or k == 0 else st[:, k]
         torch.testing.assert_close(got, F.normalize(h @ emb.T, dim=1), rtol=1e-6, atol=1e-9)
         if state == "mean2":
             torch.testing.assert_close(got, F.normalize(trained, dim=1))
-    model.config = base
+    assert torch.equal(model.score(users, hists, times).double(), trained)  # the fitted config is untouched
+    with pytest.raises(ConfigError, match="needs the state chosen on validation"):
+        model.score(users, hists, times, decode={"reason_score": "valid"})
+
+
+@pytest.mark.parametrize("name,scheme", [("sasrec", "erl"), ("hstu", "prl")])
+def test_validation_chooses_the_scored_state(name, scheme, tmp_path):
+    split = leave_one_out(cycle_dataset(n_users=30))
+    cfg = dict(SMALL, epochs=2, eval_every=2, reason_steps=2, reason_scheme=scheme, reason_score="valid")
+    model = create_model(name, **cfg).fit(split.train, valid=split.valid)
+    choice = model.reason_choice_
+    assert list(choice) == ["mean2" if scheme == "erl" else "h2", *(n for n in state_variants(2) if n not in
+                            ("mean2" if scheme == "erl" else "h2",))]  # fmt: skip
+    for state, v in choice.items():  # each state's own validation NDCG@10
+        assert v == evaluate(model, split.valid, ks=(10,), decode={"reason_score": state}).metrics["ndcg@10"]
+    best = max(choice.values())
+    assert model.reason_state_ == next(n for n, v in choice.items() if v == best)  # the first best
+    users = np.arange(1, 8)
+    hists = [model.train_history(u) for u in users]
+    scores = model.score(users, hists, None)  # (run_info reports the last scoring call's state)
+    assert model.run_info() == {"reason_state": model.reason_state_, "valid_by_state": choice}
+    assert torch.equal(scores, model.score(users, hists, None, decode={"reason_score": model.reason_state_}))
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.reason_state_ == model.reason_state_ and torch.equal(loaded.score(users, hists, None), scores)
+    with pytest.raises(ConfigError, match="pass valid to fit"):
+        create_model(name, **cfg).fit(split.train)
+
+
+def test_a_finished_run_is_rescored_under_another_state(tmp_path):
+    """``reason_score`` is read only when recommending: a run folder trained under one value resumes (trains
+    nothing more) under another, and validation then chooses among the states of the same weights."""
+    split = leave_one_out(cycle_dataset(n_users=30))
+    cfg = dict(SMALL, epochs=2, eval_every=2, reason_steps=2)
+    first = create_model("sasrec", **cfg).configure_run(tmp_path, resume=False).fit(split.train, valid=split.valid)
+    again = create_model("sasrec", **cfg, reason_score="valid").configure_run(tmp_path, resume=True)
+    again.fit(split.train, valid=split.valid)
+    assert again.resumed_from_epoch_ == 2 and again.reason_state_ in state_variants(2)
+    users = np.arange(1, 8)
+    hists = [first.train_history(u) for u in users]
+    assert torch.equal(again.score(users, hists, None, decode={"reason_score": "trained"}), first.score(users, hists))
+    with pytest.raises(ConfigError, match="different config: reason_kl"):  # a training field still must match
+        create_model("sasrec", **cfg, reason_kl=0.1).configure_run(tmp_path, resume=True).fit(split.train)
 
 
 def test_erl_and_prl_losses_by_hand():
@@ -214,6 +252,8 @@ def test_save_load_and_no_extra_parameters_without_reasoning(tmp_path):
         ("sasrec", {"reason_temp_decay": 0}, "reason_temp_decay must be > 0"),
         ("hstu", {"reason_scheme": "prl"}, "needs reasoning steps; set reason_steps"),
         ("dreamrec", {"reason_steps": 1}, "applies to sasrec and hstu"),
+        ("sasrec", {"reason_steps": 2, "reason_score": "h3"}, r"reason_score must be one of \['trained', 'valid'"),
+        ("hstu", {"reason_score": "valid"}, r"one of \['trained', 'h0'\] with reason_steps=0"),
     ],
 )
 def test_bad_reasoning_config(name, bad, match):

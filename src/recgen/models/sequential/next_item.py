@@ -38,8 +38,16 @@ import torch.nn.functional as F
 
 from recgen.config import check
 from recgen.data.dataset import Dataset
+from recgen.errors import ConfigError
 from recgen.models.base import check_device_spec, resolve_device
-from recgen.models.sequential.reasoning import SCHEMES, reasoning_loss, reasoning_states, user_state
+from recgen.models.sequential.reasoning import (
+    SCHEMES,
+    reasoning_loss,
+    reasoning_states,
+    state_variants,
+    trained_state,
+    user_state,
+)
 from recgen.models.sequential.text_items import TEXT_ITEMS, TEXT_MODES, attach_text, text_flops, text_vectors
 from recgen.models.training.netmodel import NetRecommender
 from recgen.models.training.trainer import TrainerConfig
@@ -73,6 +81,9 @@ class SequentialConfig(TrainerConfig):
     reason_temp_decay: float = 5.0  # PRL: step k's temperature is tau * decay ** (K - k)
     reason_noise: float = 0.01  # PRL: std of the noise on reasoning inputs for the contrastive term (0 = off)
     reason_warmup: int = 2  # PRL: epochs before the noisy pass starts
+    # the state items are scored against (read when recommending): trained (the scheme's), valid (each state ranked
+    # on validation after fit, the best kept), or one state: h0, hk, meank (reasoning.state_variants)
+    reason_score: str = "trained"
     # item text as item features (recgen.models.sequential.text_items): which text, and how it enters
     item_text: str = "none"  # none | title | meta (title + metadata) | profile (title + LLM profile)
     text_mode: str = "fuse"  # init (ID table from its PCA) | fuse (ID + mapped text) | only (mapped text, no IDs)
@@ -96,6 +107,11 @@ class SequentialConfig(TrainerConfig):
         check(
             self.reason_scheme == "erl" or self.reason_steps > 0,
             f"reason_scheme={self.reason_scheme!r} needs reasoning steps; set reason_steps >= 1",
+        )
+        names = ["trained", *(["valid", *state_variants(self.reason_steps)] if self.reason_steps else ["h0"])]
+        check(
+            self.reason_score in names,
+            f"reason_score must be one of {names} with reason_steps={self.reason_steps}, got {self.reason_score!r}",
         )
         check(self.reason_kl >= 0, f"reason_kl must be >= 0, got {self.reason_kl}")
         check(self.reason_temp_decay > 0, f"reason_temp_decay must be > 0, got {self.reason_temp_decay}")
@@ -199,6 +215,7 @@ class SequentialRecommender(NetRecommender):
 
     uses_timestamps = False
     score_is_fresh = True  # _score returns a new (B, N) matrix product
+    decode_fields = ("reason_score",)  # which ReaRec state scores (bench --decode-variant reason_score=h0)
 
     def _build_net(self, n_items: int) -> torch.nn.Module:
         raise NotImplementedError
@@ -339,6 +356,14 @@ class SequentialRecommender(NetRecommender):
 
     def _fit(self, dataset: Dataset, valid: Any) -> None:
         cfg = self.config
+        if cfg.reason_score == "valid" and valid is None:
+            raise ConfigError(
+                "reason_score='valid' chooses the scored state on validation data; pass valid to fit "
+                f"(recgen bench does), or name a state ({', '.join(state_variants(cfg.reason_steps))}) or 'trained'"
+            )
+        # while training, validation chooses the checkpoint by the trained state; the scored state is chosen after
+        self.reason_choice_ = None
+        self.reason_state_ = trained_state(cfg.reason_steps, cfg.reason_scheme) if cfg.reason_score == "valid" else None
         dev = resolve_device(cfg.device, strict=True)  # a GPU that is not there is an error here, before training
         torch.manual_seed(cfg.seed)
         net = self._build_net(dataset.n_items)  # built on the CPU first: the same initial weights
@@ -378,27 +403,84 @@ class SequentialRecommender(NetRecommender):
             steps_per_epoch=(n + bs - 1) // bs,
             flops_per_batch=self.flops_per_batch,
         )
+        self._choose_state(valid)
+
+    def _choose_state(self, valid: Any) -> None:
+        """``reason_score='valid'``: rank validation by each state (``state_variants``) with the weights training
+        kept, on the trainer's metric, and score with the best from then on; ties keep the trained state."""
+        cfg = self.config
+        if cfg.reason_score != "valid":
+            return
+        from recgen.eval.evaluator import evaluate
+
+        first = trained_state(cfg.reason_steps, cfg.reason_scheme)
+        names = [first, *(n for n in state_variants(cfg.reason_steps) if n != first)]
+        self.fitted_ = True
+        self.reason_choice_ = {
+            n: evaluate(self, valid, ks=(10,), decode={"reason_score": n}, batch_size=self.eval_batch_size).metrics[
+                cfg.metric
+            ]
+            for n in names
+        }
+        self.reason_state_ = max(names, key=self.reason_choice_.__getitem__)  # the first best: trained on ties
+
+    def reasoning_state(self, cfg: SequentialConfig | None = None) -> str:
+        """The state (a ``state_variants`` name) scoring reads under ``cfg`` (default: the fitted config)."""
+        cfg = cfg or self.config
+        name = cfg.reason_score
+        if name == "valid":
+            name = getattr(self, "reason_state_", None)
+            if name is None:
+                raise ConfigError(
+                    "reason_score='valid' needs the state chosen on validation when the model was fitted; fit with "
+                    "reason_score='valid', or name a state (h0, hk, meank) or 'trained'"
+                )
+        return trained_state(self.config.reason_steps, self.config.reason_scheme) if name == "trained" else name
+
+    def run_info(self) -> dict[str, Any]:
+        """Recorded per seed by ``recgen bench`` for ReaRec models: the state scored with and, when validation
+        chose it, validation's metric by state."""
+        if not self.config.reason_steps:
+            return {}
+        info: dict[str, Any] = {"reason_state": self.reasoning_state(self.decode_config(self.decoded_with()))}
+        if getattr(self, "reason_choice_", None):
+            info["valid_by_state"] = dict(self.reason_choice_)
+        return info
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {
+            **super()._extra_meta(),
+            "reason_state": getattr(self, "reason_state_", None),
+            "reason_choice": getattr(self, "reason_choice_", None),
+        }
+
+    def _load_extra_meta(self, extra: dict[str, Any]) -> None:
+        super()._load_extra_meta(extra)
+        self.reason_state_, self.reason_choice_ = extra.get("reason_state"), extra.get("reason_choice")
 
     # ------------------------------------------------------------------------------------- scoring
-    def _user_states(self, net: torch.nn.Module, histories: Sequence[np.ndarray], timestamps) -> torch.Tensor:
-        """(B, D) state after each history's last item (normalised where the model compares on the sphere)."""
+    def _user_states(self, net: torch.nn.Module, histories: Sequence[np.ndarray], timestamps, cfg=None) -> torch.Tensor:
+        """(B, D) state after each history's last item (normalised where the model compares on the sphere); with
+        ReaRec, the state ``cfg``'s ``reason_score`` names (default: the fitted config's)."""
         dev = net.item_embeddings().device
         L = self.config.max_seq_len
         seq = torch.from_numpy(left_pad(histories, L)).to(dev)
         ts = None
         if self.uses_timestamps and timestamps is not None:
             ts = torch.from_numpy(left_pad(timestamps, L, dtype=np.float64)).to(dev)
-        cache = {} if self.config.reason_steps else None
+        steps, scheme = state_variants(self.config.reason_steps)[self.reasoning_state(cfg)]
+        cache = {} if steps else None
         h = net.transform(*net.embed(seq), ts, cache)[:, -1]
-        if self.config.reason_steps:  # ReaRec: K more steps through the encoder, then the scheme's state
-            states = reasoning_states(net, cache, h, self.config.reason_steps)
-            return user_state(states, self.config.reason_scheme, net.l2_norm)
+        if steps:  # ReaRec: more steps through the encoder, then the scheme's state (or the one named)
+            return user_state(reasoning_states(net, cache, h, steps), scheme, net.l2_norm)
         return F.normalize(h, dim=-1) if net.l2_norm else h
 
     @torch.no_grad()
-    def _score(self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps=None) -> torch.Tensor:
+    def _score(
+        self, user_ids: np.ndarray, histories: Sequence[np.ndarray], timestamps=None, *, decode=None
+    ) -> torch.Tensor:
         net = self._inference_net()
-        h = self._user_states(net, histories, timestamps)
+        h = self._user_states(net, histories, timestamps, decode)
         emb = net.item_embeddings()
         if net.l2_norm:
             emb = F.normalize(emb, dim=-1)

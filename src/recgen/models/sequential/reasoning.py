@@ -33,6 +33,11 @@ Where recgen differs from the reference code, and why:
   sequence, to float rounding; ``tests/models/test_reasoning.py``). While training, the items' dropout masks are
   therefore drawn once per sequence, not once per step. Inference cost per user against K:
   ``benchmarks/reasoning_cost.py``.
+- The reference scores with the scheme's state. recgen's ``reason_score`` can name another one (``h0`` the encoder's
+  own state, ``hk`` step k alone, ``meank`` the mean of h_0..h_k) or ``valid``: after training, every state is
+  ranked on validation (the trainer's metric) and the best is kept for scoring, ties to the trained state. On
+  Beauty, h0 of an ERL-trained model ranked validation and test users better than ERL's mean on all five runs
+  (``benchmarks/reasoning_states.py``, docs/sequential.md), so the choice is one that validation can make.
 - HSTU gets the last item's timestamp at every reasoning position (the time-gap bias sees "now"), and its
   relative-position bias is widened by K so that the new positions have their own offsets.
 """
@@ -79,11 +84,17 @@ def reasoning_states(net: nn.Module, cache: dict, last: torch.Tensor, steps: int
 def state_variants(steps: int) -> dict[str, tuple[int, str]]:
     """Ways to score a trained ERL model by one state or a mean, as (reason_steps, reason_scheme) to set on it:
     ``h0`` the encoder's own state (no reasoning), ``hk`` step k alone (PRL's state is the last step's),
-    ``meank`` the mean of h_0..h_k (ERL's; ``mean{steps}`` is the model as trained)."""
+    ``meank`` the mean of h_0..h_k (ERL's; ``mean{steps}`` is the model as trained). Any of them is a value of the
+    models' ``reason_score`` (a decode-time field: ``score(..., decode={"reason_score": "h0"})``)."""
     out = {"h0": (0, "erl")}
     for k in range(1, steps + 1):
         out[f"h{k}"], out[f"mean{k}"] = (k, "prl"), (k, "erl")
     return out
+
+
+def trained_state(steps: int, scheme: str) -> str:
+    """The name (``state_variants``) of the state a model trained with ``steps`` and ``scheme`` scores with."""
+    return "h0" if not steps else f"mean{steps}" if scheme == "erl" else f"h{steps}"
 
 
 def user_state(states: torch.Tensor, scheme: str, l2_norm: bool) -> torch.Tensor:

@@ -76,6 +76,7 @@ class NetRecommender(Recommender):
             steps_per_epoch=steps_per_epoch,
             on_epoch_end=self.on_epoch_end,
             resolved_config={"model": self.name, **dataclasses.asdict(self.config)},
+            scoring_fields=self.decode_fields,
         )
         state = self.trainer_.fit(resume=self.resume)
         self.best_epoch_ = state.best_epoch

@@ -176,6 +176,9 @@ class Trainer:
         flops_per_batch: ``f(batch)`` -> model FLOPs of one training step on that batch (forward + backward),
             counted on the shapes actually computed; gives achieved GFLOP/s.
         on_epoch_end: optional hook ``f(state)``; raising from it interrupts the run (used by tests).
+        resolved_config: the run's whole config, written to ``run_dir/config.json`` and checked on resume.
+        scoring_fields: fields of ``resolved_config`` read only when recommending (a model's ``decode_fields``):
+            a finished or interrupted run resumes under other values of them (the weights do not depend on them).
     """
 
     def __init__(
@@ -191,6 +194,7 @@ class Trainer:
         steps_per_epoch: int | None = None,
         on_epoch_end: Callable[[TrainState], None] | None = None,
         resolved_config: dict[str, Any] | None = None,
+        scoring_fields: Iterable[str] = (),
     ) -> None:
         self.module = module
         self.config = config
@@ -202,6 +206,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch
         self.on_epoch_end = on_epoch_end
         self.resolved_config = resolved_config or {}
+        self.scoring_fields = frozenset(scoring_fields)
         self.device = next(module.parameters()).device
         self.state = TrainState()
         self.best_state_dict: dict[str, torch.Tensor] | None = None
@@ -263,7 +268,9 @@ class Trainer:
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read {path} to check the run being resumed: {e}") from e
         ours = json.loads(json.dumps(self.resolved_config, default=str))
-        differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        differ = sorted(
+            k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k) and k not in self.scoring_fields
+        )
         if differ:
             shown = ", ".join(f"{k} ({theirs.get(k)!r} there, {ours.get(k)!r} now)" for k in differ)
             raise ConfigError(
