@@ -287,6 +287,44 @@ def test_reasoning_table_marks_the_k_chosen_on_validation():
     assert table[3].split(" | ")[2:5] == ["ERL", "1", "✓"]
     assert "-0.0100 (-14.3%)" in table[3] and "600 (x0.60)" in table[3]
     assert table[4].split(" | ")[4] == "" and "+0.0100 (+14.3%)" in table[4]
+    assert [row.split(" | ")[5] for row in table[2:]] == ["–", "mean1", "mean2"]  # the scheme's state
+
+
+def test_reasoning_table_rows_scored_by_validations_state_and_named_states():
+    from recgen.experiments.studies.reasoning import chosen_k, reasoning_table
+
+    def res(k, valid, test, score="trained", per_seed=()):
+        return {
+            "schema": "recgen-bench/1",
+            "dataset": "beauty",
+            "model": "hstu",
+            "config": {"reason_steps": k, "reason_scheme": "erl", "reason_score": score},
+            "seeds": [0, 1],
+            "valid": {"ndcg@10": valid},
+            "test": {"ndcg@10": test, "recall@10": 2 * test},
+            "test_std": {"ndcg@10": 0.001, "recall@10": 0.002},
+            "timings": {"fit_seconds_mean": 100.0},
+            "throughput": {"eval_users_per_second": 500.0},
+            "per_seed": list(per_seed),
+        }
+
+    def seed(state, h0_test):
+        variant = {"test": {"ndcg@10": h0_test, "recall@10": 0.1}, "eval_users_per_second": 1000.0}
+        return {"run_info": {"reason_state": state}, "test_variants": {"reason_score=h0": variant}}
+
+    rs = [
+        res(0, 0.05, 0.050),
+        res(2, 0.04, 0.045),
+        res(2, 0.06, 0.055, "valid", [seed("h0", 0.054), seed("mean1", 0.058)]),
+    ]
+    assert chosen_k(rs) == {("beauty", "hstu", "erl"): 2}  # the re-scored runs do not compete for K
+    table = reasoning_table(rs).splitlines()
+    assert len(table) == 6
+    cells = [row.split(" | ") for row in table[2:]]
+    assert [c[5] for c in cells] == ["–", "mean2", "valid's choice: h0 x1, mean1 x1", "h0 (same weights)"]
+    assert cells[2][4] == "" and "+0.0050 (+10.0%)" in table[4]
+    # the named state's row: the seeds' mean and spread of its test figures, no validation, its own users/s ratio
+    assert cells[3][7:10] == ["–", "0.1000 ± 0.0000", "0.0560 ± 0.0028"] and "1000 (x2.00)" in table[5]
 
 
 @pytest.mark.parametrize("name", ["sasrec", "hstu"])

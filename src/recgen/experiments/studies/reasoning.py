@@ -3,16 +3,23 @@
 The runs are plain ``recgen bench`` results in one folder (``benchmarks/results/reasoning/``): the same recipe with
 ``reason_steps=0`` (the model without reasoning) and with ``reason_steps=K`` under each scheme. For each dataset,
 model and scheme, the K with the best mean validation NDCG@10 over its seeds is the chosen one (marked); its test
-figures are read against the same model without reasoning. The test ranking's users per second (all seeds'
-mean) and its ratio to the model without reasoning come from runs that may have shared the machine with different
-loads; ``benchmarks/reasoning_cost.py`` measures the cost against K interleaved in one process (its own table).
+figures are read against the same model without reasoning. "scored with" names the state the test ranking used
+(``reason_score``): the scheme's own (ERL's mean of h_0..h_K, PRL's h_K), the one validation chose after training
+on each seed (``reason_score=valid``; not a K competitor: it re-scores runs of a K already there), or a state named
+for the same weights (``--decode-variant reason_score=h0``: a test-only row, no validation). The test ranking's
+users per second (all seeds' mean) and its ratio to the model without reasoning come from runs that may have shared
+the machine with different loads; ``benchmarks/reasoning_cost.py`` measures the cost against K interleaved in one
+process (its own table).
 """
 
 from __future__ import annotations
 
+import statistics
+from collections import Counter
 from typing import Any
 
 from recgen.experiments.results import fit_seconds_cell, is_bench_result
+from recgen.models.sequential.reasoning import trained_state
 
 TITLE = "latent reasoning (ReaRec) on SASRec-CE and HSTU, K chosen on validation"
 INTRO = (
@@ -30,6 +37,45 @@ def _variant(r: dict[str, Any]) -> tuple[str, int]:
     return ("none" if k == 0 else r["config"].get("reason_scheme", "erl")), k
 
 
+def _scored(r: dict[str, Any]) -> str:
+    """The state a results file's test ranking used: the scheme's (its name), or validation's choice per seed."""
+    scheme, k = _variant(r)
+    score = r["config"].get("reason_score", "trained")
+    if score == "trained":
+        return trained_state(k, scheme) if k else "–"
+    if score != "valid":
+        return score
+    chosen = Counter(e.get("run_info", {}).get("reason_state", "?") for e in r.get("per_seed", []))
+    return "valid's choice: " + ", ".join(f"{name} x{n}" for name, n in sorted(chosen.items()))
+
+
+def _state_variants(r: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, float]]:
+    """Test-only rows of ``--decode-variant reason_score=STATE`` on every seed of a file: (state, mean test metrics,
+    seeds, mean users/s) with the seeds' standard deviation under ``_std``."""
+    seeds = r.get("per_seed", [])
+    labels = [lab for lab in (seeds[0].get("test_variants", {}) if seeds else {}) if lab.startswith("reason_score=")]
+    out = []
+    for lab in labels:
+        runs = [e["test_variants"][lab] for e in seeds if lab in e.get("test_variants", {})]
+        if len(runs) != len(seeds):
+            continue
+        test = {m: statistics.fmean(x["test"][m] for x in runs) for m in ("recall@10", "ndcg@10")}
+        if len(runs) > 1:
+            test["_std"] = {m: statistics.stdev(x["test"][m] for x in runs) for m in ("recall@10", "ndcg@10")}
+        ups = statistics.fmean(x.get("eval_users_per_second") or 0.0 for x in runs)
+        out.append((lab.removeprefix("reason_score="), test, len(runs), ups))
+    return out
+
+
+def _against_none(test: dict[str, float], ups: float, b: dict[str, Any] | None, k: int) -> tuple[str, str]:
+    """The test NDCG@10 change and users/s ratio against the row without reasoning ``b`` ("–" for none)."""
+    if b is None or not k:
+        return "–", "–"
+    d = test["ndcg@10"] - b["test"]["ndcg@10"]
+    bu = b["throughput"].get("eval_users_per_second") or 0.0
+    return f"{d:+.4f} ({d / b['test']['ndcg@10']:+.1%})", f"x{ups / bu:.2f}" if bu else "–"
+
+
 def mean_std(mean: float, std: float | None, n: int) -> str:
     return f"{mean:.4f} ± {std:.4f}" if n > 1 and std is not None else f"{mean:.4f}"
 
@@ -40,7 +86,7 @@ def chosen_k(rs: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
     best: dict[tuple[str, str, str], tuple[int, float, int]] = {}
     for r in rs:
         scheme, k = _variant(r)
-        if k == 0:
+        if k == 0 or r["config"].get("reason_score", "trained") != "trained":
             continue
         key, v = (r["dataset"], r["model"], scheme), (len(r["seeds"]), r["valid"]["ndcg@10"])
         if key not in best or v > best[key][:2]:
@@ -53,30 +99,42 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
     chosen = chosen_k(rs)
     base = {(r["dataset"], r["model"]): r for r in rs if _variant(r)[1] == 0}
     head = (
-        "| dataset | model | reasoning | K | chosen | seeds | valid N@10 | test R@10 | test N@10 | N@10 vs none | "
-        "fit (s) | test users/s (x none) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| dataset | model | reasoning | K | chosen | scored with | seeds | valid N@10 | test R@10 | test N@10 | "
+        "N@10 vs none | fit (s) | test users/s (x none) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines, notes = [head], []
     order = {"none": 0, "erl": 1, "prl": 2}
-    for r in sorted(rs, key=lambda r: (r["dataset"], r["model"], order[_variant(r)[0]], _variant(r)[1])):
+    scores = {"trained": 0, "valid": 1}
+
+    def key(r: dict[str, Any]):
+        scheme, k = _variant(r)
+        return r["dataset"], r["model"], order[scheme], k, scores.get(r["config"].get("reason_score", "trained"), 2)
+
+    for r in sorted(rs, key=key):
         scheme, k = _variant(r)
         n = len(r["seeds"])
         b = base.get((r["dataset"], r["model"]))
+
         ups = r["throughput"].get("eval_users_per_second") or 0.0
-        delta = ratio = "–"
-        if b is not None and k:
-            d = r["test"]["ndcg@10"] - b["test"]["ndcg@10"]
-            delta = f"{d:+.4f} ({d / b['test']['ndcg@10']:+.1%})"
-            bu = b["throughput"].get("eval_users_per_second") or 0.0
-            ratio = f"x{ups / bu:.2f}" if bu else "–"
-        mark = "✓" if k and chosen.get((r["dataset"], r["model"], scheme)) == k else ""
+        delta, ratio = _against_none(r["test"], ups, b, k)
+        trained = r["config"].get("reason_score", "trained") == "trained"
+        mark = "✓" if k and trained and chosen.get((r["dataset"], r["model"], scheme)) == k else ""
         std = r.get("test_std") or {}
+        label = scheme.upper() if k else "none"
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {scheme.upper() if k else 'none'} | {k} | {mark} | {n} | "
+            f"| {r['dataset']} | {r['model']} | {label} | {k} | {mark} | {_scored(r)} | {n} | "
             f"{r['valid']['ndcg@10']:.4f} | {mean_std(r['test']['recall@10'], std.get('recall@10'), n)} | "
             f"{mean_std(r['test']['ndcg@10'], std.get('ndcg@10'), n)} | {delta} | "
             f"{fit_seconds_cell(r, 0)} | {ups:.0f} ({ratio}) |"
         )
+        for state, test, nv, vups in _state_variants(r):  # the same weights scored with a named state, test only
+            vstd = test.get("_std", {})
+            delta, ratio = _against_none(test, vups, b, k)
+            lines.append(
+                f"| {r['dataset']} | {r['model']} | {label} | {k} |  | {state} (same weights) | {nv} | – | "
+                f"{mean_std(test['recall@10'], vstd.get('recall@10'), nv)} | "
+                f"{mean_std(test['ndcg@10'], vstd.get('ndcg@10'), nv)} | {delta} | – | {vups:.0f} ({ratio}) |"
+            )
         if b is not None and k and b["config"].get("max_seq_len") != r["config"].get("max_seq_len"):
             notes.append(f"{r['dataset']} {r['model']} K={k}: another max_seq_len than the row without reasoning")
     return "\n".join(lines + ([""] + [f"- {x}" for x in notes] if notes else []))
