@@ -417,6 +417,32 @@ def test_bench_resume_continues_a_seed_interrupted_mid_training(capsys, data_fol
     assert code == 2 and "--run-dir applies to models trained by recgen's trainer" in err
 
 
+def test_bench_rescores_a_finished_run_under_another_scoring_field(capsys, data_folder, tmp_path):
+    """``reason_score`` is read only when recommending: a run folder trained under ``trained`` serves a bench with
+    ``reason_score=valid`` (copied under the new stem, nothing trained), and a training field change trains anew."""
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "1", "--run-dir", str(tmp_path / "r")]
+    base += ["--set", "epochs=2", "--set", "eval_every=1", "--set", "embedding_dim=8", "--set", "reason_steps=1"]
+    code, _, err = run(capsys, *base, "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    (first,) = (tmp_path / "a").glob("*.json")
+    again = [*base, "--set", "reason_score=valid", "--decode-variant", "reason_score=trained", "--resume"]
+    code, out, err = run(capsys, *again, "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    assert "holds this training" in out + err and "resuming from a copy of it" in out + err
+    (second,) = (tmp_path / "b").glob("*.json")
+    assert second.name != first.name and (tmp_path / "r" / second.stem / "seed0" / "last.pt").exists()
+    a = json.loads(first.read_text())["per_seed"][0]
+    b = json.loads(second.read_text())["per_seed"][0]
+    assert b["resumed_from_epoch"] == 2 and b["best_epoch"] == a["best_epoch"]  # nothing trained
+    assert b["test_variants"]["reason_score=trained"]["test"] == a["test"]
+    assert set(b["run_info"]["valid_by_state"]) == {"h0", "h1", "mean1"}
+    assert b["run_info"]["reason_state"] in b["run_info"]["valid_by_state"]
+    code, out, err = run(capsys, *base, "--set", "reason_kl=0.1", "--resume", "--out", str(tmp_path / "c"))
+    assert code == 0, err
+    assert "holds this training" not in out + err
+    assert "resumed_from_epoch" not in json.loads(next((tmp_path / "c").glob("*.json")).read_text())["per_seed"][0]
+
+
 def test_resume_finds_a_file_made_before_the_config_gained_fields(capsys, data_folder, tmp_path):
     out_dir = tmp_path / "results"
     base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--out", str(out_dir)]
