@@ -63,7 +63,8 @@ def _state_variants(r: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, f
         if len(runs) > 1:
             test["_std"] = {m: statistics.stdev(x["test"][m] for x in runs) for m in ("recall@10", "ndcg@10")}
         ups = statistics.fmean(x.get("eval_users_per_second") or 0.0 for x in runs)
-        out.append((lab.removeprefix("reason_score="), test, len(runs), ups))
+        state = lab.removeprefix("reason_score=")
+        out.append((trained_state(*_variant(r)[::-1]) if state == "trained" else state, test, len(runs), ups))
     return out
 
 
