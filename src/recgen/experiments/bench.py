@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -239,7 +238,13 @@ class BenchRun:
         if self.spec.run_dir is not None:
             seed_dir = Path(self.spec.run_dir) / self.stem / f"seed{seed}"
             if self.spec.resume and not (seed_dir / "last.pt").exists():
-                self._reuse_training(m, seed, seed_dir)
+                prefix = self.stem.rsplit("__", 1)[0]  # dataset__model__protocol: other stems of this run
+                if other := m.adopt_same_training(sorted(seed_dir.parent.parent.glob(f"{prefix}__*/seed{seed}")),
+                                                  seed_dir):  # fmt: skip
+                    self.log(
+                        f"seed {seed}: {other} holds this training (its config differs only in fields read when "
+                        f"recommending: {', '.join(m.decode_fields)}); resuming from a copy of it"
+                    )
             resuming = self.spec.resume and (seed_dir / "last.pt").exists()
             if resuming:
                 self.log(f"seed {seed}: continuing the interrupted training in {seed_dir}")
@@ -247,33 +252,6 @@ class BenchRun:
         t = time.perf_counter()
         m.fit(self.split.train, valid=self.split.valid)
         return m, time.perf_counter() - t + m.resumed_wall_seconds_
-
-    def _reuse_training(self, m: Recommender, seed: int, seed_dir: Path) -> None:
-        """Copy into ``seed_dir`` (atomically: a temp folder, then a rename) another stem's folder for this seed whose
-        config equals ``m``'s but for its ``decode_fields``; leave things as they are when there is none."""
-        if not m.decode_fields:
-            return
-        ours = json.loads(json.dumps({"model": m.name, **dataclasses.asdict(m.config)}, default=str))
-        prefix = self.stem.rsplit("__", 1)[0]  # dataset__model__protocol
-        for other in sorted(Path(self.spec.run_dir).glob(f"{prefix}__*/seed{seed}")):
-            if other == seed_dir or not (other / "last.pt").exists():
-                continue
-            try:
-                theirs = json.loads((other / "config.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if all(ours.get(k) == theirs.get(k) for k in set(ours) | set(theirs) if k not in m.decode_fields):
-                tmp = seed_dir.with_name(seed_dir.name + ".copying")
-                shutil.rmtree(tmp, ignore_errors=True)
-                shutil.copytree(other, tmp)
-                if seed_dir.exists():  # a folder without last.pt holds nothing to keep
-                    shutil.rmtree(seed_dir)
-                tmp.rename(seed_dir)
-                self.log(
-                    f"seed {seed}: {other} holds this training (its config differs only in fields read when "
-                    f"recommending: {', '.join(m.decode_fields)}); resuming from a copy of it"
-                )
-                return
 
     def evaluate(self, m: Recommender, eval_set: Any, **kwargs: Any):
         spec = self.spec

@@ -38,14 +38,13 @@ import torch.nn.functional as F
 
 from recgen.config import check
 from recgen.data.dataset import Dataset
-from recgen.errors import ConfigError
 from recgen.models.base import check_device_spec, resolve_device
 from recgen.models.sequential.reasoning import (
-    SCHEMES,
+    ScoredState,
+    check_reasoning,
     reasoning_loss,
     reasoning_states,
     state_variants,
-    trained_state,
     user_state,
 )
 from recgen.models.sequential.text_items import TEXT_ITEMS, TEXT_MODES, attach_text, text_flops, text_vectors
@@ -100,27 +99,7 @@ class SequentialConfig(TrainerConfig):
             self.text_mode == "fuse" or self.item_text != "none",
             f"text_mode={self.text_mode!r} needs item text; set item_text to title, meta or profile",
         )
-        check(self.reason_steps >= 0, f"reason_steps must be >= 0, got {self.reason_steps}")
-        check(
-            self.reason_scheme in SCHEMES, f"reason_scheme must be one of {list(SCHEMES)}, got {self.reason_scheme!r}"
-        )
-        check(
-            self.reason_scheme == "erl" or self.reason_steps > 0,
-            f"reason_scheme={self.reason_scheme!r} needs reasoning steps; set reason_steps >= 1",
-        )
-        names = ["trained", *(["valid", *state_variants(self.reason_steps)] if self.reason_steps else ["h0"])]
-        check(
-            self.reason_score in names,
-            f"reason_score must be one of {names} with reason_steps={self.reason_steps}, got {self.reason_score!r}",
-        )
-        check(self.reason_kl >= 0, f"reason_kl must be >= 0, got {self.reason_kl}")
-        check(self.reason_temp_decay > 0, f"reason_temp_decay must be > 0, got {self.reason_temp_decay}")
-        check(self.reason_noise >= 0, f"reason_noise must be >= 0, got {self.reason_noise}")
-        check(self.reason_warmup >= 0, f"reason_warmup must be >= 0, got {self.reason_warmup}")
-        check(
-            self.reason_steps == 0 or self.loss == "ce",
-            f"reason_steps > 0 needs loss='ce' (ReaRec's losses are full softmax), got loss={self.loss!r}",
-        )
+        check_reasoning(self)
         check(self.embedding_dim >= 1, f"embedding_dim must be >= 1, got {self.embedding_dim}")
         check(self.n_layers >= 1, f"n_layers must be >= 1, got {self.n_layers}")
         check(self.n_heads >= 1, f"n_heads must be >= 1, got {self.n_heads}")
@@ -210,7 +189,7 @@ class SequenceEncoder(torch.nn.Module):
         return self.item_emb.weight if self.text_items is None else self.text_items.table(self.item_emb)
 
 
-class SequentialRecommender(NetRecommender):
+class SequentialRecommender(ScoredState, NetRecommender):
     """Base for next-item models trained with ``recgen.models.training.Trainer``."""
 
     uses_timestamps = False
@@ -356,14 +335,7 @@ class SequentialRecommender(NetRecommender):
 
     def _fit(self, dataset: Dataset, valid: Any) -> None:
         cfg = self.config
-        if cfg.reason_score == "valid" and valid is None:
-            raise ConfigError(
-                "reason_score='valid' chooses the scored state on validation data; pass valid to fit "
-                f"(recgen bench does), or name a state ({', '.join(state_variants(cfg.reason_steps))}) or 'trained'"
-            )
-        # while training, validation chooses the checkpoint by the trained state; the scored state is chosen after
-        self.reason_choice_ = None
-        self.reason_state_ = trained_state(cfg.reason_steps, cfg.reason_scheme) if cfg.reason_score == "valid" else None
+        self._start_state_choice(valid)
         dev = resolve_device(cfg.device, strict=True)  # a GPU that is not there is an error here, before training
         torch.manual_seed(cfg.seed)
         net = self._build_net(dataset.n_items)  # built on the CPU first: the same initial weights
@@ -404,59 +376,6 @@ class SequentialRecommender(NetRecommender):
             flops_per_batch=self.flops_per_batch,
         )
         self._choose_state(valid)
-
-    def _choose_state(self, valid: Any) -> None:
-        """``reason_score='valid'``: rank validation by each state (``state_variants``) with the weights training
-        kept, on the trainer's metric, and score with the best from then on; ties keep the trained state."""
-        cfg = self.config
-        if cfg.reason_score != "valid":
-            return
-        from recgen.eval.evaluator import evaluate
-
-        first = trained_state(cfg.reason_steps, cfg.reason_scheme)
-        names = [first, *(n for n in state_variants(cfg.reason_steps) if n != first)]
-        self.fitted_ = True
-        self.reason_choice_ = {
-            n: evaluate(self, valid, ks=(10,), decode={"reason_score": n}, batch_size=self.eval_batch_size).metrics[
-                cfg.metric
-            ]
-            for n in names
-        }
-        self.reason_state_ = max(names, key=self.reason_choice_.__getitem__)  # the first best: trained on ties
-
-    def reasoning_state(self, cfg: SequentialConfig | None = None) -> str:
-        """The state (a ``state_variants`` name) scoring reads under ``cfg`` (default: the fitted config)."""
-        cfg = cfg or self.config
-        name = cfg.reason_score
-        if name == "valid":
-            name = getattr(self, "reason_state_", None)
-            if name is None:
-                raise ConfigError(
-                    "reason_score='valid' needs the state chosen on validation when the model was fitted; fit with "
-                    "reason_score='valid', or name a state (h0, hk, meank) or 'trained'"
-                )
-        return trained_state(self.config.reason_steps, self.config.reason_scheme) if name == "trained" else name
-
-    def run_info(self) -> dict[str, Any]:
-        """Recorded per seed by ``recgen bench`` for ReaRec models: the state scored with and, when validation
-        chose it, validation's metric by state."""
-        if not self.config.reason_steps:
-            return {}
-        info: dict[str, Any] = {"reason_state": self.reasoning_state(self.decode_config(self.decoded_with()))}
-        if getattr(self, "reason_choice_", None):
-            info["valid_by_state"] = dict(self.reason_choice_)
-        return info
-
-    def _extra_meta(self) -> dict[str, Any]:
-        return {
-            **super()._extra_meta(),
-            "reason_state": getattr(self, "reason_state_", None),
-            "reason_choice": getattr(self, "reason_choice_", None),
-        }
-
-    def _load_extra_meta(self, extra: dict[str, Any]) -> None:
-        super()._load_extra_meta(extra)
-        self.reason_state_, self.reason_choice_ = extra.get("reason_state"), extra.get("reason_choice")
 
     # ------------------------------------------------------------------------------------- scoring
     def _user_states(self, net: torch.nn.Module, histories: Sequence[np.ndarray], timestamps, cfg=None) -> torch.Tensor:

@@ -44,9 +44,14 @@ Where recgen differs from the reference code, and why:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from recgen.config import check
+from recgen.errors import ConfigError
 
 SCHEMES = ("erl", "prl")
 
@@ -144,3 +149,96 @@ def reasoning_loss(
         labels = torch.arange(states.shape[0], device=states.device).expand(k_steps, -1)
         loss = loss + F.cross_entropy(sim.reshape(-1, sim.shape[-1]), labels.reshape(-1))
     return loss
+
+
+def check_reasoning(cfg) -> None:
+    """The ReaRec fields of a sequential model's config (``SequentialConfig.validate``)."""
+    check(cfg.reason_steps >= 0, f"reason_steps must be >= 0, got {cfg.reason_steps}")
+    check(cfg.reason_scheme in SCHEMES, f"reason_scheme must be one of {list(SCHEMES)}, got {cfg.reason_scheme!r}")
+    check(
+        cfg.reason_scheme == "erl" or cfg.reason_steps > 0,
+        f"reason_scheme={cfg.reason_scheme!r} needs reasoning steps; set reason_steps >= 1",
+    )
+    names = ["trained", *(["valid", *state_variants(cfg.reason_steps)] if cfg.reason_steps else ["h0"])]
+    check(
+        cfg.reason_score in names,
+        f"reason_score must be one of {names} with reason_steps={cfg.reason_steps}, got {cfg.reason_score!r}",
+    )
+    check(cfg.reason_kl >= 0, f"reason_kl must be >= 0, got {cfg.reason_kl}")
+    check(cfg.reason_temp_decay > 0, f"reason_temp_decay must be > 0, got {cfg.reason_temp_decay}")
+    check(cfg.reason_noise >= 0, f"reason_noise must be >= 0, got {cfg.reason_noise}")
+    check(cfg.reason_warmup >= 0, f"reason_warmup must be >= 0, got {cfg.reason_warmup}")
+    check(
+        cfg.reason_steps == 0 or cfg.loss == "ce",
+        f"reason_steps > 0 needs loss='ce' (ReaRec's losses are full softmax), got loss={cfg.loss!r}",
+    )
+
+
+class ScoredState:
+    """The state a sequential model scores with (``reason_score``), mixed into ``SequentialRecommender``: the
+    validation choice after training, the name scoring reads, and what a results file and a checkpoint keep."""
+
+    def _start_state_choice(self, valid: Any) -> None:
+        """Before training: ``reason_score='valid'`` needs validation data; while training, validation chooses the
+        checkpoint by the trained state (the scored state is chosen after, ``_choose_state``)."""
+        cfg = self.config
+        if cfg.reason_score == "valid" and valid is None:
+            raise ConfigError(
+                "reason_score='valid' chooses the scored state on validation data; pass valid to fit "
+                f"(recgen bench does), or name a state ({', '.join(state_variants(cfg.reason_steps))}) or 'trained'"
+            )
+        self.reason_choice_ = None
+        self.reason_state_ = trained_state(cfg.reason_steps, cfg.reason_scheme) if cfg.reason_score == "valid" else None
+
+    def _choose_state(self, valid: Any) -> None:
+        """``reason_score='valid'``: rank validation by each state (``state_variants``) with the weights training
+        kept, on the trainer's metric, and score with the best from then on; ties keep the trained state."""
+        cfg = self.config
+        if cfg.reason_score != "valid":
+            return
+        from recgen.eval.evaluator import evaluate
+
+        first = trained_state(cfg.reason_steps, cfg.reason_scheme)
+        names = [first, *(n for n in state_variants(cfg.reason_steps) if n != first)]
+        self.fitted_ = True
+        self.reason_choice_ = {
+            n: evaluate(self, valid, ks=(10,), decode={"reason_score": n}, batch_size=self.eval_batch_size).metrics[
+                cfg.metric
+            ]
+            for n in names
+        }
+        self.reason_state_ = max(names, key=self.reason_choice_.__getitem__)  # the first best: trained on ties
+
+    def reasoning_state(self, cfg: Any = None) -> str:
+        """The state (a ``state_variants`` name) scoring reads under ``cfg`` (default: the fitted config)."""
+        cfg = cfg or self.config
+        name = cfg.reason_score
+        if name == "valid":
+            name = getattr(self, "reason_state_", None)
+            if name is None:
+                raise ConfigError(
+                    "reason_score='valid' needs the state chosen on validation when the model was fitted; fit with "
+                    "reason_score='valid', or name a state (h0, hk, meank) or 'trained'"
+                )
+        return trained_state(self.config.reason_steps, self.config.reason_scheme) if name == "trained" else name
+
+    def run_info(self) -> dict[str, Any]:
+        """Recorded per seed by ``recgen bench`` for ReaRec models: the state scored with and, when validation
+        chose it, validation's metric by state."""
+        if not self.config.reason_steps:
+            return {}
+        info: dict[str, Any] = {"reason_state": self.reasoning_state(self.decode_config(self.decoded_with()))}
+        if getattr(self, "reason_choice_", None):
+            info["valid_by_state"] = dict(self.reason_choice_)
+        return info
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {
+            **super()._extra_meta(),
+            "reason_state": getattr(self, "reason_state_", None),
+            "reason_choice": getattr(self, "reason_choice_", None),
+        }
+
+    def _load_extra_meta(self, extra: dict[str, Any]) -> None:
+        super()._load_extra_meta(extra)
+        self.reason_state_, self.reason_choice_ = extra.get("reason_state"), extra.get("reason_choice")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,28 @@ class NetRecommender(Recommender):
         self.resume = resume
         self.on_epoch_end = on_epoch_end
         return self
+
+    def adopt_same_training(self, candidates: Iterable[Path], run_dir: Path) -> Path | None:
+        """Copy into ``run_dir`` (a temp folder, then a rename) the first of ``candidates`` (run folders with a
+        ``last.pt``) trained with this model's config but for its ``decode_fields``, read only when recommending:
+        the same training, to resume and score otherwise. Returns the folder copied, or None (nothing changed)."""
+        ours = json.loads(json.dumps({"model": self.name, **dataclasses.asdict(self.config)}, default=str))
+        for other in candidates if self.decode_fields else ():
+            if other == run_dir or not (other / "last.pt").exists():
+                continue
+            try:
+                theirs = json.loads((other / "config.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if all(ours.get(k) == theirs.get(k) for k in set(ours) | set(theirs) if k not in self.decode_fields):
+                tmp = run_dir.with_name(run_dir.name + ".copying")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(other, tmp)
+                if run_dir.exists():  # a folder without last.pt holds nothing to keep
+                    shutil.rmtree(run_dir)
+                tmp.rename(run_dir)
+                return other
+        return None
 
     def _trainer_config(self) -> TrainerConfig:
         fields = {f.name for f in dataclasses.fields(TrainerConfig)}
