@@ -115,7 +115,6 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
         scheme, k = _variant(r)
         n = len(r["seeds"])
         b = base.get((r["dataset"], r["model"]))
-
         ups = r["throughput"].get("eval_users_per_second") or 0.0
         delta, ratio = _against_none(r["test"], ups, b, k)
         trained = r["config"].get("reason_score", "trained") == "trained"
