@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from recgen.models.base import Recommender
-from recgen.models.training.trainer import Trainer, TrainerConfig
+from recgen.models.training.trainer import Trainer, TrainerConfig, config_differences
 
 
 class NetRecommender(Recommender):
@@ -48,15 +48,17 @@ class NetRecommender(Recommender):
         """Copy into ``run_dir`` (a temp folder, then a rename) the first of ``candidates`` (run folders with a
         ``last.pt``) trained with this model's config but for its ``decode_fields``, read only when recommending:
         the same training, to resume and score otherwise. Returns the folder copied, or None (nothing changed)."""
-        ours = json.loads(json.dumps({"model": self.name, **dataclasses.asdict(self.config)}, default=str))
-        for other in candidates if self.decode_fields else ():
+        if not self.decode_fields:
+            return None
+        ours = json.loads(json.dumps(self._resolved_config(), default=str))
+        for other in candidates:
             if other == run_dir or not (other / "last.pt").exists():
                 continue
             try:
                 theirs = json.loads((other / "config.json").read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if all(ours.get(k) == theirs.get(k) for k in set(ours) | set(theirs) if k not in self.decode_fields):
+            if not config_differences(ours, theirs, self.decode_fields):
                 tmp = run_dir.with_name(run_dir.name + ".copying")
                 shutil.rmtree(tmp, ignore_errors=True)
                 shutil.copytree(other, tmp)
@@ -65,6 +67,10 @@ class NetRecommender(Recommender):
                 tmp.rename(run_dir)
                 return other
         return None
+
+    def _resolved_config(self) -> dict[str, Any]:
+        """The run's whole config as a run folder's ``config.json`` holds it (the model's name and every field)."""
+        return {"model": self.name, **dataclasses.asdict(self.config)}
 
     def _trainer_config(self) -> TrainerConfig:
         fields = {f.name for f in dataclasses.fields(TrainerConfig)}
@@ -99,7 +105,7 @@ class NetRecommender(Recommender):
             flops_per_batch=flops_per_batch,
             steps_per_epoch=steps_per_epoch,
             on_epoch_end=self.on_epoch_end,
-            resolved_config={"model": self.name, **dataclasses.asdict(self.config)},
+            resolved_config=self._resolved_config(),
             scoring_fields=self.decode_fields,
         )
         state = self.trainer_.fit(resume=self.resume)

@@ -162,6 +162,13 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Any:
         raise IntegrityError(f"{path}: not a readable training checkpoint ({detail}); {hint}") from None
 
 
+def config_differences(ours: dict[str, Any], theirs: dict[str, Any], scoring_fields: Iterable[str] = ()) -> list[str]:
+    """The fields (sorted) in which two run configs (as JSON) differ, leaving out ``scoring_fields``, read only when
+    recommending: what makes a run folder another training (``Trainer`` on resume, ``adopt_same_training``)."""
+    skip = set(scoring_fields)
+    return sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k) and k not in skip)
+
+
 class Trainer:
     """Runs the optimisation loop for one model (see the module docstring).
 
@@ -268,9 +275,7 @@ class Trainer:
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read {path} to check the run being resumed: {e}") from e
         ours = json.loads(json.dumps(self.resolved_config, default=str))
-        differ = sorted(
-            k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k) and k not in self.scoring_fields
-        )
+        differ = config_differences(ours, theirs, self.scoring_fields)
         if differ:
             shown = ", ".join(f"{k} ({theirs.get(k)!r} there, {ours.get(k)!r} now)" for k in differ)
             raise ConfigError(
