@@ -327,6 +327,39 @@ def test_reasoning_table_rows_scored_by_validations_state_and_named_states():
     assert cells[3][7:10] == ["–", "0.1000 ± 0.0000", "0.0560 ± 0.0028"] and "1000 (x2.00)" in table[5]
 
 
+def test_k_runs_only_rescored_by_validation_compete_with_their_trained_states_validation():
+    from recgen.experiments.studies.reasoning import chosen_k, reasoning_table
+
+    def res(k, valid_by_state, score="valid"):
+        seeds = [{"run_info": {"reason_state": "h0", "valid_by_state": v}, "test_variants": {}} for v in valid_by_state]
+        return {
+            "schema": "recgen-bench/1",
+            "dataset": "ml-100k",
+            "model": "sasrec",
+            "config": {"reason_steps": k, "reason_scheme": "prl", "reason_score": score},
+            "seeds": list(range(len(seeds))),
+            "valid": {"ndcg@10": max(max(v.values()) for v in valid_by_state)},
+            "test": {"ndcg@10": 0.05, "recall@10": 0.1},
+            "test_std": {"ndcg@10": 0.001, "recall@10": 0.002},
+            "timings": {"fit_seconds_mean": 100.0},
+            "throughput": {"eval_users_per_second": 500.0},
+            "per_seed": seeds,
+        }
+
+    # K = 1's h1 averages 0.07 on validation, K = 2's h2 0.06: h0 (0.09 / 0.10, the rows' valid figure) is no K's
+    k1 = res(1, [{"h0": 0.09, "h1": 0.08}, {"h0": 0.09, "h1": 0.06}])
+    k2 = res(2, [{"h0": 0.10, "h2": 0.06}, {"h0": 0.10, "h2": 0.06}])
+    assert chosen_k([k1, k2]) == {("ml-100k", "sasrec", "prl"): 1}
+    rows = reasoning_table([k1, k2]).splitlines()[2:]
+    assert [row.split(" | ")[3:5] for row in rows] == [["1", "✓"], ["2", ""]]
+    assert chosen_k([k1, res(3, [{"h0": 0.1}, {"h0": 0.1}])]) == {("ml-100k", "sasrec", "prl"): 1}  # h3 unrecorded
+    # where the K has its own trained-scored run, that run's validation counts and carries the mark
+    own = dict(res(2, [{"h0": 0.1}, {"h0": 0.1}], "trained"), valid={"ndcg@10": 0.2})
+    assert chosen_k([k1, k2, own]) == {("ml-100k", "sasrec", "prl"): 2}
+    marks = [row.split(" | ")[4] for row in reasoning_table([k1, k2, own]).splitlines()[2:]]
+    assert marks == ["", "✓", ""]
+
+
 @pytest.mark.parametrize("name", ["sasrec", "hstu"])
 def test_each_row_reasons_after_a_drawn_prefix_encoded_as_at_inference(name):
     model, _ = fitted(name, reason_steps=1)

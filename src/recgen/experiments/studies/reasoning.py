@@ -2,7 +2,8 @@
 
 The runs are plain ``recgen bench`` results in one folder (``benchmarks/results/reasoning/``): the same recipe with
 ``reason_steps=0`` (the model without reasoning) and with ``reason_steps=K`` under each scheme. For each dataset,
-model and scheme, the K with the best mean validation NDCG@10 over its seeds is the chosen one (marked); its test
+model and scheme, the K with the best mean validation NDCG@10 over its seeds is the chosen one (marked; a K run
+only with ``reason_score=valid`` competes with its trained state's validation figure, recorded per seed); its test
 figures are read against the same model without reasoning. "scored with" names the state the test ranking used
 (``reason_score``): the scheme's own (ERL's mean of h_0..h_K, PRL's h_K), the one validation chose after training
 on each seed (``reason_score=valid``; not a K competitor: it re-scores runs of a K already there), or a state named
@@ -82,17 +83,44 @@ def mean_std(mean: float, std: float | None, n: int) -> str:
 
 
 def chosen_k(rs: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
-    """(dataset, model, scheme) -> the K with the best mean validation NDCG@10, among the runs with the most seeds
-    (a run still missing seeds does not compete with finished ones)."""
-    best: dict[tuple[str, str, str], tuple[int, float, int]] = {}
+    """(dataset, model, scheme) -> the K with the best mean validation NDCG@10 of the scheme's own state, among the
+    runs with the most seeds (a run still missing seeds does not compete with finished ones). A K run only with
+    ``reason_score=valid`` competes with its seeds' validation figure for the trained state (``run_info``)."""
+    cands: dict[tuple[str, str, str, int], tuple[int, float, bool]] = {}
     for r in rs:
         scheme, k = _variant(r)
-        if k == 0 or r["config"].get("reason_score", "trained") != "trained":
+        if k == 0:
             continue
-        key, v = (r["dataset"], r["model"], scheme), (len(r["seeds"]), r["valid"]["ndcg@10"])
-        if key not in best or v > best[key][:2]:
-            best[key] = (*v, k)
+        trained = r["config"].get("reason_score", "trained") == "trained"
+        valid = r["valid"]["ndcg@10"] if trained else _trained_state_valid(r, k, scheme)
+        key = (r["dataset"], r["model"], scheme, k)
+        if valid is None or (key in cands and cands[key][2] and not trained):
+            continue
+        cands[key] = (len(r["seeds"]), valid, trained)
+    best: dict[tuple[str, str, str], tuple[int, float, int]] = {}
+    for (dataset, model, scheme, k), (n, valid, _) in cands.items():
+        if (dataset, model, scheme) not in best or (n, valid) > best[dataset, model, scheme][:2]:
+            best[dataset, model, scheme] = (n, valid, k)
     return {key: k for key, (_, _, k) in best.items()}
+
+
+def _trained_state_valid(r: dict[str, Any], k: int, scheme: str) -> float | None:
+    """A re-scored run's mean validation NDCG@10 of the scheme's own state over its seeds (None if unrecorded)."""
+    name = trained_state(k, scheme)
+    values = [s.get("run_info", {}).get("valid_by_state", {}).get(name) for s in r.get("per_seed", [])]
+    if not values or any(v is None for v in values):
+        return None
+    return statistics.fmean(values)
+
+
+def _has_trained_run(rs: list[dict[str, Any]], r: dict[str, Any]) -> bool:
+    return any(
+        o["dataset"] == r["dataset"]
+        and o["model"] == r["model"]
+        and _variant(o) == _variant(r)
+        and o["config"].get("reason_score", "trained") == "trained"
+        for o in rs
+    )
 
 
 def reasoning_table(rs: list[dict[str, Any]]) -> str:
@@ -118,7 +146,8 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
         ups = r["throughput"].get("eval_users_per_second") or 0.0
         delta, ratio = _against_none(r["test"], ups, b, k)
         trained = r["config"].get("reason_score", "trained") == "trained"
-        mark = "✓" if k and trained and chosen.get((r["dataset"], r["model"], scheme)) == k else ""
+        marked = trained or not _has_trained_run(rs, r)  # the K's own run, or its re-scored run where it is alone
+        mark = "✓" if k and marked and chosen.get((r["dataset"], r["model"], scheme)) == k else ""
         std = r.get("test_std") or {}
         label = scheme.upper() if k else "none"
         lines.append(
