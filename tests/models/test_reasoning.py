@@ -356,6 +356,8 @@ def test_k_runs_only_rescored_by_validation_compete_with_their_trained_states_va
     # where the K has its own trained-scored run, that run's validation counts and carries the mark
     own = dict(res(2, [{"h0": 0.1}, {"h0": 0.1}], "trained"), valid={"ndcg@10": 0.2})
     assert chosen_k([k1, k2, own]) == {("ml-100k", "sasrec", "prl"): 2}
+    weaker = dict(own, valid={"ndcg@10": 0.01})  # two trained-scored runs of one K: the better one counts
+    assert chosen_k([k1, k2, own, weaker]) == chosen_k([k1, k2, weaker, own]) == {("ml-100k", "sasrec", "prl"): 2}
     marks = [row.split(" | ")[4] for row in reasoning_table([k1, k2, own]).splitlines()[2:]]
     assert marks == ["", "✓", ""]
 

@@ -93,10 +93,9 @@ def chosen_k(rs: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
             continue
         trained = r["config"].get("reason_score", "trained") == "trained"
         valid = r["valid"]["ndcg@10"] if trained else _trained_state_valid(r, k, scheme)
-        key = (r["dataset"], r["model"], scheme, k)
-        if valid is None or (key in cands and cands[key][2] and not trained):
-            continue
-        cands[key] = (len(r["seeds"]), valid, trained)
+        key, cand = (r["dataset"], r["model"], scheme, k), (len(r["seeds"]), valid, trained)
+        if valid is not None and (key not in cands or (trained, *cand[:2]) > (cands[key][2], *cands[key][:2])):
+            cands[key] = cand  # a trained-scored run over a re-scored one; then more seeds, then validation
     best: dict[tuple[str, str, str], tuple[int, float, int]] = {}
     for (dataset, model, scheme, k), (n, valid, _) in cands.items():
         if (dataset, model, scheme) not in best or (n, valid) > best[dataset, model, scheme][:2]:
