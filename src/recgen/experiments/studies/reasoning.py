@@ -6,7 +6,7 @@ model and scheme, the K with the best mean validation NDCG@10 over its seeds is 
 only with ``reason_score=valid`` competes with its trained state's validation figure, recorded per seed); its test
 figures are read against the same model without reasoning. "scored with" names the state the test ranking used
 (``reason_score``): the scheme's own (ERL's mean of h_0..h_K, PRL's h_K), the one validation chose after training
-on each seed (``reason_score=valid``; not a K competitor: it re-scores runs of a K already there), or a state named
+on each seed (``reason_score=valid``; it competes for K only where its K has no run of its own), or a state named
 for the same weights (``--decode-variant reason_score=h0``: a test-only row, no validation). The test ranking's
 users per second (all seeds' mean) and its ratio to the model without reasoning come from runs that may have shared
 the machine with different loads; ``benchmarks/reasoning_cost.py`` measures the cost against K interleaved in one
@@ -91,7 +91,7 @@ def chosen_k(rs: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
         scheme, k = _variant(r)
         if k == 0:
             continue
-        trained = r["config"].get("reason_score", "trained") == "trained"
+        trained = _trained_scored(r)
         valid = r["valid"]["ndcg@10"] if trained else _trained_state_valid(r, k, scheme)
         key, cand = (r["dataset"], r["model"], scheme, k), (len(r["seeds"]), valid, trained)
         if valid is not None and (key not in cands or (trained, *cand[:2]) > (cands[key][2], *cands[key][:2])):
@@ -112,12 +112,14 @@ def _trained_state_valid(r: dict[str, Any], k: int, scheme: str) -> float | None
     return statistics.fmean(values)
 
 
+def _trained_scored(r: dict[str, Any]) -> bool:
+    """Whether a results file's test ranking used the scheme's own state (the run of its K, not a re-scoring)."""
+    return r["config"].get("reason_score", "trained") == "trained"
+
+
 def _has_trained_run(rs: list[dict[str, Any]], r: dict[str, Any]) -> bool:
     return any(
-        o["dataset"] == r["dataset"]
-        and o["model"] == r["model"]
-        and _variant(o) == _variant(r)
-        and o["config"].get("reason_score", "trained") == "trained"
+        o["dataset"] == r["dataset"] and o["model"] == r["model"] and _variant(o) == _variant(r) and _trained_scored(o)
         for o in rs
     )
 
@@ -144,7 +146,7 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
         b = base.get((r["dataset"], r["model"]))
         ups = r["throughput"].get("eval_users_per_second") or 0.0
         delta, ratio = _against_none(r["test"], ups, b, k)
-        trained = r["config"].get("reason_score", "trained") == "trained"
+        trained = _trained_scored(r)
         marked = trained or not _has_trained_run(rs, r)  # the K's own run, or its re-scored run where it is alone
         mark = "✓" if k and marked and chosen.get((r["dataset"], r["model"], scheme)) == k else ""
         std = r.get("test_std") or {}
