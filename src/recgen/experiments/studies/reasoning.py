@@ -146,8 +146,7 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
         b = base.get((r["dataset"], r["model"]))
         ups = r["throughput"].get("eval_users_per_second") or 0.0
         delta, ratio = _against_none(r["test"], ups, b, k)
-        trained = _trained_scored(r)
-        marked = trained or not _has_trained_run(rs, r)  # the K's own run, or its re-scored run where it is alone
+        marked = _trained_scored(r) or not _has_trained_run(rs, r)  # the K's own run, or its lone re-scored run
         mark = "✓" if k and marked and chosen.get((r["dataset"], r["model"], scheme)) == k else ""
         std = r.get("test_std") or {}
         label = scheme.upper() if k else "none"
