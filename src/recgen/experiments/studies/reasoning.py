@@ -78,6 +78,11 @@ def _against_none(test: dict[str, float], ups: float, b: dict[str, Any] | None, 
     return f"{d:+.4f} ({d / b['test']['ndcg@10']:+.1%})", f"x{ups / bu:.2f}" if bu else "–"
 
 
+def _users_per_s(ups: float) -> str:
+    """A users/s cell: "–" where the file has no single figure (seeds run on different devices)."""
+    return f"{ups:.0f}" if ups else "–"
+
+
 def mean_std(mean: float, std: float | None, n: int) -> str:
     return f"{mean:.4f} ± {std:.4f}" if n > 1 and std is not None else f"{mean:.4f}"
 
@@ -154,7 +159,7 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
             f"| {r['dataset']} | {r['model']} | {label} | {k} | {mark} | {_scored(r)} | {n} | "
             f"{r['valid']['ndcg@10']:.4f} | {mean_std(r['test']['recall@10'], std.get('recall@10'), n)} | "
             f"{mean_std(r['test']['ndcg@10'], std.get('ndcg@10'), n)} | {delta} | "
-            f"{fit_seconds_cell(r, 0)} | {ups:.0f} ({ratio}) |"
+            f"{fit_seconds_cell(r, 0)} | {_users_per_s(ups)} ({ratio}) |"
         )
         for state, test, nv, vups in _state_variants(r):  # the same weights scored with a named state, test only
             vstd = test.get("_std", {})
@@ -162,7 +167,7 @@ def reasoning_table(rs: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {r['dataset']} | {r['model']} | {label} | {k} |  | {state} (same weights) | {nv} | – | "
                 f"{mean_std(test['recall@10'], vstd.get('recall@10'), nv)} | "
-                f"{mean_std(test['ndcg@10'], vstd.get('ndcg@10'), nv)} | {delta} | – | {vups:.0f} ({ratio}) |"
+                f"{mean_std(test['ndcg@10'], vstd.get('ndcg@10'), nv)} | {delta} | – | {_users_per_s(vups)} ({ratio}) |"
             )
         if b is not None and k and b["config"].get("max_seq_len") != r["config"].get("max_seq_len"):
             notes.append(f"{r['dataset']} {r['model']} K={k}: another max_seq_len than the row without reasoning")
