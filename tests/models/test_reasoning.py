@@ -289,7 +289,8 @@ def test_reasoning_table_marks_the_k_chosen_on_validation():
     assert table[4].split(" | ")[4] == "" and "+0.0100 (+14.3%)" in table[4]
     assert [row.split(" | ")[5] for row in table[2:]] == ["–", "mean1", "mean2"]  # the scheme's state
     mixed = [dict(rs[0], throughput={}), rs[1]]  # a plain row whose seeds ran on different devices
-    assert reasoning_table(mixed).splitlines()[2].endswith("| – (–) |") and "600 (–)" in reasoning_table(mixed)
+    mixed_table = reasoning_table(mixed)
+    assert mixed_table.splitlines()[2].endswith("| – (–) |") and "600 (–)" in mixed_table
 
 
 def test_reasoning_table_rows_scored_by_validations_state_and_named_states():
