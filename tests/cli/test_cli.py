@@ -417,6 +417,94 @@ def test_bench_resume_continues_a_seed_interrupted_mid_training(capsys, data_fol
     assert code == 2 and "--run-dir applies to models trained by recgen's trainer" in err
 
 
+def test_runs_says_where_an_interrupted_and_a_finished_run_stand(capsys, data_folder, tmp_path, monkeypatch):
+    from recgen.models.training.trainer import Trainer, load_checkpoint
+
+    base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "1", "--out", str(tmp_path / "o")]
+    base += ["--set", "epochs=4", "--set", "eval_every=1", "--set", "patience=10", "--set", "embedding_dim=8"]
+    base += ["--run-dir", str(tmp_path / "runs")]
+    real_save = Trainer.save_last
+
+    def save_then_stop(self):
+        real_save(self)
+        if self.state.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save_last", save_then_stop)
+    assert run(capsys, *base)[0] != 0
+    monkeypatch.setattr(Trainer, "save_last", real_save)
+    (seed_dir,) = (tmp_path / "runs").glob("*/seed0")
+    code, out, err = run(capsys, "runs", str(tmp_path / "runs"), "--json")
+    assert code == 0, err
+    (s,) = json.loads(out)
+    state = load_checkpoint(seed_dir / "last.pt")["state"]  # what --resume continues from
+    assert s["folder"] == f"{seed_dir.parent.name}/seed0" and (s["model"], s["seed"]) == ("sasrec", 0)
+    assert (s["epoch"], s["epochs"], s["best_epoch"]) == (2, 4, state["best_epoch"])
+    assert s["best_value"] == pytest.approx(state["best_value"]) and s["metric"] == "ndcg@10"
+    assert s["state"] == "resumable" and s["source"] == "progress.json"
+    assert (s["epochs_left_min"], s["epochs_left_max"]) == (2, 2)  # patience 10 cannot stop it before epoch 4
+    # a folder from before progress.json: the same figures from last.pt
+    (seed_dir / "progress.json").unlink()
+    code, out, _ = run(capsys, "runs", str(tmp_path / "runs"), "--json")
+    (t,) = json.loads(out)
+    assert t["source"] == "last.pt" and {k: v for k, v in t.items() if k not in ("source", "saved_seconds_ago")} == {
+        k: v for k, v in s.items() if k not in ("source", "saved_seconds_ago")
+    }
+    code, out, _ = run(capsys, "runs", str(seed_dir))
+    assert code == 0 and "resumable" in out and "2/4" in out and "2 epochs" in out
+    # resumed to the end: finished, nothing left
+    assert run(capsys, *base, "--resume")[0] == 0
+    code, out, _ = run(capsys, "runs", str(tmp_path / "runs"), "--json")
+    (f,) = json.loads(out)
+    assert (f["epoch"], f["state"], f["epochs_left_max"], f["seconds_left_max"]) == (4, "finished (all epochs)", 0, 0)
+    # bad input: one line, exit 2
+    code, _, err = run(capsys, "runs", str(tmp_path / "o"))
+    assert code == 2 and "no training run under" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "runs", str(tmp_path / "nowhere"))
+    assert code == 2 and "no such folder" in err
+    (seed_dir / "progress.json").write_text('{"format": 1, "epo')  # truncated, and newer than last.pt
+    code, _, err = run(capsys, "runs", str(tmp_path / "runs"))
+    assert code == 2 and "progress.json: not valid JSON" in err and len(err.strip().splitlines()) == 1
+    (seed_dir / "progress.json").unlink()
+    data = (seed_dir / "last.pt").read_bytes()
+    (seed_dir / "last.pt").write_bytes(data[: len(data) // 2])
+    code, _, err = run(capsys, "runs", str(tmp_path / "runs"))
+    assert code == 2 and "last.pt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_epochs_left_counts_the_evaluations_patience_still_allows():
+    from recgen.models.training.runs import RunStatus
+
+    def status(**kw):
+        base = dict(
+            folder="r",
+            model="m",
+            seed=0,
+            epoch=3,
+            epochs=40,
+            eval_every=2,
+            patience=3,
+            metric="ndcg@10",
+            best_epoch=2,
+            best_value=0.1,
+            bad_evals=1,
+            stop_reason="",
+            wall_seconds=300.0,
+            saved_seconds_ago=0.0,
+            source="progress.json",
+        )
+        return RunStatus(**{**base, **kw})
+
+    # evaluations at 4 and 6 without a gain make 3 since the best: stops at epoch 6, 3 epochs on; at most 37
+    assert status().epochs_left() == (3, 37) and status().as_dict()["seconds_left_max"] == 37 * 100.0
+    assert status(epoch=4, bad_evals=2).epochs_left() == (2, 36)  # one more evaluation, at 6
+    assert status(epoch=39).epochs_left() == (1, 1)  # the last epoch comes first
+    assert status(eval_every=None).epochs_left() == (37, 37)
+    assert status(epochs=None).epochs_left() is None
+    assert status(stop_reason="early_stopping").state == "finished (early stopping)"
+    assert status(stop_reason="early_stopping").epochs_left() == (0, 0)
+
+
 def test_bench_rescores_a_finished_run_under_another_scoring_field(capsys, data_folder, tmp_path):
     """``reason_score`` is read only when recommending: a run folder trained under ``trained`` serves a bench with
     ``reason_score=valid`` (copied under the new stem, nothing trained), and a training field change trains anew."""

@@ -92,6 +92,52 @@ def recommend(model_dir, users, items, k, include_seen, as_json) -> None:
             click.echo(f"  {rank:>3}. {x['item_id']}  {x['score']:.4f}  {x.get('title', '')}".rstrip())
 
 
+@cli.command("runs")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per run folder).")
+def runs(paths, as_json) -> None:
+    """Where training runs stand: for every run folder (holding last.pt) at or under PATHS (--run-dir of `train`
+    or `bench`), the epoch reached, the best validation epoch and value, whether it stopped, and what is left."""
+    from recgen.errors import IntegrityError
+    from recgen.models.training.runs import duration, run_statuses
+
+    statuses, errors = run_statuses(paths)
+    if as_json:
+        echo_json([s.as_dict() for s in statuses])
+    elif statuses:
+        rows = [("run", "model", "seed", "epoch", "best valid (epoch)", "evals since", "state", "per epoch", "left")]
+        for s in statuses:
+            best = f"{s.metric or ''} {s.best_value:.4f} ({s.best_epoch})".strip() if s.best_value is not None else "–"
+            left = s.epochs_left()
+            if left is None:
+                left_text = "?"
+            elif left == (0, 0):
+                left_text = "–"
+            else:
+                span = f"{left[0]}" if left[0] == left[1] else f"{left[0]}-{left[1]}"
+                most = left[1] * s.seconds_per_epoch if s.seconds_per_epoch else None
+                left_text = f"{span} epochs, at most {duration(most)}"
+            rows.append(
+                (
+                    s.folder,
+                    s.model or "?",
+                    "?" if s.seed is None else str(s.seed),
+                    f"{s.epoch}/{s.epochs}" if s.epochs else str(s.epoch),
+                    best,
+                    f"{s.bad_evals}/{s.patience}" if s.patience else str(s.bad_evals),
+                    s.state if s.finished else f"{s.state} (saved {duration(s.saved_seconds_ago)} ago)",
+                    duration(s.seconds_per_epoch),
+                    left_text,
+                )
+            )
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        for r in rows:
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    if errors:
+        more = f" (and {len(errors) - 1} more unreadable run folder(s))" if len(errors) > 1 else ""
+        raise IntegrityError(errors[0] + more)
+
+
 @cli.command("models")
 def models() -> None:
     """List the registered models."""

@@ -41,6 +41,7 @@ from recgen.models.training.distributed import (
     sum_gradients,
     take_rows,
 )
+from recgen.models.training.runs import PROGRESS, progress_record
 from recgen.ops.world import world
 from recgen.progress import enabled as progress_enabled
 
@@ -247,8 +248,10 @@ class Trainer:
         }
 
     def save_last(self) -> None:
+        """``last.pt``, then ``progress.json`` (the state without weights, read by ``recgen runs``)."""
         if self.run_dir is not None and world()[0] == 0:
             atomic_torch_save(self._checkpoint(), self.run_dir / "last.pt")
+            atomic_write_json(self.run_dir / PROGRESS, progress_record(self.config.__dict__, self.state.__dict__))
 
     def resume(self) -> bool:
         """Load ``run_dir/last.pt`` if present; returns whether a run was resumed. The run folder's
