@@ -17,6 +17,7 @@ far (validation included). A time budget (``time_budget``) can stop a run sooner
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -172,14 +173,15 @@ def read_status(folder: Path, name: str | None = None, now: float | None = None)
 
 
 def run_statuses(paths: Iterable[Path]) -> tuple[list[RunStatus], list[str]]:
-    """The status of every run folder at or under ``paths`` (named relative to the path it was found under) and
+    """The status of every run folder at or under ``paths`` (named relative to the folder the paths share) and
     one line per folder that could not be read."""
     paths = list(paths)
     now = time.time()
     statuses, errors = [], []
-    for folder in find_runs(paths):
-        root = next((p for p in paths if folder == p or p in folder.parents), None)
-        name = str(folder.relative_to(root)) if root is not None and folder != root else str(folder)
+    folders = find_runs(paths)
+    root = Path(os.path.commonpath([p.absolute() for p in paths]))
+    for folder in folders:
+        name = str(folder) if folder.absolute() == root else str(folder.absolute().relative_to(root))
         try:
             statuses.append(read_status(folder, name, now))
         except IntegrityError as exc:
