@@ -417,7 +417,7 @@ def test_bench_resume_continues_a_seed_interrupted_mid_training(capsys, data_fol
     assert code == 2 and "--run-dir applies to models trained by recgen's trainer" in err
 
 
-def test_runs_says_where_an_interrupted_and_a_finished_run_stand(capsys, data_folder, tmp_path, monkeypatch):
+def test_runs_says_where_an_interrupted_and_a_finished_run_stand(capsys, caplog, data_folder, tmp_path, monkeypatch):
     from recgen.models.training.trainer import Trainer, load_checkpoint
 
     base = ["bench", "-d", str(data_folder / "tiny"), "-m", "sasrec", "--seeds", "1", "--out", str(tmp_path / "o")]
@@ -452,8 +452,11 @@ def test_runs_says_where_an_interrupted_and_a_finished_run_stand(capsys, data_fo
     }
     code, out, _ = run(capsys, "runs", str(seed_dir))
     assert code == 0 and "resumable" in out and "2/4" in out and "2 epochs" in out
-    # resumed to the end: finished, nothing left
+    # resumed to the end: finished, nothing left; the log says where it took over
+    caplog.set_level("INFO", logger="recgen.training")
     assert run(capsys, *base, "--resume")[0] == 0
+    best = f"best ndcg@10 {state['best_value']:.4f} at epoch {state['best_epoch']}"
+    assert f"resumed after epoch 2 of 4; {best}" in caplog.text
     code, out, _ = run(capsys, "runs", str(tmp_path / "runs"), "--json")
     (f,) = json.loads(out)
     assert (f["epoch"], f["state"], f["epochs_left_max"], f["seconds_left_max"]) == (4, "finished (all epochs)", 0, 0)

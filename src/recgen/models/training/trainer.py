@@ -290,7 +290,14 @@ class Trainer:
     def fit(self, *, resume: bool = False) -> TrainState:
         cfg = self.config
         if resume:
-            self.resume()
+            if self.resume() and world()[0] == 0:
+                best = (
+                    f"; best {cfg.metric} {self.state.best_value:.4f} at epoch {self.state.best_epoch}"
+                    if math.isfinite(self.state.best_value)
+                    else ""
+                )
+                done = f", finished ({self.state.stop_reason})" if self.state.stop_reason else ""
+                log.info("resumed after epoch %d of %d%s%s", self.state.epoch, cfg.epochs, best, done)
         else:
             seed_everything(cfg.seed)
             self.generator.manual_seed(cfg.seed)
