@@ -6,7 +6,13 @@ thread, for forms of the full-softmax loss:
 - ``blocks``: temperature on the queries, padding row left out, autograd over blocks of 256 rows (e24d864 until
   the fused loss);
 - ``fused``: ``recgen.ops.softmax_ce`` (blocks of 64 rows, logits never kept, backward fused), the loss today;
-- ``fused_bf16``: the same under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (the encoder's products in bf16).
+- ``fused_bf16``: the same under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (the encoder's products in bf16);
+- ``fused_pairwise_kl``: ``fused`` with ReaRec ERL's diversity term in the reference's pairwise form (a (B, S, S, N)
+  tensor, as before ``recgen.ops.softmax_ce.fused_step_diversity``); with ``--set reason_steps=K``:
+
+    PYTHONPATH=src RECGEN_DATA_DIR=../shared/datasets python benchmarks/train_step_speed.py --datasets sports,yelp \
+        --models hstu --set reason_steps=3 --variants fused_pairwise_kl,fused \
+        --out benchmarks/results/speed/train_step_erl_cpu.json
 
 With ``--optimizer`` each step is a whole training step (loss, backward, gradient clipping, AdamW), each variant on
 its own copy of the model; a variant ending in ``+fused_adamw`` steps torch's fused AdamW kernel instead of the
@@ -35,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from speedlib import save, untrained
 
+from recgen.config import parse_sets
 from recgen.data.loaders import load_dataset
 from recgen.data.split import leave_one_out
 
@@ -69,6 +76,25 @@ def blocks_loss(model, batch, rows=256):
     return total / len(h)
 
 
+def pairwise_step_diversity(x, emb):
+    """ERL's diversity term as the reference writes it: every ordered pair's KL(p_j || p_i), p_i detached."""
+    logp = F.log_softmax(x @ emb.T, dim=-1)  # (B, S, N)
+    kl = (logp.exp()[:, None] * (logp[:, None] - logp.detach()[:, :, None])).sum(-1)  # (B, S, S)
+    off = ~torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
+    return kl[:, off].mean()
+
+
+def fused_pairwise_kl_loss(model, batch):
+    """The loss of today with ERL's diversity term in the pairwise form (as it was before the fused term)."""
+    from recgen.models.sequential import reasoning
+
+    real, reasoning.step_diversity = reasoning.step_diversity, pairwise_step_diversity
+    try:
+        return model._loss(batch)[0]
+    finally:
+        reasoning.step_diversity = real
+
+
 def fused_bf16_loss(model, batch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         return model._loss(batch)[0]
@@ -79,6 +105,7 @@ VARIANTS = {
     "blocks": blocks_loss,
     "fused": lambda m, b: m._loss(b)[0],
     "fused_bf16": fused_bf16_loss,
+    "fused_pairwise_kl": fused_pairwise_kl_loss,
 }
 
 
@@ -88,6 +115,7 @@ def main() -> None:
     ap.add_argument("--models", default="sasrec,hstu")
     ap.add_argument("--variants", default="blocks,fused,fused_bf16", help=f"comma-separated, of {sorted(VARIANTS)}")
     ap.add_argument("--optimizer", action="store_true", help="whole steps: clip and AdamW after backward")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="model config KEY=VALUE (repeatable)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", required=True)
@@ -97,7 +125,7 @@ def main() -> None:
     for name in args.datasets.split(","):
         split = leave_one_out(load_dataset(name))
         for model_name in args.models.split(","):
-            model, captured = untrained(model_name, split.train, dropout=0.5)
+            model, captured = untrained(model_name, split.train, **{"dropout": 0.5, **parse_sets(args.sets)})
             gen = torch.Generator().manual_seed(0)
             batches = [b for _, b in zip(range(args.steps), captured["batches"](1, gen), strict=False)]
             variants, nets, opts = {}, {}, {}
@@ -131,6 +159,7 @@ def main() -> None:
                 "model": model_name,
                 "n_items": split.train.n_items,
                 "batch_size": model.config.batch_size,
+                "config": parse_sets(args.sets),
                 "mean_positions_per_batch": sum(int((b[0][:, 1:] > 0).sum()) for b in batches) / len(batches),
                 **{f"{k}_step_ms": 1000 * statistics.median(v) for k, v in times.items()},
                 **{f"{k}_mean_loss": losses[k] for k in variants},

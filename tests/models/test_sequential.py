@@ -189,3 +189,40 @@ def test_fused_full_softmax_ce_equals_one_matrix():
         grads.append((loss.detach(), h.grad, e.grad))
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def pairwise_step_diversity(x, emb):
+    """ERL's diversity term as the reference writes it: every ordered pair's KL(p_j || p_i), p_i detached."""
+    logp = torch.log_softmax(x @ emb.T, dim=-1)  # (B, S, N)
+    kl = (logp.exp()[:, None] * (logp[:, None] - logp.detach()[:, :, None])).sum(-1)  # [b, i, j]
+    off = ~torch.eye(x.shape[1], dtype=torch.bool)
+    return kl[:, off].mean()
+
+
+@pytest.mark.parametrize("rows", [1, 5, 64])
+def test_fused_step_diversity_equals_the_pairwise_form(rows):
+    """ERL's diversity term summed over i first, computed with its gradient a block of rows at a time: the value
+    and both gradients of the reference's pairwise form (float64, blocks of 1 to all rows), a bf16 input computed
+    in float32, and no gradient work where none is asked for."""
+    from recgen.ops.softmax_ce import fused_step_diversity
+
+    g = torch.Generator().manual_seed(0)
+    x0, e0 = (
+        3 * torch.randn(13, 4, 8, generator=g, dtype=torch.float64),
+        torch.randn(50, 8, generator=g, dtype=torch.float64),
+    )
+    out = []
+    for fn in (lambda x, e: fused_step_diversity(x, e, rows=rows), pairwise_step_diversity):
+        x, e = x0.clone().requires_grad_(), e0.clone().requires_grad_()
+        loss = 0.7 * fn(x, e)  # a factor on the output reaches both gradients
+        loss.backward()
+        out.append((loss.detach(), x.grad, e.grad))
+    for a, b in zip(*out, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert out[0][0] > 0  # KL of distinct distributions
+    low = fused_step_diversity(x0.to(torch.bfloat16), e0.float())
+    assert low.dtype == torch.float32 and abs(low.item() - out[1][0].item() / 0.7) < 0.05 * out[1][0].item()
+    with torch.no_grad():
+        torch.testing.assert_close(fused_step_diversity(x0, e0, rows=rows), out[1][0] / 0.7)
+    with pytest.raises(ValueError, match="at least 2 states"):
+        fused_step_diversity(x0[:, :1], e0)
