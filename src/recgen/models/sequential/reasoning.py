@@ -10,7 +10,8 @@ and the reference code (TangJiakai/ReaRec, ``src/models/ERL.py``, ``PRL.py``, ``
 
 - **ERL** (ensemble reasoning learning): every step is supervised with the next item (cross-entropy over the
   catalogue), a KL term rewards steps whose distributions differ (``- reason_kl * mean_{i != j} KL(p_j || p_i)``,
-  one side detached, as the reference), and the user state is the mean of the K + 1 states.
+  one side detached, as the reference; summed over one side first and fused with its gradient, ``step_diversity``),
+  and the user state is the mean of the K + 1 states.
 - **PRL** (progressive reasoning learning): step k's cross-entropy is taken at temperature
   ``tau * reason_temp_decay ** (K - k)`` (the last step at the model's own tau, earlier ones softer), and after
   ``reason_warmup`` epochs a second pass with Gaussian noise (std ``reason_noise``) on the reasoning inputs is pulled
