@@ -506,6 +506,13 @@ def test_epochs_left_counts_the_evaluations_patience_still_allows():
     assert status(epochs=None).epochs_left() is None
     assert status(stop_reason="early_stopping").state == "finished (early stopping)"
     assert status(stop_reason="early_stopping").epochs_left() == (0, 0)
+    # the time per epoch is the last epochs' (a resumed run may have sped up), else the whole run's mean
+    from recgen.models.training.runs import recent_epochs
+
+    log = [{"epoch": e, "wall_seconds": w} for e, w in enumerate([400.0, 800.0, 1200.0, 1300.0, 1400.0, 1520.0], 1)]
+    assert recent_epochs(log) == (400.0, 100.0, 100.0, 120.0) and recent_epochs(log[:1]) == ()
+    assert status(recent_epoch_seconds=(100.0, 120.0)).seconds_per_epoch == 110.0
+    assert status().seconds_per_epoch == 100.0  # 300 s over 3 epochs
 
 
 def test_bench_rescores_a_finished_run_under_another_scoring_field(capsys, data_folder, tmp_path):

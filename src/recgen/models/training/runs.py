@@ -31,6 +31,7 @@ PROGRESS = "progress.json"
 PROGRESS_FORMAT = 1
 _SETTINGS = ("epochs", "eval_every", "patience", "metric", "time_budget")
 _STOPS = {"early_stopping": "early stopping", "time_budget": "time budget"}
+RECENT = 4  # epochs whose mean wall time estimates what is left
 
 
 def progress_record(settings: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +62,7 @@ class RunStatus:
     wall_seconds: float
     saved_seconds_ago: float
     source: str  # the file the state came from: progress.json or last.pt
+    recent_epoch_seconds: tuple[float, ...] = ()  # the wall time of the last few epochs (validation included)
 
     @property
     def finished(self) -> bool:
@@ -76,6 +78,10 @@ class RunStatus:
 
     @property
     def seconds_per_epoch(self) -> float | None:
+        """The mean wall time of the last few epochs (a resumed run may have sped up or slowed down), else over
+        the whole run."""
+        if self.recent_epoch_seconds:
+            return sum(self.recent_epoch_seconds) / len(self.recent_epoch_seconds)
         return self.wall_seconds / self.epoch if self.epoch and self.wall_seconds else None
 
     def epochs_left(self) -> tuple[int, int] | None:
@@ -169,7 +175,18 @@ def read_status(folder: Path, name: str | None = None, now: float | None = None)
         wall_seconds=float(record.get("wall_seconds") or 0.0),
         saved_seconds_ago=max((now if now is not None else time.time()) - last.stat().st_mtime, 0.0),
         source=source,
+        recent_epoch_seconds=recent_epochs(record.get("log") or []),
     )
+
+
+def recent_epochs(log: list[dict[str, Any]], n: int = RECENT) -> tuple[float, ...]:
+    """The wall seconds of the last ``n`` epochs of a trainer log (``wall_seconds`` is the run's clock at each
+    epoch's end, resumed parts included; the first epoch after a resume also holds the resume's start-up)."""
+    clock = [e.get("wall_seconds") for e in log if isinstance(e, dict)]
+    if len(clock) < 2 or any(not isinstance(c, (int, float)) for c in clock):
+        return ()
+    deltas = [b - a for a, b in zip(clock[:-1], clock[1:], strict=True)]
+    return tuple(d for d in deltas[-n:] if d > 0)
 
 
 def run_statuses(paths: Iterable[Path]) -> tuple[list[RunStatus], list[str]]:
