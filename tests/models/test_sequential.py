@@ -220,6 +220,9 @@ def test_fused_step_diversity_equals_the_pairwise_form(rows):
     for a, b in zip(*out, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert out[0][0] > 0  # KL of distinct distributions
+    x = x0.transpose(0, 1).contiguous().transpose(0, 1).requires_grad_()  # the same values, strided (not contiguous)
+    fused_step_diversity(x, e0, rows=rows).mul(0.7).backward()
+    torch.testing.assert_close(x.grad, out[1][1], rtol=1e-10, atol=1e-12)
     low = fused_step_diversity(x0.to(torch.bfloat16), e0.float())
     assert low.dtype == torch.float32 and abs(low.item() - out[1][0].item() / 0.7) < 0.05 * out[1][0].item()
     with torch.no_grad():

@@ -77,7 +77,7 @@ class _FusedStepDiversity(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             xf, ef = x.to(dtype), emb.to(dtype)
             grads = any(ctx.needs_input_grad[:2])
-            grad_x = torch.empty_like(xf) if grads else None
+            grad_x = torch.empty(xf.shape, dtype=dtype, device=xf.device) if grads else None  # contiguous
             grad_emb = torch.zeros_like(ef) if grads else None
             total = torch.zeros((), dtype=xf.dtype, device=x.device)
             per = max(rows // max(s, 1), 1)  # rows of x per block: ``rows`` rows of logits
