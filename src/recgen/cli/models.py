@@ -115,8 +115,7 @@ def runs(paths, as_json) -> None:
                 left_text = "–"
             else:
                 span = f"{left[0]}" if left[0] == left[1] else f"{left[0]}-{left[1]}"
-                most = left[1] * s.seconds_per_epoch if s.seconds_per_epoch else None
-                left_text = f"{span} epochs, at most {duration(most)}"
+                left_text = f"{span} epochs, at most {duration(s.seconds_left_max())}"
             rows.append(
                 (
                     s.folder,

@@ -10,8 +10,9 @@ missing (a folder from before it was written) or older than ``last.pt`` (a run s
 reads the state from ``last.pt`` (checked against its seal) and the settings from ``config.json``.
 
 What is left is given as a range of epochs: the fewest if validation never improves again (early stopping after
-``patience`` evaluations), the most if it runs to ``epochs``; the time is the most at the run's mean epoch time so
-far (validation included). A time budget (``time_budget``) can stop a run sooner; that is not counted.
+``patience`` evaluations), the most if it runs to ``epochs``; the time is the most at the last four epochs' pace
+(validation included; the whole run's mean where the log has fewer). A time budget (``time_budget``) can stop a
+run sooner; that is not counted.
 """
 
 from __future__ import annotations
@@ -98,16 +99,20 @@ class RunStatus:
         stop_at = next_eval + (self.patience - self.bad_evals - 1) * self.eval_every
         return (max(min(stop_at - self.epoch, most), 1), most)
 
+    def seconds_left_max(self) -> float | None:
+        """The most time left: the most epochs left at ``seconds_per_epoch`` (None where either is unknown)."""
+        left, spe = self.epochs_left(), self.seconds_per_epoch
+        return left[1] * spe if left and spe is not None else None
+
     def as_dict(self) -> dict[str, Any]:
         left = self.epochs_left()
-        spe = self.seconds_per_epoch
         return {
             **asdict(self),
             "state": self.state,
-            "seconds_per_epoch": spe,
+            "seconds_per_epoch": self.seconds_per_epoch,
             "epochs_left_min": left[0] if left else None,
             "epochs_left_max": left[1] if left else None,
-            "seconds_left_max": left[1] * spe if left and spe is not None else None,
+            "seconds_left_max": self.seconds_left_max(),
         }
 
 
