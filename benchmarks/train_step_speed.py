@@ -8,11 +8,19 @@ thread, for forms of the full-softmax loss:
 - ``fused``: ``recgen.ops.softmax_ce`` (blocks of 64 rows, logits never kept, backward fused), the loss today;
 - ``fused_bf16``: the same under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (the encoder's products in bf16);
 - ``fused_pairwise_kl``: ``fused`` with ReaRec ERL's diversity term in the reference's pairwise form (a (B, S, S, N)
-  tensor, as before ``recgen.ops.softmax_ce.fused_step_diversity``); with ``--set reason_steps=K``:
+  tensor, as before ``recgen.ops.softmax_ce.fused_step_diversity``);
+- ``fused_287a976``: ``fused`` as of commit 287a976, before the cross-entropy's gradient was taken in its forward
+  pass and ERL's step cross-entropies were fused with its diversity term (``fused_erl_loss``).
+
+ERL (``--set reason_steps=K``), before and after the fused diversity term, then before and after the one-pass loss:
 
     PYTHONPATH=src RECGEN_DATA_DIR=../shared/datasets python benchmarks/train_step_speed.py --datasets sports,yelp \
         --models hstu --set reason_steps=3 --variants fused_pairwise_kl,fused \
         --out benchmarks/results/speed/train_step_erl_cpu.json
+    ... --models hstu --set reason_steps=3 --variants fused_287a976,fused \
+        --out benchmarks/results/speed/train_step_erl_onepass_cpu.json
+
+and the models without reasoning, ``--variants fused_287a976,fused --out .../train_step_onepass_cpu.json``.
 
 With ``--optimizer`` each step is a whole training step (loss, backward, gradient clipping, AdamW), each variant on
 its own copy of the model; a variant ending in ``+fused_adamw`` steps torch's fused AdamW kernel instead of the
@@ -95,6 +103,54 @@ def fused_pairwise_kl_loss(model, batch):
         reasoning.step_diversity = real
 
 
+class _RecomputeCE(torch.autograd.Function):
+    """``recgen.ops.softmax_ce``'s cross-entropy as of commit 287a976: the forward pass keeps each row's
+    log-sum-exp only and the backward pass makes every block of logits again."""
+
+    @staticmethod
+    def forward(ctx, h, emb, targets, rows):
+        lse = torch.empty(len(h), dtype=h.dtype)
+        for i in range(0, len(h), rows):
+            lse[i : i + rows] = torch.logsumexp(h[i : i + rows] @ emb.T, dim=1)
+        ctx.save_for_backward(h, emb, targets, lse)
+        ctx.rows = rows
+        return (lse - (h * emb[targets]).sum(-1)).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, emb, targets, lse = ctx.saved_tensors
+        scale = grad / len(h)
+        grad_h, grad_emb = torch.empty_like(h), torch.zeros_like(emb)
+        for i in range(0, len(h), ctx.rows):
+            block = (h[i : i + ctx.rows] @ emb.T).sub_(lse[i : i + ctx.rows, None]).exp_()
+            block[torch.arange(len(block)), targets[i : i + ctx.rows]] -= 1.0
+            block.mul_(scale)
+            torch.mm(block, emb, out=grad_h[i : i + ctx.rows])
+            grad_emb.addmm_(block.T, h[i : i + ctx.rows])
+        return grad_h, grad_emb, None, None
+
+
+def fused_287a976_loss(model, batch):
+    """The loss as of commit 287a976: the cross-entropy's backward pass made its logits again, and ERL's steps each
+    had their own cross-entropy beside the fused diversity term (before ``recgen.ops.softmax_ce.fused_erl_loss``)."""
+    from recgen.models.sequential import next_item, reasoning
+    from recgen.ops.softmax_ce import ROWS, fused_step_diversity
+
+    def ce(h, emb, targets):
+        return _RecomputeCE.apply(h, emb, targets, ROWS)
+
+    def erl(x, emb, targets, kl):
+        steps = sum(ce(x[:, k], emb, targets) for k in range(1, x.shape[1]))
+        return steps - kl * fused_step_diversity(x, emb)
+
+    saved = next_item.fused_softmax_ce, reasoning.erl_loss
+    next_item.fused_softmax_ce, reasoning.erl_loss = ce, erl
+    try:
+        return model._loss(batch)[0]
+    finally:
+        next_item.fused_softmax_ce, reasoning.erl_loss = saved
+
+
 def fused_bf16_loss(model, batch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         return model._loss(batch)[0]
@@ -106,6 +162,7 @@ VARIANTS = {
     "fused": lambda m, b: m._loss(b)[0],
     "fused_bf16": fused_bf16_loss,
     "fused_pairwise_kl": fused_pairwise_kl_loss,
+    "fused_287a976": fused_287a976_loss,
 }
 
 

@@ -189,6 +189,15 @@ def test_fused_full_softmax_ce_equals_one_matrix():
         grads.append((loss.detach(), h.grad, e.grad))
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    h = h0.clone().requires_grad_()
+    (full_softmax_ce(h, e0, t) * 0.3).backward()  # a factor on the output reaches the gradient taken in forward
+    torch.testing.assert_close(h.grad, 0.3 * grads[1][1], rtol=1e-5, atol=1e-6)
+    with torch.no_grad():  # no gradient asked for: the value alone
+        torch.testing.assert_close(full_softmax_ce(h0, e0, t), grads[1][0], rtol=1e-5, atol=1e-6)
+    h = h0.to(torch.bfloat16).requires_grad_()  # a bf16 query (autocast) against fp32 items: computed in fp32
+    low = full_softmax_ce(h, e0, t)
+    low.backward()
+    assert h.grad.dtype == torch.bfloat16 and abs(low.item() - grads[1][0].item()) < 0.02 * grads[1][0].item()
 
 
 def pairwise_step_diversity(x, emb):
@@ -229,3 +238,38 @@ def test_fused_step_diversity_equals_the_pairwise_form(rows):
         torch.testing.assert_close(fused_step_diversity(x0, e0, rows=rows), out[1][0] / 0.7)
     with pytest.raises(ValueError, match="at least 2 states"):
         fused_step_diversity(x0[:, :1], e0)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 64])
+def test_fused_erl_loss_equals_its_terms(rows):
+    """ERL's loss on the steps in one pass over the logits: the value and both gradients of the steps' separate
+    cross-entropies minus kl times the pairwise diversity term (float64, blocks of 1 to all rows), kl = 0 (the
+    cross-entropies alone), a bf16 input, no-grad, and too few states."""
+    from recgen.ops.softmax_ce import fused_erl_loss
+
+    g = torch.Generator().manual_seed(1)
+    x0 = 3 * torch.randn(13, 4, 8, generator=g, dtype=torch.float64)
+    e0 = torch.randn(50, 8, generator=g, dtype=torch.float64)
+    t = torch.randint(0, 50, (13,), generator=g)
+
+    def separate(x, e, kl):
+        ce = sum(torch.nn.functional.cross_entropy(x[:, k] @ e.T, t) for k in range(1, x.shape[1]))
+        return ce - kl * pairwise_step_diversity(x, e)
+
+    for kl in (0.05, 0.0):
+        out = []
+        for fn in (lambda x, e, kl=kl: fused_erl_loss(x, e, t, kl, rows=rows), lambda x, e, kl=kl: separate(x, e, kl)):
+            x, e = x0.clone().requires_grad_(), e0.clone().requires_grad_()
+            loss = 0.7 * fn(x, e)
+            loss.backward()
+            out.append((loss.detach(), x.grad, e.grad))
+        for a, b in zip(*out, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        assert out[0][1][:, 0].abs().sum() > 0 if kl else out[0][1][:, 0].abs().sum() == 0  # state 0: diversity only
+    want = separate(x0, e0, 0.05)
+    low = fused_erl_loss(x0.to(torch.bfloat16), e0.float(), t, 0.05)
+    assert low.dtype == torch.float32 and abs(low.item() - want.item()) < 0.02 * want.item()
+    with torch.no_grad():
+        torch.testing.assert_close(fused_erl_loss(x0, e0, t, 0.05, rows=rows), want)
+    with pytest.raises(ValueError, match="at least 2 states"):
+        fused_erl_loss(x0[:, :1], e0, t, 0.05)

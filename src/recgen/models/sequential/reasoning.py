@@ -10,7 +10,8 @@ and the reference code (TangJiakai/ReaRec, ``src/models/ERL.py``, ``PRL.py``, ``
 
 - **ERL** (ensemble reasoning learning): every step is supervised with the next item (cross-entropy over the
   catalogue), a KL term rewards steps whose distributions differ (``- reason_kl * mean_{i != j} KL(p_j || p_i)``,
-  one side detached, as the reference; summed over one side first and fused with its gradient, ``step_diversity``),
+  one side detached, as the reference; summed over one side first and fused with its gradient and the steps'
+  cross-entropies into one pass over the logits, ``erl_loss``),
   and the user state is the mean of the K + 1 states.
 - **PRL** (progressive reasoning learning): step k's cross-entropy is taken at temperature
   ``tau * reason_temp_decay ** (K - k)`` (the last step at the model's own tau, earlier ones softer), and after
@@ -53,7 +54,7 @@ from torch import nn
 
 from recgen.config import check
 from recgen.errors import ConfigError
-from recgen.ops.softmax_ce import ROWS, fused_step_diversity
+from recgen.ops.softmax_ce import ROWS, fused_erl_loss, fused_step_diversity
 
 SCHEMES = ("erl", "prl")
 
@@ -119,6 +120,13 @@ def step_diversity(x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
     return fused_step_diversity(x, emb, rows=ROWS if x.device.type == "cpu" else max(x.shape[0] * x.shape[1], 1))
 
 
+def erl_loss(x: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor, kl: float) -> torch.Tensor:
+    """ERL's loss on the reasoning steps (``recgen.ops.softmax_ce.fused_erl_loss``): the sum of steps 1..K's
+    cross-entropies minus ``kl`` times ``step_diversity``, one pass over the logits; on a GPU in one block."""
+    rows = ROWS if x.device.type == "cpu" else max(x.shape[0] * x.shape[1], 1)
+    return fused_erl_loss(x, emb, targets, kl, rows=rows)
+
+
 def reasoning_loss(
     states: torch.Tensor,
     emb: torch.Tensor,
@@ -141,10 +149,9 @@ def reasoning_loss(
         noisy = F.normalize(noisy, dim=-1) if noisy is not None else None
     ce = ce or (lambda h, e, t: F.cross_entropy(h @ e.T, t))
     if cfg.reason_scheme == "erl":
-        loss = sum(ce(states[:, k] / tau, emb, targets) for k in range(1, k_steps + 1))
-        if cfg.reason_kl > 0:
-            loss = loss - cfg.reason_kl * step_diversity(states / tau, emb)
-        return loss
+        if cfg.reason_kl > 0:  # the steps' cross-entropies and the diversity term from the same logits
+            return erl_loss(states / tau, emb, targets, cfg.reason_kl)
+        return sum(ce(states[:, k] / tau, emb, targets) for k in range(1, k_steps + 1))
     loss = sum(
         ce(states[:, k] / (tau * cfg.reason_temp_decay ** (k_steps - k)), emb, targets) for k in range(1, k_steps + 1)
     )
