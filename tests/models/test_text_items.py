@@ -50,16 +50,34 @@ def fit(name, split, epochs=2, **extra):
     return create_model(name, **cfg).fit(split.train, valid=split.valid if epochs > 2 else None)
 
 
+def top1_without_twin(model, test, a, b):
+    """Share of test users whose single target scores first among the items not in their history, the target's
+    text twin left out: items ``a`` and ``b`` have the same title, so text-only vectors make them tie and their order
+    is float rounding (which a change in the loss's summation order flipped for the 7 users whose target is i3)."""
+    rows = np.arange(test.n_users)
+    hists = test.histories(rows)
+    scores = model.score(test.user_ids, hists, test.history_times(rows))
+    hits = 0
+    for i, (s, h) in enumerate(zip(scores, hists, strict=True)):
+        s = s.clone()
+        t = int(test.targets(i)[0])
+        s[0] = -torch.inf
+        s[torch.as_tensor(h, dtype=torch.long)] = -torch.inf
+        s[b if t == a else a] = -torch.inf
+        hits += int(torch.argmax(s)) == t
+    return hits / test.n_users
+
+
 @pytest.mark.parametrize("name", ["sasrec", "hstu"])
 def test_text_only_items_learn_and_score_an_item_absent_from_training(name):
     ds = titled_cycle()
     split = leave_one_out(ds)
     x, i3 = ds.items.index("x"), ds.items.index("i3")
     assert x not in set(split.train.item_ids.tolist())
-    model = fit(name, split, epochs=40, text_mode="only")  # 25 epochs left SASRec-CE at 0.885 on an AMD EPYC
+    model = fit(name, split, epochs=40, text_mode="only")
     assert model.scores_unseen_items and model.net_.item_emb is None
-    # the cycle is learnt from the items' text alone
-    assert evaluate(model, split.test, ks=(1,)).metrics["recall@1"] >= 0.9, model.train_log_
+    # the cycle is learnt from the items' text alone (x and i3 tie: each is ranked without its twin)
+    assert top1_without_twin(model, split.test, x, i3) >= 0.9, model.train_log_
     # an item no one trained on has the vector its text gives: the vector of the item with its title, so the same
     # score (to the last bits, which a matrix product may round by the row's position in the table)
     table = model.net_.item_embeddings()

@@ -50,12 +50,12 @@ def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
 
 class _FusedSoftmaxCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor, rows: int):
+    def forward(ctx, h: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor, rows: int, grad_mode: bool):
         ctx.dtypes = (h.dtype, emb.dtype)
         dtype = _compute_dtype(h, emb)
         with torch.autocast(h.device.type, enabled=False):
             h, emb = h.to(dtype), emb.to(dtype)
-            grads = any(ctx.needs_input_grad[:2])
+            grads = grad_mode and any(ctx.needs_input_grad[:2])  # (needs_input_grad ignores no_grad)
             lse = torch.empty(len(h), dtype=dtype, device=h.device)
             grad_h = torch.empty(h.shape, dtype=dtype, device=h.device) if grads else None  # contiguous
             grad_emb = torch.zeros_like(emb) if grads else None
@@ -75,12 +75,12 @@ class _FusedSoftmaxCE(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         grad_h, grad_emb = ctx.saved_tensors
         scale = grad / len(grad_h)
-        return (grad_h * scale).to(ctx.dtypes[0]), (grad_emb * scale).to(ctx.dtypes[1]), None, None
+        return (grad_h * scale).to(ctx.dtypes[0]), (grad_emb * scale).to(ctx.dtypes[1]), None, None, None
 
 
 def fused_softmax_ce(h: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor, *, rows: int = ROWS) -> torch.Tensor:
     """Mean cross-entropy of ``softmax(h @ emb.T)`` against ``targets`` (see the module docstring)."""
-    return _FusedSoftmaxCE.apply(h, emb, targets, rows)
+    return _FusedSoftmaxCE.apply(h, emb, targets, rows, torch.is_grad_enabled())
 
 
 class _FusedStates(torch.autograd.Function):
@@ -88,13 +88,13 @@ class _FusedStates(torch.autograd.Function):
     one pass over each block of logits (``fused_step_diversity``, ``fused_erl_loss``)."""
 
     @staticmethod
-    def forward(ctx, x, emb, targets, ce_w: float, div_w: float, rows: int):
+    def forward(ctx, x, emb, targets, ce_w: float, div_w: float, rows: int, grad_mode: bool):
         b, s, d = x.shape
         dtypes = (x.dtype, emb.dtype)
         dtype = _compute_dtype(x, emb)  # bf16 / fp16 in float32
         with torch.autocast(x.device.type, enabled=False):
             xf, ef = x.to(dtype), emb.to(dtype)
-            grads = any(ctx.needs_input_grad[:2])
+            grads = grad_mode and any(ctx.needs_input_grad[:2])
             grad_x = torch.empty(xf.shape, dtype=dtype, device=xf.device) if grads else None  # contiguous
             grad_emb = torch.zeros_like(ef) if grads else None
             ce_total = torch.zeros((), dtype=dtype, device=x.device)
@@ -130,7 +130,7 @@ class _FusedStates(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         grad_x, grad_emb = ctx.saved_tensors
-        return (grad_x * grad).to(ctx.dtypes[0]), (grad_emb * grad).to(ctx.dtypes[1]), None, None, None, None
+        return (grad_x * grad).to(ctx.dtypes[0]), (grad_emb * grad).to(ctx.dtypes[1]), None, None, None, None, None
 
 
 def fused_step_diversity(x: torch.Tensor, emb: torch.Tensor, *, rows: int = ROWS) -> torch.Tensor:
@@ -138,7 +138,7 @@ def fused_step_diversity(x: torch.Tensor, emb: torch.Tensor, *, rows: int = ROWS
     p_i held fixed (see the module docstring); ``x`` (B, S, D) divided by the temperature, ``emb`` (N, D)."""
     if x.shape[1] < 2:
         raise ValueError(f"the diversity term needs at least 2 states per row, got {x.shape[1]}")
-    return _FusedStates.apply(x, emb, None, 0.0, 1.0, rows)
+    return _FusedStates.apply(x, emb, None, 0.0, 1.0, rows, torch.is_grad_enabled())
 
 
 def fused_erl_loss(
@@ -150,4 +150,4 @@ def fused_erl_loss(
     indices into ``emb`` (N, D)."""
     if x.shape[1] < 2:
         raise ValueError(f"ERL's loss needs at least 2 states per row (a reasoning step), got {x.shape[1]}")
-    return _FusedStates.apply(x, emb, targets, 1.0, -float(kl), rows)
+    return _FusedStates.apply(x, emb, targets, 1.0, -float(kl), rows, torch.is_grad_enabled())
