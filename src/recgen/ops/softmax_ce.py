@@ -29,9 +29,9 @@ as the pairwise form to float rounding (``tests/models/test_sequential.py``); me
 ``benchmarks/train_step_speed.py``.
 
 ``fused_erl_loss(x, emb, targets, kl)`` is ERL's whole loss on the reasoning steps, the cross-entropy of each step
-k >= 1 plus ``-kl`` times the diversity term, from one pass over the same blocks: the K cross-entropies made their
-logits twice each (forward and backward) and the diversity term its own, 3K + 1 products of a (B, N) block where one
-pass over the (B, S, N) logits makes S = K + 1 (plus the two gradient products either way). The gradient in the
+k >= 1 plus ``-kl`` times the diversity term, from one pass over the same blocks: computed apart, the K
+cross-entropies made their (B, N) logits twice each (forward and backward) and the diversity term its own, 3K + 1
+logit products and 4K + 2 gradient products per B rows, where one pass makes K + 1 and 2K + 2. The gradient in the
 logits is the sum of the two: ``(p_k - onehot_k) / B`` for the steps and the diversity's above.
 """
 
