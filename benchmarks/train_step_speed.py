@@ -95,12 +95,17 @@ def pairwise_step_diversity(x, emb):
 def fused_pairwise_kl_loss(model, batch):
     """The loss of today with ERL's diversity term in the pairwise form (as it was before the fused term)."""
     from recgen.models.sequential import reasoning
+    from recgen.ops.softmax_ce import fused_softmax_ce
 
-    real, reasoning.step_diversity = reasoning.step_diversity, pairwise_step_diversity
+    def erl(x, emb, targets, kl):  # the steps' cross-entropies apart, as they were then
+        steps = sum(fused_softmax_ce(x[:, k], emb, targets) for k in range(1, x.shape[1]))
+        return steps - kl * pairwise_step_diversity(x, emb)
+
+    real, reasoning.erl_loss = reasoning.erl_loss, erl
     try:
         return model._loss(batch)[0]
     finally:
-        reasoning.step_diversity = real
+        reasoning.erl_loss = real
 
 
 class _RecomputeCE(torch.autograd.Function):

@@ -54,7 +54,7 @@ from torch import nn
 
 from recgen.config import check
 from recgen.errors import ConfigError
-from recgen.ops.softmax_ce import ROWS, fused_erl_loss, fused_step_diversity
+from recgen.ops.softmax_ce import ROWS, fused_erl_loss
 
 SCHEMES = ("erl", "prl")
 
@@ -113,16 +113,9 @@ def user_state(states: torch.Tensor, scheme: str, l2_norm: bool) -> torch.Tensor
     return F.normalize(h, dim=-1) if l2_norm else h
 
 
-def step_diversity(x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-    """ERL's diversity term (``recgen.ops.softmax_ce.fused_step_diversity``): the mean over rows and ordered pairs
-    i != j of KL(p_j || p_i), p_s = softmax(x[:, s] @ emb.T), with p_i held fixed as in the reference; on a GPU in
-    one block."""
-    return fused_step_diversity(x, emb, rows=ROWS if x.device.type == "cpu" else max(x.shape[0] * x.shape[1], 1))
-
-
 def erl_loss(x: torch.Tensor, emb: torch.Tensor, targets: torch.Tensor, kl: float) -> torch.Tensor:
     """ERL's loss on the reasoning steps (``recgen.ops.softmax_ce.fused_erl_loss``): the sum of steps 1..K's
-    cross-entropies minus ``kl`` times ``step_diversity``, one pass over the logits; on a GPU in one block."""
+    cross-entropies minus ``kl`` times ``fused_step_diversity``, one pass over the logits; on a GPU in one block."""
     rows = ROWS if x.device.type == "cpu" else max(x.shape[0] * x.shape[1], 1)
     return fused_erl_loss(x, emb, targets, kl, rows=rows)
 
